@@ -1,0 +1,58 @@
+"""The ``emostats`` command line.
+
+Each subcommand lives in its own module of this package and defines
+``register(subparsers)``, which adds a parser whose ``func`` default takes the
+parsed arguments and returns an exit code. Every user error is one line on
+stderr and exit code 2, never a traceback.
+"""
+
+import argparse
+import importlib
+import sys
+
+from .._version import __version__
+from ..errors import EmostatsError
+
+# module names in emostats.cli, in the order they appear in --help
+COMMANDS = ("info", "validate", "synth", "persistence", "affect_profile",
+            "nullmodels", "run", "report", "extract")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's default prints usage; keep it to one line
+        self.exit(2, f"emostats: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser():
+    parser = _Parser(prog="emostats", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"emostats {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{__name__}.{name}":
+                continue  # command not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except EmostatsError as exc:
+        print(f"emostats: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("emostats: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
