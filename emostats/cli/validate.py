@@ -1,0 +1,33 @@
+"""``emostats validate STUDY``: print every problem; exit 0 only when there is none."""
+
+import sys
+
+from ._common import add_study_argument, study_paths
+
+
+def register(sub):
+    p = sub.add_parser("validate", help="check a study file against the format (exit 0 when valid, 2 when not)",
+                       description=__doc__)
+    add_study_argument(p)
+    p.set_defaults(func=_main)
+
+
+def _main(args):
+    from ..errors import StudyError
+    from ..io import open_study
+    from ..validate import validate
+
+    paths = study_paths(args)
+    try:
+        tree = open_study(paths, validate=False)
+    except StudyError as exc:
+        print(f"{exc}", file=sys.stderr)
+        return 2
+    problems = validate(tree)
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{len(problems)} problem(s) found", file=sys.stderr)
+        return 2
+    print("valid: no problems found")
+    return 0
