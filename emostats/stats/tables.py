@@ -16,7 +16,7 @@ def r_confidence_interval(r, n, confidence=0.95):
     Examples
     --------
     >>> [round(float(v), 4) for v in r_confidence_interval(0.5, 30)]
-    [0.1773, 0.7287]
+    [0.1704, 0.729]
     """
     r = np.asarray(r, dtype=np.float64)
     n = np.asarray(n, dtype=np.float64)
