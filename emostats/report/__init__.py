@@ -1,0 +1,146 @@
+"""The emostats report: one content model, written as Quarto Markdown and as a PDF.
+
+:func:`build_report` takes a study or a results tree, draws the figures
+(:mod:`.figures`), builds the content once (:mod:`.content`) and writes it as
+``report.qmd`` (:mod:`.write_qmd`, for users who have Quarto) and as
+``report.pdf`` (:mod:`.write_typst`, compiled by the Typst compiler that the
+``typst`` Python package carries). The page set-up and the Quarto options are
+templates in ``emostats/report/templates/``.
+"""
+
+import datetime
+import shutil
+import tempfile
+from pathlib import Path
+
+__all__ = ["build_report", "load_results", "REPORT_FILES"]
+
+#: file names the report writes into its folder (figures come from .figures.FIGURES)
+REPORT_FILES = {"qmd": "report.qmd", "pdf": "report.pdf", "results": "results.nc"}
+_FORMATS = ("pdf", "qmd", "both")
+
+
+def load_results(source=None, progress=True, quiet=False, **run_kwargs):
+    """A results tree from a results file, a study file, a DataTree, or the example study.
+
+    Returns
+    -------
+    (results, ran) : (xarray.DataTree, bool)
+        ``ran`` is True when the study was run here (so the caller may save it).
+    """
+    import xarray as xr
+
+    from ..io import example_study, open_study
+    from ..run import is_results, run
+
+    if source is None:
+        source = example_study()
+    if isinstance(source, xr.DataTree):
+        if is_results(source):
+            return source, False
+        return run(source, progress=progress, quiet=quiet, **run_kwargs), True
+    paths = [source] if isinstance(source, (str, Path)) else list(source)
+    first = open_study(paths[0], validate=False)  # one-line errors for missing / non-NetCDF files
+    if is_results(first):
+        if len(paths) > 1:
+            from ..errors import EmostatsError
+
+            raise EmostatsError(f"{paths[0]} is a results file; give one results file, not {len(paths)} files")
+        return first, False
+    return run(paths if len(paths) > 1 else paths[0], progress=progress, quiet=quiet, **run_kwargs), True
+
+
+def _outputs(folder, fmt, save_results):
+    from .figures import FIGURES
+
+    names = []
+    if fmt in ("qmd", "both"):
+        names.append(REPORT_FILES["qmd"])
+        names += [f"{n}.png" for n in FIGURES]
+    if fmt in ("pdf", "both"):
+        names.append(REPORT_FILES["pdf"])
+    if save_results:
+        names.append(REPORT_FILES["results"])
+    return [folder / n for n in names]
+
+
+def build_report(source=None, outdir="report", format="both", force=False, progress=True, quiet=False,
+                 save_results=True, **run_kwargs):
+    """Write ``report.qmd`` (with its figures) and/or ``report.pdf`` for a study or results.
+
+    Parameters
+    ----------
+    source : path, sequence of paths, xarray.DataTree or None
+        A results file or tree (from :func:`emostats.run`), or a study (run
+        first); None means the example study shipped in the package.
+    outdir : str or Path
+        Folder of the report (created if missing).
+    format : {"both", "pdf", "qmd"}
+        ``qmd`` writes the Quarto document and its PNG figures; ``pdf`` the PDF
+        only (its figures are embedded); ``both`` all of them.
+    force : bool
+        Replace existing report files; without it an existing file is an error
+        and nothing is written.
+    save_results : bool
+        When a study was run here, also write ``results.nc`` beside the report.
+    run_kwargs
+        Passed to :func:`emostats.run` when a study is run.
+
+    Returns
+    -------
+    dict
+        ``{"qmd": path, "pdf": path, "results": path, "figures": [paths], "document": Document}``
+        (keys only for what was written).
+    """
+    from .._atomic import atomic_path, check_output
+    from ..errors import EmostatsError
+    from .content import build_document
+    from .figures import draw_figures
+    from .write_qmd import to_qmd
+    from .write_typst import compile_pdf, to_typst
+
+    if format not in _FORMATS:
+        raise EmostatsError(f"format must be one of {', '.join(_FORMATS)}, got {format!r}")
+    folder = Path(outdir)
+    if folder.exists() and not folder.is_dir():
+        raise EmostatsError(f"output {folder} is a file; give a folder for the report")
+    # refuse before running anything long
+    for path in _outputs(folder, format, save_results):
+        if path.exists() and not force:
+            check_output(path, force=False)
+    results, ran = load_results(source, progress=progress, quiet=quiet, **run_kwargs)
+    if folder.exists():
+        for path in _outputs(folder, format, save_results and ran):
+            check_output(path, force=force)
+    folder.mkdir(parents=True, exist_ok=True)
+    results.attrs["report_created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    written = {}
+    if ran and save_results:
+        from ..io import save
+
+        save(results, folder / REPORT_FILES["results"], force=force)
+        written["results"] = folder / REPORT_FILES["results"]
+    work = Path(tempfile.mkdtemp(prefix=".emostats-report-", dir=folder))
+    try:
+        figures = draw_figures(results, work, force=True)
+        doc = build_document(results, figures)
+        if format in ("pdf", "both"):
+            (work / "report.typ").write_text(to_typst(doc), encoding="utf-8")
+            pdf = compile_pdf(work / "report.typ", root=work)
+            with atomic_path(folder / REPORT_FILES["pdf"], force=force) as tmp:
+                Path(tmp).write_bytes(pdf)
+            written["pdf"] = folder / REPORT_FILES["pdf"]
+        if format in ("qmd", "both"):
+            written["figures"] = []
+            for fig in doc.figures():
+                target = folder / fig.path
+                check_output(target, force=force)
+                shutil.move(work / fig.path, target)  # same file system: an atomic rename
+                written["figures"].append(target)
+            with atomic_path(folder / REPORT_FILES["qmd"], force=force) as tmp:
+                Path(tmp).write_text(to_qmd(doc), encoding="utf-8")
+            written["qmd"] = folder / REPORT_FILES["qmd"]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    written["document"] = doc
+    return written

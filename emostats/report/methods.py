@@ -1,0 +1,139 @@
+"""The methods and provenance sections of the report: every definition and parameter, stated once."""
+
+import json
+
+from ..run import STEPS
+from ._format import count, num
+from .model import Bullets, Code, Paragraph, Section, Table, literal
+
+__all__ = ["methods_section", "provenance_section", "param"]
+
+
+def param(results, key, default=None):
+    """A run parameter from the results' root attrs (``param_<key>``), decoded."""
+    value = results.attrs.get(f"param_{key}", default)
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value
+
+
+def methods_section(results):
+    """Definitions of every statistic in the report, with the parameters of this run."""
+    p = {k: param(results, k) for k in ("lag", "max_lag", "seed", "n_perm", "n_random", "n_candidates",
+                                         "k_sweep", "n_matched", "match_stat", "rating_stat", "min_fires",
+                                         "min_mentions", "alpha", "n_boot")}
+    k_sweep = p["k_sweep"]
+    k_text = ("the default sweep: about 24 values of k spaced evenly in log scale from 1 to the hidden size"
+              if k_sweep in (None, "none") else "k = " + ", ".join(str(k) for k in k_sweep))
+    sec = Section("Methods", label="sec-methods")
+    sec.add(Paragraph(
+        "Notation: *z* is a probe's activation standardised over all tokens (mean 0, population standard "
+        f"deviation, ddof = 0); *L* is the lag (here L = {p['lag']}); a *segment* is one turn (one "
+        "(conversation, turn) pair) of the target model; a *valid pair* is two tokens t and t + L in the same "
+        "segment. Sums are accumulated in float64 with the means removed first, so large offsets lose no "
+        "digits."))
+    sec.add(Bullets([
+        f"**Lag persistence.** Per probe, the Pearson correlation between the activation at t and at t + L "
+        f"over all valid pairs, pooled across segments (L = {p['lag']}). The lag profile is the same "
+        f"correlation for every L from 0 to {p['max_lag']}, with the number of pairs at each L.",
+        "**Trajectories.** Tokens are binned by initial strength |z_t| in [1, 2), [2, 3), [3, 4) and "
+        f"[4, ∞). For each τ from 0 to {p['max_lag']}, the mean of sign(z_t)·z_(t+τ) over the tokens of a "
+        "bin whose τ-successor lies in the same segment, computed per probe and then averaged over the probes "
+        "with equal weight; the numbers of tokens are kept.",
+        "**Decay fits.** a + b·exp(−τ/τ_fast) + c·exp(−τ/τ_slow), or the one-component model when it has the "
+        "lower AIC, is fitted by least squares to the mean lag profile and to each trajectory; half-lives "
+        f"(τ·ln 2) in tokens and the tail level a, with percentile intervals from {p['n_boot']} bootstrap "
+        "resamples of whole conversations.",
+        f"**Random directions.** {count(p['n_random'])} unit vectors uniform on the sphere of the hidden space "
+        f"(Figure 3 null), and {count(p['n_candidates'])} candidate vectors uniform on the spheres of the "
+        f"top-k eigenspaces of the activation covariance Σ, spread evenly over {k_text}. Their lag "
+        "persistence comes from the study's `/random` activations when present, else exactly from the "
+        "second moments in `/moments`: r = v'Cxy v / sqrt(v'Cxx v · v'Cyy v), with Cxx, Cyy and Cxy the "
+        "covariances of the activations at t and at t + L over valid pairs. Variance explained of a unit "
+        "vector v is v'Σv / trace(Σ).",
+        f"**Variance matching.** Each target (probe, PC or SAE feature) is matched to the {p['n_matched']} "
+        "candidates nearest in variance explained (absolute difference; a target never matches itself). "
+        f"Residual persistence = target persistence − the {p['match_stat']} persistence of its matches "
+        f"({p['rating_stat']} in the rating analyses of Figure 10). The residuals are summarised by their "
+        "mean, the number positive, and one-sample tests against 0 (t-test, Wilcoxon signed-rank, "
+        "two-sided sign test).",
+        "**Emotion-space PCs.** PCA of the probe activations over all tokens; each PC's scores are a new "
+        "series whose lag persistence is measured like a probe's; its hidden-space direction is the PC's "
+        "combination of probe vectors, which gives its variance explained and so its variance-matched "
+        "residual. Spearman's ρ of PC rank against residual.",
+        f"**SAE firing persistence.** Per feature, P(fires at t + L | fires at t) − P(fires at t + L | does "
+        f"not fire at t) over valid t. Features that fire fewer than {p['min_fires']} times over all tokens "
+        "are excluded (and counted).",
+        "**Subspace fraction.** An orthonormal basis of the span of the probe vectors by SVD; for a feature's "
+        "decoder vector d, ||P d|| / ||d|| with P the projection on that span. Cosine of each feature with "
+        "each probe.",
+        "**Rating analyses.** Spearman's ρ (average ranks for ties; NaN dropped pairwise, n reported) of "
+        "subspace fraction with each rating, of the two ratings with each other, of residual persistence with "
+        "each rating, and of the self rating with variance explained.",
+        f"**Mention tests.** For every emotion word named in at least {p['min_mentions']} rated features' "
+        "transcripts, a one-sided permutation test that features whose transcript names it have a higher "
+        "cosine with that emotion's probe (statistic: mean(mentioning) − mean(others); "
+        f"{count(p['n_perm'])} permutations, p = (1 + #{{T_perm ≥ T_obs}}) / (1 + n_perm), or exact "
+        f"enumeration when there are fewer labellings); BH-FDR over the emotions tested at α = {p['alpha']}.",
+        "**Steering effect.** Contrast = the steered emotion's activation − the mean of the other probes. "
+        "Per (emotion, offset): z = (mean steered − mean baseline) / sqrt(se_steered² + se_baseline²), "
+        "se = sd (ddof = 1) / sqrt(n); two-sided normal p; BH-FDR across emotions at each offset; "
+        f"significant when q ≤ {p['alpha']}; persistent when significant with z > 0, anti-persistent "
+        "when significant with z < 0.",
+        "**Conventions.** BH-FDR leaves NaN p-values out of the family (their q is NaN). Every random step "
+        f"takes a seed derived from the run seed ({p['seed']}) and the step's name, so the same study and "
+        "seed give the same numbers for any thread count.",
+    ]))
+    rows = []
+    for key in sorted(k[len("param_"):] for k in results.attrs if k.startswith("param_")):
+        value = param(results, key)
+        text = ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+        rows.append([f"`{key}`", literal(text)])
+    sec.add(Table(["parameter", "value"], rows, "Parameters of this run (`emostats run`).",
+                  label="tbl-parameters", align="ll"))
+    return sec
+
+
+def provenance_section(results):
+    """Where the numbers come from: input file and hash, versions, seeds, time per step."""
+    a = results.attrs
+    sec = Section("Provenance", label="sec-provenance")
+    rows = [
+        ["emostats version", literal(a.get("emostats_version", "?"))],
+        ["input file(s)", literal(a.get("input_files", "") or "(an opened study)")],
+        ["input SHA-256", f"`{a.get('input_sha256') or 'unknown'}`"],
+        ["run seed", str(a.get("seed", "?"))],
+        ["results created", literal(a.get("created", "?"))],
+        ["report created", literal(a.get("report_created", "?"))],
+        ["Python / NumPy / xarray", literal(f"{a.get('python', '?')} / {a.get('numpy', '?')} / "
+                                            f"{a.get('xarray', '?')}")],
+    ]
+    for key in sorted(k for k in a if k.startswith("study_")):
+        rows.append([literal(f"study: {key[len('study_'):]}"), literal(str(a[key]))])
+    sec.add(Table(["item", "value"], rows, "Inputs, versions and seeds.", label="tbl-provenance", align="ll",
+                  widths=("auto", "1fr")))
+    step_rows = []
+    for name in STEPS:
+        seconds = a.get(f"time_{name}")
+        seed = a.get(f"seed_{name}")
+        if f"skipped_{name}" in a:
+            status = "skipped: " + literal(a[f"skipped_{name}"])
+        elif name in results.children:
+            status = "ran"
+        else:
+            status = "not requested"
+        step_rows.append([f"`{name}`", status, "–" if seconds is None else num(seconds, 3),
+                          "–" if seed is None else str(seed)])
+    sec.add(Table(["step", "status", "seconds", "seed"], step_rows,
+                  f"Steps of `emostats run` (total {num(a.get('time_total'), 3)} s).", label="tbl-steps",
+                  align="llrr", widths=("auto", "1fr", "auto", "auto")))
+    sec.add(Paragraph("To reproduce these numbers, run the same emostats version on the file with the SHA-256 "
+                      "above:"))
+    sec.add(Code(f"emostats run STUDY.nc -o results.nc --lag {param(results, 'lag')} --seed {a.get('seed', 0)}\n"
+                 "emostats report results.nc -o report"))
+    return sec

@@ -1,0 +1,423 @@
+"""Every analysis of a study in one call: :func:`run` returns a results DataTree.
+
+The steps run in the order of :data:`STEPS` (SPEC.md section 2). A step whose
+study group or variable is missing, or that needs an earlier step which was
+skipped, is skipped with one line naming what it needs; the line is also kept in
+the results' root attrs (``skipped_<step>``). Each step stores the Dataset that
+its analysis returned as one group of the results; the root attrs carry the
+provenance: emostats version, the input's sha256, every parameter, the seed of
+every random step, and the seconds each step took.
+
+The same study and seed give the same results, bit for bit (timings and the
+creation time aside): every random step gets its own seed derived from ``seed``
+and the step's name, and the kernels give the same bits for any thread count.
+"""
+
+import datetime
+import json
+import platform
+import sys
+import time
+import types
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from ._version import __version__
+from .errors import EmostatsError
+
+__all__ = ["run", "STEPS", "Step", "is_results", "RESULTS_MARKER"]
+
+#: root attribute that marks a results file (its value is the results format version)
+RESULTS_MARKER = "emostats_results"
+
+
+@dataclass
+class Step:
+    """One analysis of :func:`run`.
+
+    ``needs`` lists study variables as ``"group"`` or ``"group/variable"``; a tuple
+    inside it is a choice (any one will do). ``after`` lists earlier steps whose
+    results this step reads.
+    """
+
+    name: str
+    title: str
+    func: object
+    needs: tuple = ()
+    after: tuple = ()
+    random: bool = False
+    doc: str = field(default="", repr=False)
+
+
+# --------------------------------------------------------------------------- context
+
+
+class _Context:
+    """What the steps share: the study, the parameters, earlier results, the log."""
+
+    def __init__(self, study, params, seed):
+        self.study = study
+        self.params = params
+        self.seed = seed
+        self.results = {}
+        self.notes = {}
+
+    def group(self, name):
+        return self.study[name].to_dataset(inherit=False)
+
+    def has(self, path):
+        group, _, var = path.strip("/").partition("/")
+        if group not in self.study.children:
+            return False
+        if not var:
+            return True
+        ds = self.study[group]
+        return var in ds.data_vars or var in ds.coords
+
+    def step_seed(self, name):
+        """A seed for step ``name``: the same for the same run seed, different across steps."""
+        return int(np.random.SeedSequence([int(self.seed), zlib.crc32(name.encode())]).generate_state(1)[0])
+
+
+def _missing(ctx, step, skipped):
+    """The one-line reason why ``step`` cannot run, or None."""
+    for dep in step.after:
+        if dep in skipped:
+            return f"needs the {dep} step, which was skipped ({skipped[dep]})"
+        if dep not in ctx.results:
+            return f"needs the {dep} step"
+    for need in step.needs:
+        choices = need if isinstance(need, tuple) else (need,)
+        if not any(ctx.has(c) for c in choices):
+            names = " or ".join("/" + c.strip("/") for c in choices)
+            return f"needs {names}, which this study does not have"
+    return None
+
+
+# --------------------------------------------------------------------------- attrs
+
+
+def _attr_value(value):
+    """A value NetCDF can store as an attribute (bools as 0/1, nesting as JSON)."""
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if value is None:
+        return "none"
+    if isinstance(value, (str, int, float, np.integer, np.floating)):
+        return value
+    if isinstance(value, np.ndarray) and value.dtype.kind in "iuf" and value.ndim == 1:
+        return value
+    if isinstance(value, (list, tuple)) and value and all(
+            isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in value):
+        return np.asarray(value)
+    try:
+        return json.dumps(value, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _clean(ds):
+    """A copy of ``ds`` whose attrs (and its variables') NetCDF can store."""
+    ds = ds.copy()
+    ds.attrs = {k: _attr_value(v) for k, v in ds.attrs.items()}
+    for name in ds.variables:
+        ds[name].attrs = {k: _attr_value(v) for k, v in ds[name].attrs.items()}
+    return ds
+
+
+def is_results(tree_or_attrs):
+    """True when a DataTree (or its root attrs) is a results tree written by :func:`run`."""
+    attrs = getattr(tree_or_attrs, "attrs", tree_or_attrs)
+    return RESULTS_MARKER in attrs
+
+
+# --------------------------------------------------------------------------- display
+
+
+class _Display:
+    """A rich progress display on a TTY (or nothing), and the one-line skip messages."""
+
+    def __init__(self, n_steps, enabled, quiet):
+        self.quiet = quiet
+        self.progress = None
+        if enabled and not quiet and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, \
+                TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(SpinnerColumn(), TextColumn("{task.description:<44}"), BarColumn(),
+                                     MofNCompleteColumn(), TimeElapsedColumn(),
+                                     console=Console(stderr=True), transient=False)
+            self.task = self.progress.add_task("emostats run", total=n_steps)
+
+    def __enter__(self):
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress is not None:
+            self.progress.stop()
+
+    def start(self, step):
+        if self.progress is not None:
+            self.progress.update(self.task, description=f"{step.name}: {step.title}")
+
+    def done(self, step, seconds):
+        if self.progress is not None:
+            self.progress.console.print(f"  {step.name:<18} {seconds:8.2f} s", highlight=False)
+            self.progress.advance(self.task)
+
+    def skip(self, step, reason):
+        line = f"emostats run: skipped {step.name}: {reason}"
+        if self.progress is not None:
+            self.progress.console.print(line, highlight=False, markup=False)
+            self.progress.advance(self.task)
+        elif not self.quiet:
+            print(line, file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- run
+
+
+def _open(study):
+    """(tree, sha256 or '', file names) of a path, several paths, or a DataTree."""
+    from .io import open_study, sha256
+
+    if isinstance(study, xr.DataTree):
+        files = [p for p in str(study.attrs.get("source_files", "")).split(";") if p]
+        digest = sha256(files if len(files) > 1 else files[0]) if files and all(Path(f).is_file() for f in files) \
+            else ""
+        return study, digest, files
+    paths = [study] if isinstance(study, (str, Path)) else list(study)
+    tree = open_study(paths if len(paths) > 1 else paths[0])
+    return tree, sha256(paths if len(paths) > 1 else paths[0]), [str(p) for p in paths]
+
+
+def run(study, lag=100, max_lag=200, seed=0, n_perm=10_000, n_random=1000, n_candidates=5420,
+        k_sweep=None, n_matched=20, match_stat="median", rating_stat="mean", min_fires=101,
+        min_mentions=5, alpha=0.05, n_boot=200, steps=None, progress=True, quiet=False, threads=None):
+    """Run every analysis that the study supports; return the results as a DataTree.
+
+    Parameters
+    ----------
+    study : str, Path, sequence of them, or xarray.DataTree
+        A study file (validated on opening), the parts of a split study, or an
+        opened study.
+    lag : int
+        The lag L of the persistence metrics (probes, random directions, SAE features).
+    max_lag : int
+        Largest lag of the lag profile and largest tau of the trajectories.
+    seed : int
+        Master seed; each random step derives its own seed from it (recorded as
+        ``seed_<step>`` in the root attrs).
+    n_perm : int
+        Permutations of the mention tests.
+    n_random : int
+        Random unit directions uniform on the sphere of the hidden space (Figure 3).
+    n_candidates : int
+        Candidate directions for variance matching, uniform on the spheres of the
+        top-k eigenspaces of the covariance, spread evenly over ``k_sweep``.
+    k_sweep : sequence of int, optional
+        The k values; default about 24 values spaced evenly in log scale from 1 to
+        the hidden size.
+    n_matched : int
+        Variance-matched neighbours per target (probes, PCs, SAE features).
+    match_stat : {"median", "mean"}
+        Statistic of the matched neighbours subtracted from the target for probes,
+        PCs and SAE features (the study used the median).
+    rating_stat : {"mean", "median"}
+        The same for the rating analyses (the study's Figure 10 used the mean).
+    min_fires : int
+        SAE features firing fewer times are excluded from firing persistence.
+    min_mentions : int
+        An emotion enters the mention tests when at least this many rated
+        features' transcripts name it ("more than 4").
+    alpha : float
+        BH-FDR level of the steering and mention tests.
+    n_boot : int
+        Bootstrap resamples (over conversations) of the decay fits.
+    steps : sequence of str, optional
+        Run only these steps (and say so in the attrs); default all of :data:`STEPS`.
+    progress : bool
+        Show a progress display on stderr when it is a terminal.
+    quiet : bool
+        Print nothing (skipped steps are still recorded in the attrs).
+    threads : int, optional
+        Threads of the parallel kernels (results do not depend on it).
+
+    Returns
+    -------
+    xarray.DataTree
+        One group per analysis that ran; root attrs hold the provenance.
+
+    Examples
+    --------
+    >>> import emostats as es
+    >>> results = es.run(es.example_study(), progress=False, quiet=True)  # doctest: +SKIP
+    >>> float(results["summary"]["value"].sel(row="probe_persistence"))  # doctest: +SKIP
+    """
+    started = time.perf_counter()
+    tree, digest, files = _open(study)
+    params = dict(lag=int(lag), max_lag=int(max_lag), seed=int(seed), n_perm=int(n_perm),
+                  n_random=int(n_random), n_candidates=int(n_candidates),
+                  k_sweep=None if k_sweep is None else [int(k) for k in k_sweep],
+                  n_matched=int(n_matched), match_stat=str(match_stat), rating_stat=str(rating_stat),
+                  min_fires=int(min_fires), min_mentions=int(min_mentions), alpha=float(alpha),
+                  n_boot=int(n_boot), threads=threads)
+    _check_params(params)
+    selected = list(STEPS) if steps is None else _select(steps)
+    ctx = _Context(tree, params, seed)
+    attrs = {
+        RESULTS_MARKER: 1,
+        "title": "emostats results",
+        "emostats_version": __version__,
+        "input_sha256": digest,
+        "input_files": ";".join(Path(f).name for f in files),
+        "seed": int(seed),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "xarray": xr.__version__,
+    }
+    for key, value in params.items():
+        attrs[f"param_{key}"] = _attr_value(value)
+    for key, value in tree.attrs.items():
+        if key not in ("source_files",):
+            attrs[f"study_{key}"] = _attr_value(value)
+    skipped, ran = {}, []
+    with _Display(len(selected), progress, quiet) as display:
+        for name in selected:
+            step = STEPS[name]
+            reason = _missing(ctx, step, skipped)
+            if reason is None:
+                display.start(step)
+                if step.random:
+                    attrs[f"seed_{name}"] = ctx.step_seed(name)
+                t0 = time.perf_counter()
+                try:
+                    ds = step.func(ctx)
+                except EmostatsError as exc:  # the data cannot support it (one line from the analysis)
+                    ds, reason = None, str(exc).splitlines()[0]
+                seconds = time.perf_counter() - t0
+                attrs[f"time_{name}"] = round(seconds, 4)
+                if ds is not None:
+                    ds = _clean(ds)
+                    ds.attrs.setdefault("title", step.title)
+                    ds.attrs["step"] = name
+                    ctx.results[name] = ds
+                    ran.append(name)
+                    display.done(step, seconds)
+                    continue
+            skipped[name] = reason
+            attrs[f"skipped_{name}"] = reason
+            display.skip(step, reason)
+    attrs["steps_run"] = " ".join(ran)
+    attrs["steps_skipped"] = " ".join(skipped)
+    attrs["time_total"] = round(time.perf_counter() - started, 4)
+    out = xr.DataTree.from_dict({f"/{k}": v for k, v in ctx.results.items()})
+    out.attrs = attrs
+    return out
+
+
+def _check_params(p):
+    if p["lag"] < 1 or p["max_lag"] < 1:
+        raise EmostatsError(f"lag and max_lag must be >= 1, got lag={p['lag']}, max_lag={p['max_lag']}")
+    if p["max_lag"] < p["lag"]:
+        raise EmostatsError(f"max_lag ({p['max_lag']}) must be >= lag ({p['lag']}) so the profile covers the lag")
+    for key in ("n_perm", "n_random", "n_candidates", "n_matched", "n_boot"):
+        if p[key] < 1:
+            raise EmostatsError(f"{key} must be >= 1, got {p[key]}")
+    for key in ("match_stat", "rating_stat"):
+        if p[key] not in ("median", "mean"):
+            raise EmostatsError(f"{key} must be 'median' or 'mean', got {p[key]!r}")
+    if not 0 < p["alpha"] < 1:
+        raise EmostatsError(f"alpha must lie in (0, 1), got {p['alpha']}")
+
+
+def _select(steps):
+    steps = [steps] if isinstance(steps, str) else list(steps)
+    unknown = [s for s in steps if s not in STEPS]
+    if unknown:
+        raise EmostatsError(f"unknown step {unknown[0]!r}; choose from {', '.join(STEPS)}")
+    return [s for s in STEPS if s in steps]
+
+
+def default_k_sweep(hidden, n=24):
+    """About ``n`` distinct k values spaced evenly in log scale from 1 to ``hidden``.
+
+    Examples
+    --------
+    >>> default_k_sweep(8, n=4)
+    [1, 2, 4, 8]
+    """
+    ks = np.unique(np.round(np.geomspace(1, hidden, n)).astype(int))
+    return [int(k) for k in ks]
+
+
+# --------------------------------------------------------------------------- the steps
+# Each step reads the study and earlier results through the public API only.
+
+
+def _probe_act(ctx):
+    return ctx.study["tokens"]["probe_act"]
+
+
+def _step_persistence(ctx):
+    from . import lag_persistence
+
+    return lag_persistence(_probe_act(ctx), lag=ctx.params["lag"])
+
+
+def _step_profile(ctx):
+    from . import lag_profile
+
+    return lag_profile(_probe_act(ctx), max_lag=ctx.params["max_lag"])
+
+
+def _step_trajectories(ctx):
+    from . import trajectories
+
+    return trajectories(_probe_act(ctx), max_lag=ctx.params["max_lag"])
+
+
+def _step_summary(ctx):
+    from ._summary import summary_table
+
+    return summary_table(ctx.results, ctx.params, ctx.study)
+
+
+STEPS = {}
+
+
+def _register(*steps):
+    for step in steps:
+        STEPS[step.name] = step
+
+
+_register(
+    Step("persistence", "lag persistence of the probes", _step_persistence, needs=("tokens/probe_act",)),
+    Step("profile", "lag profile r(L) of the probes", _step_profile, needs=("tokens/probe_act",)),
+    Step("trajectories", "trajectories by initial strength", _step_trajectories, needs=("tokens/probe_act",)),
+    Step("summary", "the study's closing paragraph as a table", _step_summary),
+)
+
+
+class _CallableModule(types.ModuleType):
+    """``emostats.run`` is both this module and the function :func:`run`.
+
+    Importing the submodule ``emostats.run`` makes Python set the package
+    attribute ``emostats.run`` to the module, hiding the lazily exported
+    function of the same name; calling the module calls the function, so
+    ``es.run(study)`` works whichever of the two the attribute holds.
+    """
+
+    def __call__(self, *args, **kwargs):
+        return run(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,176 @@
+"""Tests of emostats.run and `emostats run`: orchestration, provenance, skipping, determinism, CLI errors."""
+
+import importlib
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import emostats as es
+run_mod = importlib.import_module("emostats.run")  # the module (es.run is the function)
+from emostats.cli import main
+from tests.studies import tiny_study
+
+
+@pytest.fixture
+def tiny_path(tmp_path):
+    path = tmp_path / "tiny.nc"
+    es.save(tiny_study(), path)
+    return path
+
+
+def _tiny_without(*groups):
+    tree = tiny_study()
+    keep = {n.path: n.to_dataset(inherit=False) for n in tree.subtree
+            if n.path != "/" and n.path.strip("/") not in groups}
+    out = xr.DataTree.from_dict(keep)
+    out.attrs = dict(tree.attrs)
+    return out
+
+
+# --------------------------------------------------------------------------- machinery (stand-in steps)
+
+
+def _mean_step(ctx):
+    """A stand-in analysis: the mean of probe_act per probe, with awkward attrs."""
+    act = ctx.study["tokens"]["probe_act"]
+    ds = xr.Dataset({"m": act.mean("token").astype(float)})
+    ds["m"].attrs["long_name"] = "mean"
+    ds.attrs.update(flag=True, nothing=None, bins=((1, 2), (4, np.inf)), lag=ctx.params["lag"])
+    return ds
+
+
+def _random_step(ctx):
+    rng = np.random.default_rng(ctx.step_seed("noise"))
+    return xr.Dataset({"x": ("i", rng.normal(size=5))})
+
+
+def _steering_step(ctx):
+    return xr.Dataset({"s": ctx.study["steering"]["steered_act"].mean()})
+
+
+def _after_step(ctx):
+    return xr.Dataset({"t": ctx.results["steer"]["s"] * 2})
+
+
+@pytest.fixture
+def fake_steps(monkeypatch):
+    steps = {
+        "mean": run_mod.Step("mean", "mean activation", _mean_step, needs=("tokens/probe_act",)),
+        "noise": run_mod.Step("noise", "noise", _random_step, random=True),
+        "steer": run_mod.Step("steer", "steering mean", _steering_step, needs=("steering",)),
+        "after": run_mod.Step("after", "needs steer", _after_step, after=("steer",)),
+        "choice": run_mod.Step("choice", "random or moments", _random_step, needs=(("random", "moments"),)),
+    }
+    monkeypatch.setattr(run_mod, "STEPS", steps)
+    return steps
+
+
+def test_provenance_and_groups(fake_steps, tiny_path):
+    res = es.run(tiny_path, lag=3, max_lag=7, seed=11, progress=False)
+    assert set(res.children) == {"mean", "noise", "steer", "after", "choice"}
+    a = res.attrs
+    assert a[run_mod.RESULTS_MARKER] == 1 and run_mod.is_results(res)
+    assert a["emostats_version"] == es.__version__
+    assert a["input_sha256"] == es.sha256(tiny_path)
+    assert a["input_files"] == "tiny.nc"
+    assert a["param_lag"] == 3 and a["param_max_lag"] == 7 and a["seed"] == 11
+    assert all(f"time_{s}" in a for s in fake_steps)
+    assert "seed_noise" in a and "seed_mean" not in a
+    assert a["study_model"] == "hand-built"
+    assert a["steps_run"].split() == list(fake_steps) and a["steps_skipped"] == ""
+    assert res["mean"]["m"].attrs["long_name"] == "mean"
+    assert res["mean"].attrs["step"] == "mean" and res["mean"].attrs["title"] == "mean activation"
+
+
+def test_missing_group_skips_with_one_line(fake_steps, capsys):
+    res = es.run(_tiny_without("steering", "moments"), progress=False)
+    err = capsys.readouterr().err.strip().splitlines()
+    # steer and its dependant are skipped, each with one line; choice still runs from /random? no: neither
+    assert len(err) == 3, err
+    assert err[0] == "emostats run: skipped steer: needs /steering, which this study does not have"
+    assert err[1].startswith("emostats run: skipped after: needs the steer step, which was skipped (needs /steering")
+    assert err[2] == "emostats run: skipped choice: needs /random or /moments, which this study does not have"
+    assert res.attrs["skipped_steer"] == "needs /steering, which this study does not have"
+    assert res.attrs["steps_skipped"].split() == ["steer", "after", "choice"]
+    assert "steer" not in res.children and "mean" in res.children
+
+
+def test_quiet_prints_nothing(fake_steps, capsys):
+    es.run(_tiny_without("steering"), progress=False, quiet=True)
+    assert capsys.readouterr().err == ""
+
+
+def test_results_round_trip_and_same_bits(fake_steps, tiny_path, tmp_path):
+    a = es.run(tiny_path, seed=5, progress=False)
+    b = es.run(tiny_path, seed=5, progress=False)
+    c = es.run(tiny_path, seed=6, progress=False)
+    es.save(a, tmp_path / "a.nc")
+    back = xr.open_datatree(tmp_path / "a.nc")
+    assert back.attrs["emostats_results"] == 1
+    assert back["mean"].attrs["flag"] == 1 and back["mean"].attrs["nothing"] == "none"
+    for name in a.children:
+        xr.testing.assert_equal(a[name].to_dataset(), b[name].to_dataset())
+        xr.testing.assert_equal(a[name].to_dataset(), back[name].to_dataset())
+    assert not np.array_equal(a["noise"]["x"], c["noise"]["x"])
+
+
+def test_steps_subset_and_bad_parameters(fake_steps, tiny_path):
+    res = es.run(tiny_path, steps=["mean"], progress=False)
+    assert set(res.children) == {"mean"}
+    with pytest.raises(es.EmostatsError, match="unknown step 'nope'; choose from"):
+        es.run(tiny_path, steps=["nope"], progress=False)
+    with pytest.raises(es.EmostatsError, match=r"max_lag \(5\) must be >= lag \(10\)"):
+        es.run(tiny_path, lag=10, max_lag=5, progress=False)
+    with pytest.raises(es.EmostatsError, match="match_stat must be 'median' or 'mean'"):
+        es.run(tiny_path, match_stat="mode", progress=False)
+
+
+def test_analysis_error_becomes_a_skip(monkeypatch, tiny_path, capsys):
+    def broken(ctx):
+        raise es.MissingGroupError("/features: variable self_rating missing; rate features first")
+
+    monkeypatch.setattr(run_mod, "STEPS", {"r": run_mod.Step("r", "ratings", broken)})
+    res = es.run(tiny_path, progress=False)
+    assert res.attrs["skipped_r"] == "/features: variable self_rating missing; rate features first"
+    assert "skipped r: /features" in capsys.readouterr().err
+
+
+def test_step_seeds_differ_and_repeat():
+    ctx = run_mod._Context(None, {}, seed=0)
+    assert ctx.step_seed("a") == run_mod._Context(None, {}, seed=0).step_seed("a")
+    assert ctx.step_seed("a") != ctx.step_seed("b")
+    assert ctx.step_seed("a") != run_mod._Context(None, {}, seed=1).step_seed("a")
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_cli_run_writes_and_refuses_to_overwrite(fake_steps, tiny_path, tmp_path, capsys):
+    out = tmp_path / "res.nc"
+    assert main(["run", str(tiny_path), "-o", str(out), "--no-progress", "--seed", "3"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert xr.open_datatree(out).attrs["seed"] == 3
+    assert main(["run", str(tiny_path), "-o", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "exists; pass --force" in err[0]
+    assert main(["run", str(tiny_path), "-o", str(out), "--no-progress", "--force", "-q"]) == 0
+
+
+@pytest.mark.parametrize("case", ["missing", "not_netcdf"])
+def test_cli_run_bad_inputs(case, tmp_path, capsys):
+    path = tmp_path / "study.nc"
+    if case == "not_netcdf":
+        path.write_text("just text\n")
+    code = main(["run", str(path), "-o", str(tmp_path / "out.nc"), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("emostats: error:")
+    assert ("no such file" if case == "missing" else "not a NetCDF file") in err[0]
+    assert "Traceback" not in err[0]
+    assert not (tmp_path / "out.nc").exists()
+
+
+def test_default_output_name():
+    from emostats.cli.run import default_output
+
+    assert default_output("a/b/study.nc").as_posix() == "a/b/study.results.nc"
