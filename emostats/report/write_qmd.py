@@ -54,7 +54,9 @@ def _block(block):
     if isinstance(block, Bullets):
         return "\n".join(f"- {inline(item)}" for item in block.items)
     if isinstance(block, Code):
-        return f"```text\n{block.text.rstrip()}\n```"
+        runs = [len(m) for m in re.findall(r"`+", block.text)]
+        fence = "`" * max(3, max(runs, default=0) + 1)
+        return f"{fence}text\n{block.text.rstrip()}\n{fence}"
     if isinstance(block, Note):
         return f"::: {{.callout-note}}\n## {inline(block.title)}\n\n{inline(block.text)}\n:::"
     if isinstance(block, Figure):
@@ -62,7 +64,7 @@ def _block(block):
         return f'![{inline(block.caption)}]({block.path}){{{label}width="{round(block.width * 100)}%"}}'
     if isinstance(block, Table):
         def row(cells):
-            return "| " + " | ".join(inline(str(c)).replace("|", "\\|") for c in cells) + " |"
+            return "| " + " | ".join(inline(str(c)) for c in cells) + " |"
         rule = {"l": ":---", "r": "---:", "c": ":---:"}
         lines = [row(block.columns), "|" + "|".join(rule[a] for a in block.align) + "|"]
         lines += [row(r) for r in block.rows]
