@@ -1,0 +1,198 @@
+"""Principal components of the emotion space (SPEC.md section 2, analysis 6; the study's Figure 5).
+
+PCA of ``probe_act`` over all tokens: the covariance of the probes (mean
+removed, ddof=0, one streaming pass, dask-aware; tokens with a non-finite
+probe value are left out and counted) is eigendecomposed; components are
+ordered by decreasing eigenvalue (PC 1 = most variance). Sign convention: each
+component's loading vector has its largest-magnitude entry positive (the
+first such entry on ties). PC ``j``'s score at token ``t`` is
+``sum_i W[i, j] (probe_act[t, i] - mean_i)``; its lag persistence is the
+pooled Pearson r over valid pairs, like a probe's (NaN-masked pairs counted).
+
+Because a probe's activation is the projection ``p_i . h_t`` of the hidden
+state on its vector, PC ``j`` is the projection on ``u_j = sum_i W[i, j] p_i``:
+its direction in hidden space, normalised to unit length. With ``/moments``
+that direction's variance explained (and its persistence, ``r_direction``,
+which equals the scores' persistence when ``probe_act`` is exactly ``P h``)
+come from the moments; the PC's residual is its score persistence minus the
+median persistence of the ``n`` random directions nearest in variance
+explained; and the Spearman correlation of PC rank (1 = first) with the
+residual says whether the leading, high-variance PCs are the more persistent
+beyond what their variance explains.
+"""
+
+import numpy as np
+import xarray as xr
+
+from .errors import EmostatsError
+
+__all__ = ["emotion_pcs", "pca_from_cov", "pc_directions"]
+
+
+def pca_from_cov(cov):
+    """Eigenvalues (descending) and loadings (probe, pc) of a covariance, with the sign convention.
+
+    Examples
+    --------
+    >>> w, load = pca_from_cov(np.array([[2.0, 0.0], [0.0, 5.0]]))
+    >>> w.tolist(), load.tolist()
+    ([5.0, 2.0], [[0.0, 1.0], [1.0, 0.0]])
+    """
+    cov = np.asarray(cov, dtype=np.float64)
+    w, v = np.linalg.eigh((cov + cov.T) / 2)
+    order = np.argsort(-w, kind="stable")
+    w, v = w[order], np.ascontiguousarray(v[:, order])
+    pivot = np.argmax(np.abs(v), axis=0)
+    v *= np.where(v[pivot, np.arange(v.shape[1])] < 0, -1.0, 1.0)
+    return w, v
+
+
+def pc_directions(loadings, probe_vectors):
+    """Unit hidden-space direction of each PC: ``u_j = sum_i W[i, j] p_i / ||.||`` -> (pc, hidden).
+
+    Examples
+    --------
+    >>> pc_directions(np.eye(2), np.array([[3.0, 0.0], [0.0, 2.0]])).tolist()
+    [[1.0, 0.0], [0.0, 1.0]]
+    """
+    u = np.asarray(loadings, dtype=np.float64).T @ np.asarray(probe_vectors, dtype=np.float64)
+    norm = np.linalg.norm(u, axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(norm > 0, u / norm, np.nan)
+
+
+def _scores_persistence(probe_act, mean, loadings, lag, threads):
+    """Lag persistence of the PC scores via the probe-persistence kernel."""
+    from .persistence import lag_correlation
+    from .segments import segments_of
+
+    offsets = segments_of(probe_act)
+    x = probe_act.values if not hasattr(probe_act.data, "compute") else probe_act.data.compute()
+    scores = (np.asarray(x, dtype=np.float64) - mean) @ loadings
+    r, n_pairs, n_masked = lag_correlation(np.ascontiguousarray(scores), offsets, lag, threads=threads)
+    return np.asarray(r, dtype=np.float64), np.asarray(n_pairs), np.asarray(n_masked)
+
+
+def emotion_pcs(probe_act, probe_vectors=None, moments=None, candidates=None, lag=100, n=20, stat="median",
+                seed=0, threads=None):
+    """PCA of the probe activations, persistence of each PC and its variance-matched residual.
+
+    Parameters
+    ----------
+    probe_act : xarray.DataArray (token, probe)
+        With ``conversation`` and ``turn`` coordinates (``/tokens`` ``probe_act``).
+    probe_vectors : xarray.DataArray (probe, hidden) or array_like, optional
+        ``/probes`` ``vector``: gives each PC a hidden-space direction.
+    moments : xarray.Dataset, optional
+        ``/moments``: variance explained (and persistence) of the PC directions.
+    candidates : xarray.Dataset, optional
+        The null population with ``r`` and ``variance_explained`` (the output
+        of :func:`emostats.direction_persistence` for random directions). By
+        default, with ``moments``, the sweep of
+        :func:`emostats.directions.random_direction_sweep` (5,420 directions,
+        ``seed``) is drawn and measured.
+    lag : int
+        Lag of the persistence (default 100).
+    n : int
+        Matches per PC.
+    stat : {"median", "mean"}
+        Baseline statistic of the matched values.
+    seed : int
+        Seed of the default random directions.
+    threads : int, optional
+
+    Returns
+    -------
+    xarray.Dataset
+        dims ``pc`` (1 = most variance), ``probe`` and (with a residual) ``match``:
+        ``eigenvalue(pc)``, ``pca_variance_ratio(pc)``, ``loadings(probe, pc)``,
+        ``probe_mean(probe)``, ``r(pc)``, ``n_pairs(pc)``, ``n_masked(pc)``;
+        with ``probe_vectors`` and ``moments``: ``variance_explained(pc)``,
+        ``r_direction(pc)``; with candidates too: ``residual(pc)``,
+        ``baseline(pc)``, ``matched(pc, match)``, ``matched_values``,
+        ``matched_variance``, the residual's one-sample tests prefixed
+        ``residual_`` (``residual_mean``, ``residual_t_p``, ...), and the
+        Spearman of PC rank against residual, ``rank_rho``, ``rank_p``, ``rank_n``.
+        attrs: parameters, ``n_tokens_used``, ``n_tokens_dropped``.
+    """
+    from .matching import variance_matched
+    from .moments import moment_arrays
+    from .projection import direction_persistence
+
+    if not isinstance(probe_act, xr.DataArray) or probe_act.ndim != 2 or "token" not in probe_act.dims:
+        raise EmostatsError("emotion_pcs: probe_act must be a DataArray (token, probe) with conversation and "
+                            "turn coordinates (the /tokens group's probe_act)")
+    probe_act = probe_act.transpose("token", ...)
+    pdim = probe_act.dims[1]
+    n_probes = probe_act.sizes[pdim]
+    if n_probes < 1:
+        raise EmostatsError("emotion_pcs: probe_act has no probes")
+    stats_ = moment_arrays(probe_act, lags=(), nonfinite="drop")
+    if stats_["n"] < 2:
+        raise EmostatsError(f"emotion_pcs: {stats_['n']} tokens with finite probe activations; PCA needs at least 2")
+    eig, load = pca_from_cov(stats_["cov"])
+    total = eig.sum()
+    r, n_pairs, n_masked = _scores_persistence(probe_act, stats_["mean"], load, int(lag), threads)
+    pcs = np.arange(1, n_probes + 1)
+    coords = {"pc": pcs}
+    if pdim in probe_act.coords:
+        coords["probe"] = probe_act[pdim].values
+    ds = xr.Dataset(
+        {"eigenvalue": ("pc", eig, {"long_name": "variance of the PC scores (ddof=0)"}),
+         "pca_variance_ratio": ("pc", eig / total if total > 0 else np.full_like(eig, np.nan),
+                                {"long_name": "fraction of the probe-space variance"}),
+         "loadings": (("probe", "pc"), load, {"long_name": "unit loading vector of each PC over the probes"}),
+         "probe_mean": ("probe", stats_["mean"], {"long_name": "mean probe activation"}),
+         "r": ("pc", r, {"long_name": f"lag-{lag} persistence of the PC scores"}),
+         "n_pairs": ("pc", n_pairs, {"long_name": "valid lag pairs"}),
+         "n_masked": ("pc", n_masked, {"long_name": "lag pairs masked for non-finite values"})},
+        coords=coords)
+    ds.attrs.update(lag=int(lag), n_match=int(n), stat=stat, seed=int(seed),
+                    n_tokens_used=int(stats_["n"]), n_tokens_dropped=int(stats_["n_dropped"]),
+                    sign_convention="largest-magnitude loading of each PC positive",
+                    pca="eigendecomposition of the probe covariance over all tokens (ddof=0)")
+
+    if probe_vectors is not None and moments is not None:
+        if isinstance(probe_vectors, xr.DataArray):
+            pv = probe_vectors.transpose(..., "hidden")
+            if pdim in pv.dims and pdim in probe_act.coords and pdim in pv.coords:
+                pv = pv.sel({pdim: probe_act[pdim].values})
+            pv = np.asarray(pv.values, dtype=np.float64)
+        else:
+            pv = np.asarray(probe_vectors, dtype=np.float64)
+        if pv.ndim != 2 or pv.shape[0] != n_probes:
+            raise EmostatsError(f"emotion_pcs: probe_vectors has shape {pv.shape}; expected ({n_probes}, hidden)")
+        u = pc_directions(load, pv)
+        dirs = xr.DataArray(u, dims=("pc", "hidden"), coords={"pc": pcs})
+        dp = direction_persistence(moments, dirs, lag=lag)
+        ds["variance_explained"] = ("pc", dp["variance_explained"].values,
+                                    {"long_name": "variance explained by the PC's hidden-space direction"})
+        ds["r_direction"] = ("pc", dp["r"].values,
+                             {"long_name": f"lag-{lag} persistence of the PC's direction from /moments"})
+        if candidates is None:
+            from .directions import random_direction_sweep
+
+            cand_dirs = random_direction_sweep(moments, seed=seed)
+            candidates = direction_persistence(moments, cand_dirs, lag=lag)
+            ds.attrs["candidates"] = f"random_direction_sweep(seed={seed}): {cand_dirs.sizes['direction']} directions"
+        else:
+            ds.attrs["candidates"] = f"given: {candidates['r'].size} directions"
+        vm = variance_matched(ds["r"], ds["variance_explained"], candidates["r"],
+                              candidates["variance_explained"], n=n, stat=stat, threads=threads)
+        vm = vm.rename({"target": "pc"})
+        for name in ("residual", "baseline", "matched", "matched_values", "matched_variance"):
+            ds[name] = vm[name]
+        for name, var in vm.data_vars.items():
+            if var.ndim == 0:
+                ds[f"residual_{name}"] = var
+        _rank_spearman(ds)
+    return ds
+
+
+def _rank_spearman(ds):
+    from .stats import spearman
+
+    sp = spearman(xr.DataArray(ds["pc"].values.astype(np.float64), dims="pc"),
+                  xr.DataArray(ds["residual"].values, dims="pc"), dim="pc")
+    for key in ("rho", "p", "n"):
+        ds[f"rank_{key}"] = ((), sp[key].values, {"long_name": f"Spearman {key} of PC rank against residual"})

@@ -1,0 +1,231 @@
+"""Lag persistence and variance explained of arbitrary directions (SPEC.md section 2, analysis 4).
+
+From ``/moments``, exactly: the projection ``s_t = v . h_t`` of the
+activations on a direction ``v`` has, over the valid lag pairs,
+``cov(s_t, s_t+L) = v' Cxy v``, ``var(s_t) = v' Cxx v`` and
+``var(s_t+L) = v' Cyy v``, so its pooled Pearson lag correlation is::
+
+    r = v' Cxy v / sqrt(v' Cxx v * v' Cyy v)
+
+and its variance explained is ``v' Sigma v / (|v|^2 trace Sigma)`` (the
+direction is normalised, so any length works). For a block of directions
+``V`` (rows) each quadratic form is one matrix product ``V M`` followed by a
+row-wise dot product with ``V``: four products per block (Sigma, Cxx, Cyy,
+Cxy), in float64.
+
+From ``/random``: the activations ``random_act(token, direction)`` of the
+directions are read and their lag correlation computed like a probe's
+(:func:`emostats.persistence.lag_correlation`); variance explained comes from
+the group's ``variance_explained``.
+"""
+
+import numpy as np
+import xarray as xr
+
+from .errors import EmostatsError, MissingGroupError, StudyError
+
+__all__ = ["direction_persistence", "quadratic_forms", "select_lag", "DEFAULT_LAG"]
+
+#: the study's lag (tokens)
+DEFAULT_LAG = 100
+#: directions per matrix product
+BLOCK = 512
+
+
+def quadratic_forms(matrices, vectors, block=BLOCK):
+    """``v' M v`` for every row ``v`` of ``vectors`` and every matrix ``M``, blockwise.
+
+    Parameters
+    ----------
+    matrices : sequence of array_like (hidden, hidden)
+    vectors : array_like (n, hidden)
+    block : int
+        Rows per matrix product (bounds the memory to ``block * hidden`` floats).
+
+    Returns
+    -------
+    numpy.ndarray (len(matrices), n)
+
+    Examples
+    --------
+    >>> quadratic_forms([np.diag([1.0, 2.0])], np.array([[1.0, 1.0], [0.0, 2.0]])).tolist()
+    [[3.0, 8.0]]
+    """
+    vectors = np.ascontiguousarray(vectors, dtype=np.float64)
+    mats = [np.asarray(m, dtype=np.float64) for m in matrices]
+    out = np.empty((len(mats), vectors.shape[0]))
+    block = max(1, int(block))
+    for start in range(0, vectors.shape[0], block):
+        vb = vectors[start:start + block]
+        for i, m in enumerate(mats):
+            out[i, start:start + block] = np.einsum("bh,bh->b", vb @ m, vb)
+    return out
+
+
+def select_lag(ds, lag, group="/moments"):
+    """The position of ``lag`` on the ``lag`` dim of ``ds`` (None: 100 if present, else the only lag)."""
+    if "lag" not in ds.dims:
+        raise MissingGroupError(f"{group}: no lag moments (lag_cxx, lag_cyy, lag_cxy); persistence of directions "
+                                f"needs them: recompute with emostats.moments(acts, lags=[{DEFAULT_LAG}])")
+    lags = np.asarray(ds["lag"].values if "lag" in ds.coords else np.arange(ds.sizes["lag"])).astype(np.int64)
+    if lag is None:
+        if lags.size == 1:
+            return 0, int(lags[0])
+        lag = DEFAULT_LAG
+    hits = np.flatnonzero(lags == int(lag))
+    if hits.size == 0:
+        raise StudyError(f"{group}: lag {lag} not among the stored lags {lags.tolist()}; pick one of them "
+                         f"(or recompute the moments with that lag)")
+    return int(hits[0]), int(lag)
+
+
+def _direction_array(directions, hidden):
+    if directions is None:
+        raise EmostatsError("direction_persistence: directions are needed with /moments (e.g. "
+                            "emostats.random_directions(moments['cov'], 1000))")
+    if isinstance(directions, xr.DataArray):
+        if directions.ndim != 2 or "hidden" not in directions.dims:
+            raise EmostatsError(f"direction_persistence: directions must be a DataArray (direction, hidden), "
+                                f"got dims {directions.dims}")
+        directions = directions.transpose(..., "hidden")
+        dim = directions.dims[0]
+        coords = {k: c for k, c in directions.coords.items() if c.dims == (dim,)}
+        values = np.asarray(directions.values, dtype=np.float64)
+    else:
+        values = np.asarray(directions, dtype=np.float64)
+        if values.ndim == 1:
+            values = values[None, :]
+        if values.ndim != 2:
+            raise EmostatsError(f"direction_persistence: directions must be 2-D (direction, hidden), "
+                                f"got shape {values.shape}")
+        dim, coords = "direction", {}
+    if values.shape[1] != hidden:
+        raise EmostatsError(f"direction_persistence: directions have hidden={values.shape[1]}; "
+                            f"expected {hidden} as in /moments")
+    if not np.all(np.isfinite(values)):
+        raise EmostatsError("direction_persistence: directions contain NaN/inf; expected finite vectors")
+    return values, dim, coords
+
+
+def _from_moments(ds, directions, lag, block):
+    missing = [v for v in ("cov", "lag_cxx", "lag_cyy", "lag_cxy") if v not in ds]
+    if missing:
+        raise MissingGroupError(f"/moments: variable(s) {', '.join(missing)} missing; direction persistence needs "
+                                f"cov and the lag moments (emostats.moments makes them)")
+    i, lag = select_lag(ds, lag)
+    hidden = ds.sizes["hidden"]
+    v, dim, coords = _direction_array(directions, hidden)
+    mats = [ds["cov"].values, ds["lag_cxx"].isel(lag=i).values, ds["lag_cyy"].isel(lag=i).values,
+            ds["lag_cxy"].isel(lag=i).values]
+    q_cov, q_xx, q_yy, q_xy = quadratic_forms(mats, v, block=block)
+    trace = float(np.trace(np.asarray(mats[0], dtype=np.float64)))
+    norm2 = np.einsum("nh,nh->n", v, v)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where((q_xx > 0) & (q_yy > 0), q_xy / np.sqrt(np.maximum(q_xx, 0) * np.maximum(q_yy, 0)), np.nan)
+        ve = q_cov / (norm2 * trace)
+    n_pairs = int(ds["lag_n"].isel(lag=i).values) if "lag_n" in ds else -1
+    out = xr.Dataset(
+        {"r": (dim, r, {"long_name": f"lag-{lag} persistence (pooled Pearson r of the projection)"}),
+         "variance_explained": (dim, ve, {"long_name": "variance explained v'Sv / (|v|^2 tr S)"}),
+         "n_pairs": ((), np.int64(n_pairs), {"long_name": "valid lag pairs behind the moments"})},
+        coords=coords)
+    out = out.assign_coords(lag=np.int64(lag))
+    out.attrs.update(lag=lag, source="moments", method="r = v'Cxy v / sqrt(v'Cxx v v'Cyy v) from /moments")
+    return out
+
+
+def _from_random(ds, lag, offsets, threads):
+    from .persistence import lag_correlation
+    from .segments import segments_of
+
+    if "random_act" not in ds:
+        raise MissingGroupError("/random: variable random_act(token, direction) missing")
+    act = ds["random_act"].transpose("token", ...)
+    if offsets is None:
+        offsets = segments_of(act if "conversation" in act.coords else ds)
+    lag = DEFAULT_LAG if lag is None else int(lag)
+    x = np.ascontiguousarray(act.values)
+    r, n_pairs, n_masked = lag_correlation(x, offsets, lag, threads=threads)
+    dim = act.dims[1]
+    coords = {k: c for k, c in ds.coords.items() if c.dims == (dim,)}
+    data = {"r": (dim, np.asarray(r, dtype=np.float64),
+                  {"long_name": f"lag-{lag} persistence (pooled Pearson r of random_act)"}),
+            "n_pairs": (dim, np.asarray(n_pairs), {"long_name": "valid lag pairs"}),
+            "n_masked": (dim, np.asarray(n_masked), {"long_name": "pairs masked for non-finite values"})}
+    if "variance_explained" in ds:
+        data["variance_explained"] = (dim, np.asarray(ds["variance_explained"].values, dtype=np.float64),
+                                      {"long_name": "variance explained (from /random)"})
+    out = xr.Dataset(data, coords=coords).assign_coords(lag=np.int64(lag))
+    out.attrs.update(lag=lag, source="random", method="pooled Pearson r of /random random_act over valid pairs")
+    return out
+
+
+def _tokens_offsets(tree):
+    from .segments import segments_of
+
+    if "tokens" not in tree.children:
+        raise MissingGroupError("/tokens: group missing; /random needs its conversation and turn coordinates")
+    return segments_of(tree["tokens"].to_dataset(inherit=False))
+
+
+def direction_persistence(moments, directions=None, lag=None, *, block=BLOCK, offsets=None, threads=None):
+    """Lag persistence and variance explained of directions, exactly from ``/moments`` (or from ``/random``).
+
+    Parameters
+    ----------
+    moments : xarray.Dataset or xarray.DataTree
+        The ``/moments`` group; or a ``/random`` group (a Dataset with
+        ``random_act``); or a whole study, which uses ``/moments`` when
+        ``directions`` is given and the study has it, else ``/random``.
+    directions : xarray.DataArray (direction, hidden) or array_like, optional
+        The directions (need not be unit length). Needed with ``/moments``;
+        ignored with ``/random`` (its directions are fixed).
+    lag : int, optional
+        The lag; default: the only lag in ``/moments``, else 100.
+    block : int
+        Directions per matrix product (memory: ``block * hidden`` float64 per product).
+    offsets : array_like, optional
+        Segment offsets for ``/random`` when ``random_act`` has no
+        conversation/turn coordinates (a study tree takes them from ``/tokens``).
+    threads : int, optional
+        Threads of the lag kernel (``/random`` path).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``r(direction)``, ``variance_explained(direction)``, ``n_pairs``;
+        the directions' coordinates (e.g. ``k``); scalar coord ``lag``;
+        attrs ``source`` ("moments" or "random") and ``lag``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> acts = np.cumsum(rng.normal(size=(400, 4)), axis=0)
+    >>> from emostats.moments import moments
+    >>> m = moments(acts, lags=[5], offsets=[0, 200, 400])
+    >>> res = direction_persistence(m, np.eye(4))
+    >>> res["r"].shape, bool(abs(res["variance_explained"].sum() - 1) < 1e-12)
+    ((4,), True)
+    """
+    if isinstance(moments, xr.DataTree):
+        tree = moments
+        if directions is not None and "moments" in tree.children:
+            return _from_moments(tree["moments"].to_dataset(inherit=False), directions, lag, block)
+        if "random" in tree.children:
+            ds = tree["random"].to_dataset(inherit=False)
+            if offsets is None and "conversation" not in ds.coords:
+                offsets = _tokens_offsets(tree)
+            return _from_random(ds, lag, offsets, threads)
+        if "moments" in tree.children:
+            raise EmostatsError("direction_persistence: the study has /moments but no directions were given; "
+                                "pass directions (e.g. emostats.random_directions(tree['moments']['cov'], 1000))")
+        raise MissingGroupError("direction persistence needs /moments or /random; the study has neither "
+                                "(make /moments with emostats.moments from raw activations)")
+    if isinstance(moments, xr.DataArray) and moments.name == "random_act":
+        moments = moments.to_dataset()
+    if not isinstance(moments, xr.Dataset):
+        raise EmostatsError(f"direction_persistence: expected the /moments (or /random) group as an xarray "
+                            f"Dataset or a study DataTree, got {type(moments).__name__}")
+    if "random_act" in moments:
+        return _from_random(moments, lag, offsets, threads)
+    return _from_moments(moments, directions, lag, block)
