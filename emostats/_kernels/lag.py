@@ -1,0 +1,368 @@
+"""Segment-aware lag kernels: pooled moments of the pairs (x[t], x[t + L]).
+
+A *valid pair* at lag ``L`` is two tokens ``t`` and ``t + L`` of one segment
+(``offsets[s] <= t`` and ``t + L < offsets[s + 1]``) whose values are both
+finite. Optionally only pairs whose first token lies before ``first_stop`` count
+(the dask path gives each chunk the pairs that *start* in it, reading ``L``
+tokens past its end).
+
+Sufficient statistics
+---------------------
+Every kernel accumulates, per output group ``g`` (e.g. conversation), lag index
+``l`` and probe ``p``, the centred moments of the pairs in float64::
+
+    acc[g, 0, l, p]  n      number of valid pairs
+    acc[g, 1, l, p]  mx     mean of x[t]
+    acc[g, 2, l, p]  my     mean of x[t + L]
+    acc[g, 3, l, p]  Cxx    sum of (x[t] - mx)^2
+    acc[g, 4, l, p]  Cyy    sum of (x[t + L] - my)^2
+    acc[g, 5, l, p]  Cxy    sum of (x[t] - mx)(x[t + L] - my)
+
+Within one segment the sums are taken about a shift ``h`` (the segment's first
+value), so float32 activations with a mean of 1e4 lose no digits; segments
+are merged into ``acc`` with the exact pairwise update of Chan, Golub and
+LeVeque (1979), segment by segment in order. Pearson r is
+``Cxy / sqrt(Cxx Cyy)``.
+
+Speed
+-----
+A single lag is one pass over the array with probes in the inner (contiguous)
+loop. The profile ``L = 0..max_lag`` transposes one segment and a block of
+probes at a time into float64 and computes every lagged cross-product with a
+register-blocked loop (eight lags per sweep); the sums of ``x[t]``,
+``x[t + L]`` and their squares come from prefix sums. A (segment, probe) with a
+non-finite value is redone on a masked path.
+
+Parallel wrappers split the *probes* into ``n_chunks`` contiguous ranges; each
+thread owns its output columns and a probe's arithmetic does not depend on the
+split, so results are the same bits for any number of threads.
+"""
+
+import math
+
+import numba
+import numpy as np
+
+from ._config import JIT, PJIT
+
+#: index of each statistic along axis 1 of a moments array
+N, MX, MY, CXX, CYY, CXY = range(6)
+#: probes per transposed block in the profile and trajectory kernels
+BLOCK = 16
+
+
+@numba.njit(**JIT)
+def finite(v):
+    """True for a finite float.
+
+    Not ``math.isfinite``: with the ``reassoc`` and ``nsz`` fastmath flags together,
+    LLVM folds its ``v - v == 0`` test to true, so NaN would pass; ``isnan`` and
+    ``isinf`` compile to comparisons that these flags leave alone.
+    """
+    return not (math.isnan(v) or math.isinf(v))
+
+
+@numba.njit(**JIT)
+def _merge(acc, g, l, p, n, mx, my, cxx, cyy, cxy):
+    """Chan et al. merge of one batch of centred moments into ``acc[g, :, l, p]``."""
+    if n <= 0.0:
+        return
+    na = acc[g, 0, l, p]
+    if na <= 0.0:
+        acc[g, 0, l, p] = n
+        acc[g, 1, l, p] = mx
+        acc[g, 2, l, p] = my
+        acc[g, 3, l, p] = cxx
+        acc[g, 4, l, p] = cyy
+        acc[g, 5, l, p] = cxy
+        return
+    nn = na + n
+    fb = n / nn
+    f = na * fb
+    dx = mx - acc[g, 1, l, p]
+    dy = my - acc[g, 2, l, p]
+    acc[g, 0, l, p] = nn
+    acc[g, 1, l, p] += dx * fb
+    acc[g, 2, l, p] += dy * fb
+    acc[g, 3, l, p] += cxx + dx * dx * f
+    acc[g, 4, l, p] += cyy + dy * dy * f
+    acc[g, 5, l, p] += cxy + dx * dy * f
+
+
+@numba.njit(**JIT)
+def _merge_sums(acc, g, l, p, m, h, sx, sy, sxx, syy, sxy):
+    """Merge raw sums about the shift ``h`` (``m`` pairs) into ``acc``."""
+    if m <= 0.0:
+        return
+    inv = 1.0 / m
+    ax = sx * inv
+    ay = sy * inv
+    _merge(acc, g, l, p, m, h + ax, h + ay, sxx - sx * ax, syy - sy * ay, sxy - sx * ay)
+
+
+@numba.njit(**JIT)
+def merge_arrays(a, b):
+    """Merge moments array ``b`` into ``a`` in place (same shape, Chan et al.)."""
+    G, _, nl, P = a.shape
+    for g in range(G):
+        for l in range(nl):
+            for p in range(P):
+                _merge(a, g, l, p, b[g, 0, l, p], b[g, 1, l, p], b[g, 2, l, p],
+                       b[g, 3, l, p], b[g, 4, l, p], b[g, 5, l, p])
+
+
+@numba.njit(**JIT)
+def _first_finite(x, a, b, p):
+    for t in range(a, b):
+        v = np.float64(x[t, p])
+        if finite(v):
+            return v
+    return np.nan
+
+
+@numba.njit(**JIT)
+def _masked_lag(x, a, b, e, lag, p, acc, g, l):
+    """One segment [a, b), one probe, pairs with first token in [a, e): NaN/inf masked."""
+    h = _first_finite(x, a, b, p)
+    if not finite(h):
+        return
+    m = 0.0
+    sx = 0.0
+    sy = 0.0
+    sxx = 0.0
+    syy = 0.0
+    sxy = 0.0
+    for t in range(a, e):
+        u = np.float64(x[t, p]) - h
+        v = np.float64(x[t + lag, p]) - h
+        if finite(u) and finite(v):
+            m += 1.0
+            sx += u
+            sy += v
+            sxx += u * u
+            syy += v * v
+            sxy += u * v
+    _merge_sums(acc, g, l, p, m, h, sx, sy, sxx, syy, sxy)
+
+
+@numba.njit(**JIT)
+def lag_range(x, offsets, group, lag, first_stop, acc, p0, p1):
+    """Single-lag moments of probes ``p0:p1`` into ``acc[:, :, 0, :]``, one pass.
+
+    Parameters
+    ----------
+    x : float32/float64 (n_tokens, n_probes), C-contiguous
+    offsets : int64 (n_segments + 1,)
+    group : int64 (n_segments,), output group of each segment
+    lag : int >= 0
+    first_stop : int, only pairs whose first token is < first_stop count
+    acc : float64 (n_groups, 6, 1, n_probes), merged into
+    """
+    P = p1 - p0
+    h = np.empty(P)
+    sx = np.empty(P)
+    sy = np.empty(P)
+    sxx = np.empty(P)
+    syy = np.empty(P)
+    sxy = np.empty(P)
+    for s in range(offsets.shape[0] - 1):
+        a = offsets[s]
+        b = offsets[s + 1]
+        e = min(b - lag, first_stop)
+        if e <= a:
+            continue
+        g = group[s]
+        for j in range(P):
+            h[j] = np.float64(x[a, p0 + j])
+            sx[j] = 0.0
+            sy[j] = 0.0
+            sxx[j] = 0.0
+            syy[j] = 0.0
+            sxy[j] = 0.0
+        for t in range(a, e):
+            for j in range(P):
+                u = np.float64(x[t, p0 + j]) - h[j]
+                v = np.float64(x[t + lag, p0 + j]) - h[j]
+                sx[j] += u
+                sy[j] += v
+                sxx[j] += u * u
+                syy[j] += v * v
+                sxy[j] += u * v
+        m = np.float64(e - a)
+        for j in range(P):
+            if finite(sxx[j] + syy[j]):
+                _merge_sums(acc, g, 0, p0 + j, m, h[j], sx[j], sy[j], sxx[j], syy[j], sxy[j])
+            else:  # a NaN/inf somewhere in this segment and probe: redo it masked
+                _masked_lag(x, a, b, e, lag, p0 + j, acc, g, 0)
+
+
+@numba.njit(**PJIT)
+def lag_parallel(x, offsets, group, lag, first_stop, acc, n_chunks):
+    """:func:`lag_range` with the probes split into ``n_chunks`` ranges run in parallel."""
+    P = x.shape[1]
+    for c in numba.prange(n_chunks):
+        lag_range(x, offsets, group, lag, first_stop, acc, P * c // n_chunks, P * (c + 1) // n_chunks)
+
+
+@numba.njit(**JIT)
+def _xcorr(d, n, f, max_lag, out):
+    """out[L] = sum over t < min(n - L, f) of d[t] d[t + L], for L = 0..min(max_lag, n - 1).
+
+    Eight lags share each sweep over ``t`` so that ``d[t]`` is loaded once per
+    eight multiply-adds (the loop is bound by loads, not arithmetic).
+    """
+    top = min(max_lag, n - 1)
+    L0 = 0
+    while L0 + 7 <= top:
+        m = min(n - L0 - 7, f)
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        s4 = 0.0
+        s5 = 0.0
+        s6 = 0.0
+        s7 = 0.0
+        for t in range(m):
+            a = d[t]
+            s0 += a * d[t + L0]
+            s1 += a * d[t + L0 + 1]
+            s2 += a * d[t + L0 + 2]
+            s3 += a * d[t + L0 + 3]
+            s4 += a * d[t + L0 + 4]
+            s5 += a * d[t + L0 + 5]
+            s6 += a * d[t + L0 + 6]
+            s7 += a * d[t + L0 + 7]
+        out[L0] = s0
+        out[L0 + 1] = s1
+        out[L0 + 2] = s2
+        out[L0 + 3] = s3
+        out[L0 + 4] = s4
+        out[L0 + 5] = s5
+        out[L0 + 6] = s6
+        out[L0 + 7] = s7
+        for k in range(8):  # the last few first tokens of the shorter lags
+            L = L0 + k
+            s = 0.0
+            for t in range(m, min(n - L, f)):
+                s += d[t] * d[t + L]
+            out[L] += s
+        L0 += 8
+    for L in range(L0, top + 1):
+        s = 0.0
+        for t in range(min(n - L, f)):
+            s += d[t] * d[t + L]
+        out[L] = s
+
+
+@numba.njit(**JIT)
+def _masked_profile(x, a, n, f, p, max_lag, acc, g, dz, mk):
+    """Profile moments of one (segment, probe) with non-finite values masked pairwise."""
+    h = _first_finite(x, a, a + n, p)
+    if not finite(h):
+        return
+    for t in range(n):
+        v = np.float64(x[a + t, p]) - h
+        if finite(v):
+            dz[t] = v
+            mk[t] = 1.0
+        else:
+            dz[t] = 0.0
+            mk[t] = 0.0
+    for L in range(min(max_lag, n - 1) + 1):
+        m = min(n - L, f)
+        c = 0.0
+        sx = 0.0
+        sy = 0.0
+        sxx = 0.0
+        syy = 0.0
+        sxy = 0.0
+        for t in range(m):
+            u = dz[t]
+            v = dz[t + L]
+            w = mk[t] * mk[t + L]
+            c += w
+            sx += u * mk[t + L]
+            sy += v * mk[t]
+            sxx += u * u * mk[t + L]
+            syy += v * v * mk[t]
+            sxy += u * v
+        _merge_sums(acc, g, L, p, c, h, sx, sy, sxx, syy, sxy)
+
+
+@numba.njit(**JIT)
+def _max_segment(offsets):
+    longest = 0
+    for s in range(offsets.shape[0] - 1):
+        longest = max(longest, offsets[s + 1] - offsets[s])
+    return longest
+
+
+@numba.njit(**JIT)
+def profile_range(x, offsets, group, max_lag, first_stop, acc, p0, p1):
+    """Moments for every lag 0..max_lag of probes ``p0:p1`` into ``acc`` (n_groups, 6, max_lag + 1, P)."""
+    longest = _max_segment(offsets)
+    B = min(BLOCK, max(p1 - p0, 1))
+    d = np.empty((B, longest))
+    c1 = np.empty(longest + 1)
+    c2 = np.empty(longest + 1)
+    xc = np.empty(max_lag + 1)
+    h = np.empty(B)
+    dz = np.empty(longest)
+    mk = np.empty(longest)
+    for s in range(offsets.shape[0] - 1):
+        a = offsets[s]
+        n = offsets[s + 1] - a
+        f = min(first_stop, offsets[s + 1]) - a
+        if f <= 0 or n <= 0:
+            continue
+        g = group[s]
+        for q0 in range(p0, p1, B):
+            nb = min(B, p1 - q0)
+            for j in range(nb):
+                h[j] = np.float64(x[a, q0 + j])
+            for t in range(n):
+                for j in range(nb):
+                    d[j, t] = np.float64(x[a + t, q0 + j]) - h[j]
+            for j in range(nb):
+                p = q0 + j
+                row = d[j]
+                c1[0] = 0.0
+                c2[0] = 0.0
+                for t in range(n):
+                    c1[t + 1] = c1[t] + row[t]
+                    c2[t + 1] = c2[t] + row[t] * row[t]
+                if not finite(c2[n]):
+                    _masked_profile(x, a, n, f, p, max_lag, acc, g, dz, mk)
+                    continue
+                _xcorr(row, n, f, max_lag, xc)
+                for L in range(min(max_lag, n - 1) + 1):
+                    m = min(n - L, f)
+                    _merge_sums(acc, g, L, p, np.float64(m), h[j], c1[m], c1[m + L] - c1[L],
+                                c2[m], c2[m + L] - c2[L], xc[L])
+
+
+@numba.njit(**PJIT)
+def profile_parallel(x, offsets, group, max_lag, first_stop, acc, n_chunks):
+    """:func:`profile_range` with the probes split into ``n_chunks`` ranges run in parallel."""
+    P = x.shape[1]
+    for c in numba.prange(n_chunks):
+        profile_range(x, offsets, group, max_lag, first_stop, acc, P * c // n_chunks, P * (c + 1) // n_chunks)
+
+
+@numba.njit(**JIT)
+def moments_to_r(acc):
+    """Pearson r from moments (n_groups, 6, n_lags, P) -> (n_groups, n_lags, P); NaN if undefined."""
+    G, _, nl, P = acc.shape
+    r = np.empty((G, nl, P))
+    for g in range(G):
+        for l in range(nl):
+            for p in range(P):
+                cxx = acc[g, 3, l, p]
+                cyy = acc[g, 4, l, p]
+                if acc[g, 0, l, p] >= 2.0 and cxx > 0.0 and cyy > 0.0:
+                    v = acc[g, 5, l, p] / math.sqrt(cxx * cyy)
+                    r[g, l, p] = min(1.0, max(-1.0, v))
+                else:
+                    r[g, l, p] = np.nan
+    return r
