@@ -111,9 +111,9 @@ def permutation_counts(vals, total, k, d_obs, tol, keys, n_perm, exact, alt, ord
         Enumerate every subset instead of sampling.
     alt : int
         0 greater, 1 less, 2 two-sided.
-    order : int64 (G,)
-        Groupings in the order to hand out (most expensive first); chunk ``c``
-        takes ``order[c::n_threads]``.
+    order : int64 (T,)
+        The groupings to compute, in the order to hand out (most expensive
+        first); chunk ``c`` takes ``order[c::n_threads]``. Others keep count 0.
     null : float64 (G, n_perm) or (0, 0)
         Filled with the null statistics (mean differences) when not empty.
     n_threads : int
@@ -133,7 +133,7 @@ def permutation_counts(vals, total, k, d_obs, tol, keys, n_perm, exact, alt, ord
         work = np.empty(n, dtype=np.float64)
         idx = np.empty(n, dtype=np.int64)
         state = np.empty(4, dtype=np.uint64)
-        for o in range(c, n_groups, n_threads):
+        for o in range(c, order.shape[0], n_threads):
             g = order[o]
             row = null[g] if want_null else dummy
             counts[g] = _one_grouping(vals, total, k[g], d_obs[g], tol[g], keys[g], n_perm,

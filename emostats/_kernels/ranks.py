@@ -1,5 +1,11 @@
-"""Kernels for rank correlations: average ranks with ties, and batched Pearson/Spearman
-of paired rows with NaN dropped pairwise, plus the permutation null of a correlation.
+"""Kernels for correlations: average ranks with ties, batched Pearson of rows, and
+the permutation null of a correlation.
+
+Two ranking routes exist. Rows without NaN are ranked from an argsort done by
+NumPy in the caller (NumPy's SIMD sort is the fastest sort available here) and
+:func:`ranks_from_order` averages ties. Rows with NaN are compacted to their
+complete pairs inside the kernel and ranked by :func:`average_ranks`, an LSD
+radix sort on the order-preserving integer image of the floats.
 """
 
 import numba
@@ -8,30 +14,89 @@ import numpy as np
 from ._config import JIT, PJIT
 from .rng import bounded, seed_state
 
+_SIGN = np.uint64(0x8000000000000000)
+_BYTE = np.uint64(255)
+_ZERO = np.uint64(0)
+
 
 @numba.njit(**JIT)
-def average_ranks(a, out, order):
-    """Ranks 1..n of ``a`` (no NaN) into ``out``, ties get their average rank.
-
-    ``order`` is scratch space of length >= n (int64). Returns the tie term
-    ``sum(t**3 - t)`` over tie groups of size ``t``.
-    """
+def radix_argsort(a, order, keys, scratch_idx, scratch_keys):
+    """Indices that sort ``a`` (contiguous float64, no NaN) ascending into ``order[:n]`` and
+    the sorted integer keys into ``keys[:n]`` (equal values <=> equal keys;
+    ``-0.0`` is mapped to ``0.0``). Work arrays have length >= n."""
     n = a.shape[0]
-    order[:n] = np.argsort(a, kind="mergesort")
-    ties = 0.0
+    counts = np.zeros((8, 256), dtype=np.int64)
+    bits = a.view(np.uint64)
+    for i in range(n):
+        b = _ZERO if a[i] == 0.0 else bits[i]
+        k = b ^ ((_ZERO - (b >> np.uint64(63))) | _SIGN)
+        keys[i] = k
+        order[i] = i
+        for d in range(8):
+            counts[d, np.int64((k >> np.uint64(8 * d)) & _BYTE)] += 1
+    offsets = np.empty(256, dtype=np.int64)
+    in_scratch = False
+    for d in range(8):
+        shift = np.uint64(8 * d)
+        src_k = scratch_keys if in_scratch else keys
+        src_i = scratch_idx if in_scratch else order
+        dst_k = keys if in_scratch else scratch_keys
+        dst_i = order if in_scratch else scratch_idx
+        if n == 0 or counts[d, np.int64((src_k[0] >> shift) & _BYTE)] == n:
+            continue
+        total = 0
+        for j in range(256):
+            offsets[j] = total
+            total += counts[d, j]
+        for i in range(n):
+            k = src_k[i]
+            j = np.int64((k >> shift) & _BYTE)
+            pos = offsets[j]
+            offsets[j] = pos + 1
+            dst_k[pos] = k
+            dst_i[pos] = src_i[i]
+        in_scratch = not in_scratch
+    if in_scratch:
+        for i in range(n):
+            order[i] = scratch_idx[i]
+            keys[i] = scratch_keys[i]
+
+
+@numba.njit(**JIT)
+def average_ranks(a, out, order, keys, scratch_idx, scratch_keys):
+    """Ranks 1..n of ``a`` (no NaN) into ``out``; ties get their average rank."""
+    n = a.shape[0]
+    radix_argsort(a, order, keys, scratch_idx, scratch_keys)
     i = 0
     while i < n:
         j = i + 1
-        v = a[order[i]]
-        while j < n and a[order[j]] == v:
+        while j < n and keys[j] == keys[i]:
             j += 1
         r = 0.5 * (i + j + 1)  # mean of ranks i+1..j
         for t in range(i, j):
             out[order[t]] = r
-        t = j - i
-        ties += t * t * t - t
         i = j
-    return ties
+
+
+@numba.njit(**PJIT)
+def ranks_from_order(values, order, out, n_threads):
+    """Average ranks of each row of ``values`` given ``order = argsort(values, axis=1)``."""
+    rows, n = values.shape
+    for c in numba.prange(n_threads):
+        for row in range(c, rows, n_threads):
+            v = values[row]
+            o = order[row]
+            dst = out[row]
+            i = 0
+            while i < n:
+                j = i + 1
+                x = v[o[i]]
+                while j < n and v[o[j]] == x:
+                    j += 1
+                r = 0.5 * (i + j + 1)
+                for t in range(i, j):
+                    dst[o[t]] = r
+                i = j
 
 
 @numba.njit(**JIT)
@@ -61,10 +126,21 @@ def _pearson(x, y, n):
     return min(1.0, max(-1.0, r))
 
 
+@numba.njit(**PJIT)
+def pearson_rows(x, y, n_threads):
+    """Pearson r of each row of ``x`` (rows, n) with ``y`` (rows, n) or (1, n); no NaN."""
+    rows, n = x.shape
+    r = np.empty(rows)
+    for c in numba.prange(n_threads):
+        for i in range(c, rows, n_threads):
+            r[i] = _pearson(x[i], y[i if y.shape[0] > 1 else 0], n)
+    return r
+
+
 @numba.njit(**JIT)
-def _prepare_row(xr, yr, rank, bx, by, rx, ry, order):
-    """Copy the complete pairs of one row into bx, by (ranked into rx, ry when ``rank``);
-    returns n and the arrays to correlate."""
+def _prepare_row(xr, yr, rank, bx, by, rx, ry, order, keys, sidx, skeys):
+    """Compact the complete pairs of one row into bx, by (ranked into rx, ry when
+    ``rank``); returns n and the two arrays to correlate."""
     m = 0
     for i in range(xr.shape[0]):
         if not (np.isnan(xr[i]) or np.isnan(yr[i])):
@@ -72,19 +148,19 @@ def _prepare_row(xr, yr, rank, bx, by, rx, ry, order):
             by[m] = yr[i]
             m += 1
     if rank and m > 0:
-        average_ranks(bx[:m], rx, order)
-        average_ranks(by[:m], ry, order)
+        average_ranks(bx[:m], rx, order, keys, sidx, skeys)
+        average_ranks(by[:m], ry, order, keys, sidx, skeys)
         return m, rx, ry
     return m, bx, by
 
 
 @numba.njit(**PJIT)
 def correlate_rows(x, y, rank, n_threads):
-    """Pearson (``rank=False``) or Spearman (``rank=True``) r of each row pair.
+    """Pearson (``rank=False``) or Spearman (``rank=True``) r of each row pair,
+    dropping NaN pairs row by row.
 
-    ``x`` is float64 (rows, n) and ``y`` (rows, n) or (1, n) (one row shared by
-    every row of x); NaN pairs are dropped row by row.
-    Returns r (rows,) and the number of pairs used (rows,).
+    ``x`` is float64 (rows, n); ``y`` (rows, n) or (1, n) (shared by all rows).
+    Returns r (rows,) and the number of complete pairs (rows,).
     """
     rows, n = x.shape
     r = np.full(rows, np.nan)
@@ -95,8 +171,12 @@ def correlate_rows(x, y, rank, n_threads):
         rx = np.empty(n)
         ry = np.empty(n)
         order = np.empty(n, dtype=np.int64)
+        sidx = np.empty(n, dtype=np.int64)
+        keys = np.empty(n, dtype=np.uint64)
+        skeys = np.empty(n, dtype=np.uint64)
         for i in range(c, rows, n_threads):
-            m, a, b = _prepare_row(x[i], y[i if y.shape[0] > 1 else 0], rank, bx, by, rx, ry, order)
+            m, a, b = _prepare_row(x[i], y[i if y.shape[0] > 1 else 0], rank, bx, by, rx, ry,
+                                   order, keys, sidx, skeys)
             used[i] = m
             r[i] = _pearson(a, b, m)
     return r, used
@@ -110,16 +190,26 @@ def _cross(a, b, n):
     return s
 
 
-@numba.njit(**PJIT)
-def correlation_permutations(x, y, rank, keys, n_perm, exact, alt, tol, n_threads):
-    """Counts of permutations of y whose correlation with x is at least as extreme.
+@numba.njit(**JIT)
+def _hit(s, s_obs, alt, tol):
+    if alt == 0:
+        return 1 if s >= s_obs - tol else 0
+    if alt == 1:
+        return 1 if s <= s_obs + tol else 0
+    return 1 if abs(s) >= abs(s_obs) - tol else 0
 
-    The correlation of a permutation is an increasing function of
-    ``sum(xc * yc[perm])`` with centred (ranked) values, so that sum is compared.
-    ``exact[i]``: enumerate all n! permutations (Heap's algorithm) and return the
-    count over them; otherwise ``n_perm`` full Fisher-Yates shuffles from the
-    row's own stream. ``alt``: 0 greater, 1 less, 2 two-sided (|sum|).
-    Returns counts (rows,) and the number of pairs (rows,).
+
+@numba.njit(**PJIT)
+def correlation_permutations(x, y, rank, keys, n_perm, exact, alt, rtol, n_threads):
+    """Counts of orderings of y whose correlation with x is at least as extreme.
+
+    The correlation of a permuted pairing is an increasing function of
+    ``S = sum(xc * yc[perm])`` (centred, ranked when ``rank``), so ``S`` is
+    compared, with tolerance ``rtol * n * max|xc| * max|yc|``. ``exact[i]``:
+    all n! orderings (Heap's algorithm; the count includes the observed one);
+    otherwise ``n_perm`` Fisher-Yates shuffles from the stream ``keys[i]``.
+    ``alt``: 0 greater, 1 less, 2 two-sided (``|S|``).
+    Returns counts (rows,) and complete pairs (rows,).
     """
     rows, n = x.shape
     counts = np.zeros(rows, dtype=np.int64)
@@ -130,11 +220,15 @@ def correlation_permutations(x, y, rank, keys, n_perm, exact, alt, tol, n_thread
         rx = np.empty(n)
         ry = np.empty(n)
         order = np.empty(n, dtype=np.int64)
+        sidx = np.empty(n, dtype=np.int64)
+        rkeys = np.empty(n, dtype=np.uint64)
+        skeys = np.empty(n, dtype=np.uint64)
         work = np.empty(n)
         heap = np.zeros(n, dtype=np.int64)
         state = np.empty(4, dtype=np.uint64)
         for i in range(c, rows, n_threads):
-            m, a, b = _prepare_row(x[i], y[i if y.shape[0] > 1 else 0], rank, bx, by, rx, ry, order)
+            m, a, b = _prepare_row(x[i], y[i if y.shape[0] > 1 else 0], rank, bx, by, rx, ry,
+                                   order, rkeys, sidx, skeys)
             used[i] = m
             if m < 3:
                 continue
@@ -148,13 +242,11 @@ def correlation_permutations(x, y, rank, keys, n_perm, exact, alt, tol, n_thread
                 amax = max(amax, abs(a[t]))
                 bmax = max(bmax, abs(work[t]))
             s_obs = _cross(a, work, m)
-            tl = tol * m * amax * bmax
-            cnt = 0
+            tol = rtol * m * amax * bmax
+            cnt = _hit(s_obs, s_obs, alt, tol) if exact[i] else 0
             if exact[i]:
                 for t in range(m):
                     heap[t] = 0
-                s = s_obs
-                cnt += _hit(s, s_obs, alt, tl)
                 t = 1
                 while t < m:
                     if heap[t] < t:
@@ -162,7 +254,7 @@ def correlation_permutations(x, y, rank, keys, n_perm, exact, alt, tol, n_thread
                         tmp = work[j]
                         work[j] = work[t]
                         work[t] = tmp
-                        cnt += _hit(_cross(a, work, m), s_obs, alt, tl)
+                        cnt += _hit(_cross(a, work, m), s_obs, alt, tol)
                         heap[t] += 1
                         t = 1
                     else:
@@ -176,15 +268,6 @@ def correlation_permutations(x, y, rank, keys, n_perm, exact, alt, tol, n_thread
                         tmp = work[j]
                         work[j] = work[t]
                         work[t] = tmp
-                    cnt += _hit(_cross(a, work, m), s_obs, alt, tl)
+                    cnt += _hit(_cross(a, work, m), s_obs, alt, tol)
             counts[i] = cnt
     return counts, used
-
-
-@numba.njit(**JIT)
-def _hit(s, s_obs, alt, tol):
-    if alt == 0:
-        return 1 if s >= s_obs - tol else 0
-    if alt == 1:
-        return 1 if s <= s_obs + tol else 0
-    return 1 if abs(s) >= abs(s_obs) - tol else 0

@@ -1,13 +1,14 @@
 """Batched Pearson and Spearman correlations with NaN dropped pairwise."""
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import xarray as xr
 from scipy import special
 
 from .._kernels._config import n_threads
-from .._kernels.ranks import correlate_rows, correlation_permutations
+from .._kernels.ranks import correlate_rows, correlation_permutations, pearson_rows, ranks_from_order
 from ..errors import EmostatsError
 from ._common import check_alternative, check_n_perm, check_seed, stream_key, warn_degenerate
 
@@ -44,6 +45,60 @@ def r_pvalue(r, n, alternative="two-sided"):
     return np.where(np.isnan(r) | (n < 3), np.nan, p)
 
 
+#: rows ranked per block on the fast path (bounds the memory of the argsort)
+_BLOCK = 64
+
+
+def _argsort_rows(block, nt):
+    """``np.argsort(block, axis=1)`` split over ``nt`` threads (NumPy releases the GIL)."""
+    if nt == 1 or block.shape[0] == 1:
+        return np.argsort(block, axis=1)
+    order = np.empty(block.shape, dtype=np.intp)
+    parts = np.array_split(np.arange(block.shape[0]), nt)
+
+    def work(idx):
+        if idx.size:
+            order[idx[0]:idx[-1] + 1] = np.argsort(block[idx[0]:idx[-1] + 1], axis=1)
+
+    with ThreadPoolExecutor(nt) as pool:
+        list(pool.map(work, parts))
+    return order
+
+
+def _rank_rows(block, nt):
+    out = np.empty_like(block)
+    ranks_from_order(block, _argsort_rows(block, nt).astype(np.int64, copy=False), out, nt)
+    return out
+
+
+def _r_and_n(xs, ys, rank, nt):
+    """r and pairs used for each row; rows without NaN take the fast path
+    (NumPy argsort, y ranked once when shared), the others are compacted
+    pairwise in the kernel."""
+    rows, n_obs = xs.shape
+    shared = ys.shape[0] == 1
+    x_nan = np.isnan(xs).any(axis=1)
+    y_nan = np.isnan(ys).any(axis=1)
+    complete = ~(x_nan | y_nan) if not shared else ~x_nan & ~y_nan[0]
+    r = np.full(rows, np.nan)
+    used = np.zeros(rows, dtype=np.int64)
+    idx = np.flatnonzero(complete)
+    if idx.size:
+        y_once = (_rank_rows(ys, nt) if rank else ys) if shared else None
+        for start in range(0, idx.size, _BLOCK):
+            sel = idx[start:start + _BLOCK]
+            xb = xs[sel]
+            a = _rank_rows(xb, nt) if rank else xb
+            b = y_once if shared else (_rank_rows(ys[sel], nt) if rank else ys[sel])
+            r[sel] = pearson_rows(np.ascontiguousarray(a), np.ascontiguousarray(b), nt)
+        used[idx] = n_obs
+    idx = np.flatnonzero(~complete)
+    if idx.size:
+        yb = ys if shared else np.ascontiguousarray(ys[idx])
+        r[idx], used[idx] = correlate_rows(np.ascontiguousarray(xs[idx]), yb, rank, nt)
+    return r, used
+
+
 def _core(x, y, rank, permutation, alt, seed, threads):
     """NumPy core: pair along the last axis, batch over the others."""
     x = np.asarray(x, dtype=np.float64)
@@ -54,30 +109,31 @@ def _core(x, y, rank, permutation, alt, seed, threads):
             f"got {x.shape[-1]} and {y.shape[-1]}")
     batch = np.broadcast_shapes(x.shape[:-1], y.shape[:-1])
     n_obs = x.shape[-1]
-    xs = np.ascontiguousarray(np.broadcast_to(x, batch + (n_obs,))).reshape(-1, n_obs)
-    if int(np.prod(y.shape[:-1], dtype=np.int64)) == 1 and int(np.prod(batch, dtype=np.int64)) > 1:
+    size = int(np.prod(batch, dtype=np.int64))
+    xs = np.ascontiguousarray(np.broadcast_to(x, batch + (n_obs,))).reshape(size, n_obs)
+    if int(np.prod(y.shape[:-1], dtype=np.int64)) == 1:
         ys = np.ascontiguousarray(y.reshape(1, n_obs))
     else:
-        ys = np.ascontiguousarray(np.broadcast_to(y, batch + (n_obs,))).reshape(-1, n_obs)
+        ys = np.ascontiguousarray(np.broadcast_to(y, batch + (n_obs,))).reshape(size, n_obs)
     if np.isinf(xs).any() or np.isinf(ys).any():
         raise EmostatsError("correlation: inputs contain inf; set them to NaN to drop those pairs")
     nt = n_threads(threads)
-    r, used = correlate_rows(xs, ys, rank, nt)
+    r, used = _r_and_n(xs, ys, rank, nt)
     bad = np.isnan(r) | (used < 3)
     r[bad] = np.nan
+    exact = np.zeros(r.shape, dtype=bool)
     if permutation is False or permutation is None:
         p = r_pvalue(r, used, ("greater", "less", "two-sided")[alt])
-        exact = np.zeros(r.shape, dtype=bool)
     else:
         n_perm = check_n_perm(permutation, "permutation")
-        exact = np.array([m >= 1 and m <= 20 and math.factorial(int(m)) <= n_perm for m in used])
-        keys = np.array([stream_key(seed, "corr", i) for i in range(r.shape[0])], dtype=np.uint64)
+        exact = np.array([3 <= m <= 20 and math.factorial(int(m)) <= n_perm for m in used], dtype=bool)
+        keys = np.array([stream_key(seed, "correlation", i) for i in range(size)], dtype=np.uint64)
         counts, _ = correlation_permutations(xs, ys, rank, keys, n_perm, exact, alt, RTOL_TIE, nt)
-        n_arr = np.array([math.factorial(int(m)) if e else 1 for m, e in zip(used, exact)], dtype=np.float64)
-        p = np.where(exact, counts / n_arr, (1.0 + counts) / (1.0 + n_perm))
+        total = np.array([math.factorial(int(m)) if e else 1 for m, e in zip(used, exact)], dtype=np.float64)
+        p = np.where(exact, counts / total, (1.0 + counts) / (1.0 + n_perm))
     p = np.where(bad, np.nan, p)
-    shape = batch
-    return r.reshape(shape), p.reshape(shape), used.reshape(shape), exact.reshape(shape), int(bad.sum())
+    return (r.reshape(batch), p.reshape(batch), used.reshape(batch), exact.reshape(batch),
+            int(bad.sum()))
 
 
 def _correlation(x, y, dim, method, permutation, alternative, seed, threads):

@@ -29,20 +29,23 @@ _VARS = {
 
 
 @functools.lru_cache(maxsize=256)
-def _signed_rank_counts(ranks2):
-    """Counts of W2 = sum of the doubled ranks given a + sign, over all 2**m sign patterns."""
-    total = sum(ranks2)
-    counts = np.zeros(total + 1, dtype=np.float64)  # exact below 2**53
-    counts[0] = 1.0
+def _signed_rank_null(ranks2):
+    """Null distribution of W2 = sum of the doubled ranks given a + sign, each sign
+    +/- with probability 1/2 independently (all 2**m sign patterns)."""
+    pmf = np.zeros(sum(ranks2) + 1)
+    pmf[0] = 1.0
+    top = 0
     for r in ranks2:
-        counts[r:] = counts[r:] + counts[:-r].copy() if r else counts * 2
-    return counts
+        shifted = np.zeros_like(pmf)
+        shifted[r:top + r + 1] = pmf[:top + 1]
+        pmf = 0.5 * (pmf + shifted)
+        top += r
+    return pmf
 
 
-def _tail_p(counts, w2, alternative):
-    total = counts.sum()
-    ge = counts[w2:].sum() / total
-    le = counts[: w2 + 1].sum() / total
+def _tail_p(pmf, w2, alternative):
+    ge = min(1.0, pmf[w2:].sum())
+    le = min(1.0, pmf[: w2 + 1].sum())
     if alternative == "greater":
         return ge
     if alternative == "less":
@@ -50,13 +53,15 @@ def _tail_p(counts, w2, alternative):
     return min(1.0, 2.0 * min(ge, le))
 
 
-def _wilcoxon(d, alternative, correction):
-    """W+ and p for nonzero-or-zero differences ``d`` (no NaN); zeros dropped (Wilcoxon's rule).
+def _wilcoxon(d, alternative, correction, method):
+    """W+ and p for differences ``d`` (no NaN); zeros dropped (Wilcoxon's rule).
 
-    Method as scipy's ``wilcoxon(method="auto")``: more than 50 values ->
-    normal approximation with tie correction; else, without ties or zeros ->
-    exact null distribution; else up to 13 values -> exact distribution of the
-    sign flips (a permutation test with every pattern); else normal approximation.
+    ``method="auto"`` is scipy's ``wilcoxon(method="auto")`` rule: more than 50
+    values -> normal approximation; else, without ties or zeros -> exact null
+    distribution; else up to 13 values -> exact distribution of all sign flips;
+    else the normal approximation. ``"exact"`` always uses the exact
+    distribution of the sign flips of the (tied) ranks; ``"asymptotic"`` the
+    normal approximation with tie correction.
     """
     n_all = d.shape[0]
     nz = d[d != 0]
@@ -67,10 +72,13 @@ def _wilcoxon(d, alternative, correction):
     w = float(r[nz > 0].sum())
     _, tie_counts = np.unique(np.abs(nz), return_counts=True)
     has_ties = bool((tie_counts > 1).any())
-    exact = n_all <= 50 and (not (has_ties or m < n_all) or n_all <= 13)
+    if method == "auto":
+        exact = n_all <= 50 and (not (has_ties or m < n_all) or n_all <= 13)
+    else:
+        exact = method == "exact"
     if exact:
-        counts = _signed_rank_counts(tuple(int(v) for v in np.rint(2 * r)))
-        return w, _tail_p(counts, int(round(2 * w)), alternative), True
+        pmf = _signed_rank_null(tuple(int(v) for v in np.rint(2 * r)))
+        return w, _tail_p(pmf, int(round(2 * w)), alternative), True
     mean = m * (m + 1) / 4.0
     var = (m * (m + 1) * (2 * m + 1) - (tie_counts ** 3 - tie_counts).sum() / 2.0) / 24.0
     se = np.sqrt(var)
@@ -93,7 +101,7 @@ def _sign_p(n_pos, n_nonzero, alternative):
     return float(stats.binomtest(int(n_pos), int(n_nonzero), 0.5, alternative=alternative).pvalue)
 
 
-def _row(x, popmean, alternative, correction):
+def _row(x, popmean, alternative, correction, method):
     x = x[~np.isnan(x)]
     n = x.shape[0]
     out = dict.fromkeys(_VARS, np.nan)
@@ -123,14 +131,15 @@ def _row(x, popmean, alternative, correction):
             degenerate = True
     else:
         degenerate = True
-    w, wp, ex = _wilcoxon(d, alternative, correction)
+    w, wp, ex = _wilcoxon(d, alternative, correction, method)
     out.update(wilcoxon_W=w, wilcoxon_p=wp, wilcoxon_exact=ex)
     n_nonzero = out["n_positive"] + out["n_negative"]
     out["sign_p"] = _sign_p(out["n_positive"], n_nonzero, alternative)
     return out, degenerate or n_nonzero == 0
 
 
-def one_sample_tests(x, dim=None, popmean=0.0, alternative="two-sided", correction=False):
+def one_sample_tests(x, dim=None, popmean=0.0, alternative="two-sided", correction=False,
+                     wilcoxon_method="auto"):
     """t-test, Wilcoxon signed-rank test and sign test of ``x`` against ``popmean``.
 
     NaN values are dropped (``n`` counts what is left). Every test is
@@ -166,6 +175,10 @@ def one_sample_tests(x, dim=None, popmean=0.0, alternative="two-sided", correcti
     alternative : {"two-sided", "greater", "less"}
     correction : bool
         Continuity correction of the Wilcoxon normal approximation.
+    wilcoxon_method : {"auto", "exact", "asymptotic"}
+        "auto" as described above; "exact" uses the exact distribution of all
+        sign flips of the (tied) ranks for any n; "asymptotic" the normal
+        approximation (R's ``exact=FALSE``).
 
     Returns
     -------
@@ -181,6 +194,9 @@ def one_sample_tests(x, dim=None, popmean=0.0, alternative="two-sided", correcti
     (5, 0.0305, 0.0625, 0.2188)
     """
     check_alternative(alternative)
+    if wilcoxon_method not in ("auto", "exact", "asymptotic"):
+        raise EmostatsError(f"one_sample_tests: wilcoxon_method={wilcoxon_method!r} is not one of "
+                            f"'auto', 'exact', 'asymptotic'")
     if isinstance(x, xr.DataArray):
         sample = list(x.dims) if dim is None else ([dim] if isinstance(dim, str) else list(dim))
         missing = [d for d in sample if d not in x.dims]
@@ -208,7 +224,7 @@ def one_sample_tests(x, dim=None, popmean=0.0, alternative="two-sided", correcti
     results = {k: np.empty(rows.shape[0], dtype=t) for k, (_, t) in _VARS.items()}
     n_bad = 0
     for i, row in enumerate(rows):
-        out, bad = _row(row, float(popmean), alternative, correction)
+        out, bad = _row(row, float(popmean), alternative, correction, wilcoxon_method)
         n_bad += bad
         for k in _VARS:
             results[k][i] = out[k]
@@ -216,5 +232,6 @@ def one_sample_tests(x, dim=None, popmean=0.0, alternative="two-sided", correcti
     ds = xr.Dataset({k: (batch, results[k].reshape(bshape), {"long_name": _VARS[k][0]}) for k in _VARS},
                     coords=coords)
     ds.attrs.update(test="one_sample", popmean=float(popmean), alternative=alternative,
-                    wilcoxon_correction=int(bool(correction)), wilcoxon_zero_method="wilcox")
+                    wilcoxon_correction=int(bool(correction)), wilcoxon_zero_method="wilcox",
+                    wilcoxon_method=wilcoxon_method)
     return ds
