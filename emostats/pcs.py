@@ -62,15 +62,18 @@ def pc_directions(loadings, probe_vectors):
 
 
 def _scores_persistence(probe_act, mean, loadings, lag, threads):
-    """Lag persistence of the PC scores via the probe-persistence kernel."""
-    from .persistence import lag_correlation
-    from .segments import segments_of
+    """Lag persistence of the PC scores (lazy for dask input) via :func:`emostats.lag_persistence`."""
+    from .persistence import lag_persistence
 
-    offsets = segments_of(probe_act)
-    x = probe_act.values if not hasattr(probe_act.data, "compute") else probe_act.data.compute()
-    scores = (np.asarray(x, dtype=np.float64) - mean) @ loadings
-    r, n_pairs, n_masked = lag_correlation(np.ascontiguousarray(scores), offsets, lag, threads=threads)
-    return np.asarray(r, dtype=np.float64), np.asarray(n_pairs), np.asarray(n_masked)
+    pdim = probe_act.dims[1]
+    keep = {k: c for k, c in probe_act.coords.items() if c.dims == ("token",)}
+    x = probe_act.drop_vars([c for c in probe_act.coords if c not in keep]).astype(np.float64)
+    load = xr.DataArray(loadings, dims=(pdim, "pc"), coords={"pc": np.arange(1, loadings.shape[1] + 1)})
+    centred = x - xr.DataArray(mean, dims=(pdim,))
+    scores = xr.dot(centred, load, dim=pdim).transpose("token", "pc").assign_coords(keep)
+    lp = lag_persistence(scores, lag=lag, threads=threads)
+    return (np.asarray(lp["r"].values, dtype=np.float64), np.full(loadings.shape[1], int(lp["n_pairs"])),
+            np.asarray(lp["n_masked"].values))
 
 
 def emotion_pcs(probe_act, probe_vectors=None, moments=None, candidates=None, lag=100, n=20, stat="median",

@@ -135,23 +135,29 @@ def _from_moments(ds, directions, lag, block):
 
 
 def _from_random(ds, lag, offsets, threads):
-    from .persistence import lag_correlation
-    from .segments import segments_of
+    from .persistence import lag_persistence
 
     if "random_act" not in ds:
         raise MissingGroupError("/random: variable random_act(token, direction) missing")
     act = ds["random_act"].transpose("token", ...)
-    if offsets is None:
-        offsets = segments_of(act if "conversation" in act.coords else ds)
+    if "conversation" not in act.coords or "turn" not in act.coords:
+        if offsets is None:
+            raise StudyError("/random: random_act has no conversation/turn coordinates; pass the whole study "
+                             "(segments come from /tokens) or offsets=")
+        offsets = np.asarray(offsets, dtype=np.int64)
+        if offsets.ndim != 1 or offsets[-1] != act.sizes["token"]:
+            raise StudyError(f"/random: offsets end at {offsets[-1] if offsets.size else None}; expected "
+                             f"{act.sizes['token']} (the tokens of random_act)")
+        seg = np.repeat(np.arange(offsets.size - 1), np.diff(offsets))
+        act = act.assign_coords(conversation=("token", seg), turn=("token", np.zeros_like(seg)))
     lag = DEFAULT_LAG if lag is None else int(lag)
-    x = np.ascontiguousarray(act.values)
-    r, n_pairs, n_masked = lag_correlation(x, offsets, lag, threads=threads)
+    lp = lag_persistence(act, lag=lag, threads=threads)
     dim = act.dims[1]
     coords = {k: c for k, c in ds.coords.items() if c.dims == (dim,)}
-    data = {"r": (dim, np.asarray(r, dtype=np.float64),
+    data = {"r": (dim, np.asarray(lp["r"].values, dtype=np.float64),
                   {"long_name": f"lag-{lag} persistence (pooled Pearson r of random_act)"}),
-            "n_pairs": (dim, np.asarray(n_pairs), {"long_name": "valid lag pairs"}),
-            "n_masked": (dim, np.asarray(n_masked), {"long_name": "pairs masked for non-finite values"})}
+            "n_pairs": ((), np.int64(lp["n_pairs"].values), {"long_name": "same-segment lag pairs"}),
+            "n_masked": (dim, lp["n_masked"].values, {"long_name": "pairs left out because a value is NaN or inf"})}
     if "variance_explained" in ds:
         data["variance_explained"] = (dim, np.asarray(ds["variance_explained"].values, dtype=np.float64),
                                       {"long_name": "variance explained (from /random)"})
@@ -215,6 +221,9 @@ def direction_persistence(moments, directions=None, lag=None, *, block=BLOCK, of
             ds = tree["random"].to_dataset(inherit=False)
             if offsets is None and "conversation" not in ds.coords:
                 offsets = _tokens_offsets(tree)
+                tokens = tree["tokens"].to_dataset(inherit=False)
+                if tokens.sizes.get("token") == ds.sizes.get("token"):
+                    ds = ds.assign_coords(conversation=tokens["conversation"], turn=tokens["turn"])
             return _from_random(ds, lag, offsets, threads)
         if "moments" in tree.children:
             raise EmostatsError("direction_persistence: the study has /moments but no directions were given; "
