@@ -1,0 +1,214 @@
+"""spearman / pearson: R-pinned values, scipy on random inputs with ties and NaN, the
+naive twins, exact permutation p (R's cor.test), degenerate rows, xarray and dask."""
+
+import json
+import math
+import pathlib
+import warnings
+
+import numpy as np
+import pytest
+import xarray as xr
+from scipy import stats
+
+from emostats import EmostatsError, pearson, spearman
+from emostats._kernels.ranks import average_ranks, radix_argsort
+from emostats.stats import DegenerateWarning, to_table
+from tests.conftest import RTOL_KERNEL, RTOL_R_PRINTED, RTOL_REFERENCE
+from tests.naive import stats as naive
+
+REF = json.loads((pathlib.Path(__file__).parent / "R" / "stats_reference.json").read_text())
+
+
+def _ranks(a):
+    n = a.size
+    out = np.empty(n)
+    average_ranks(np.ascontiguousarray(a, dtype=float), out, np.empty(n, np.int64), np.empty(n, np.uint64),
+                  np.empty(n, np.int64), np.empty(n, np.uint64))
+    return out
+
+
+# -- against R ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
+def test_pearson_against_r(alternative):
+    ref = REF["correlation"]
+    res = pearson(np.array(ref["x"]), np.array(ref["y"]), alternative=alternative)
+    assert res.r.item() == pytest.approx(ref["pearson_r"], rel=RTOL_R_PRINTED)
+    assert res.p.item() == pytest.approx(ref["pearson_p"][alternative], rel=RTOL_R_PRINTED)
+    assert res.n.item() == 30
+    if alternative == "two-sided":
+        ci = to_table(res)["CI95"][0]
+        np.testing.assert_allclose(ci, ref["pearson_ci95"], rtol=RTOL_R_PRINTED)
+
+
+def test_spearman_against_r():
+    ref = REF["correlation"]
+    res = spearman(np.array(ref["x"]), np.array(ref["y"]))
+    assert res.rho.item() == pytest.approx(ref["spearman_rho"], rel=RTOL_R_PRINTED)
+    assert res.p.item() == pytest.approx(ref["spearman_p"], rel=RTOL_R_PRINTED)
+
+
+@pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
+def test_exact_spearman_against_r_cor_test(alternative):
+    ref = REF["spearman_exact"]
+    res = spearman(np.array(ref["x"]), np.array(ref["y"]), permutation=10_000, alternative=alternative)
+    assert res.exact.item()
+    assert res.rho.item() == pytest.approx(ref["rho"], rel=RTOL_KERNEL)
+    assert res.p.item() == pytest.approx(ref["p"][alternative], abs=1e-12)
+    res4 = spearman(np.array(ref["x4"], float), np.array(ref["y4"], float), permutation=10_000)
+    assert res4.p.item() == pytest.approx(ref["p4_two_sided"], abs=1e-12)
+
+
+# -- against scipy on random inputs with ties and NaN --------------------------------------
+
+def _messy(rng, rows, n):
+    x = rng.integers(0, 6, (rows, n)).astype(float)  # many ties
+    x[: rows // 2] += rng.normal(size=(rows // 2, n))  # half the rows without ties
+    x[rng.random((rows, n)) < 0.05] = np.nan
+    x[1] = rng.normal(size=n)  # a complete row (fast path)
+    y = rng.integers(0, 4, n).astype(float)
+    y[rng.random(n) < 0.03] = np.nan
+    return x, y
+
+
+def test_spearman_matches_scipy_omit(rng):
+    x, y = _messy(rng, 40, 60)
+    for yy in (y, np.where(np.isnan(y), 0.5, y)):
+        res = spearman(x, yy)
+        for i in range(x.shape[0]):
+            ref = stats.spearmanr(x[i], yy, nan_policy="omit")
+            assert res.rho[i].item() == pytest.approx(ref.statistic, rel=RTOL_REFERENCE, abs=1e-14)
+            assert res.p[i].item() == pytest.approx(ref.pvalue, rel=RTOL_REFERENCE)
+            assert res.n[i].item() == int((~np.isnan(x[i]) & ~np.isnan(yy)).sum())
+
+
+def test_row_pairs_and_broadcasting_match_scipy(rng):
+    x = rng.normal(size=(3, 4, 25))
+    y = rng.normal(size=(3, 4, 25)) + 0.5 * x
+    y[0, 0, :3] = np.nan
+    res = spearman(x, y)
+    assert res.rho.shape == (3, 4)
+    for i in range(3):
+        for j in range(4):
+            ref = stats.spearmanr(x[i, j], y[i, j], nan_policy="omit")
+            assert res.rho[i, j].item() == pytest.approx(ref.statistic, rel=RTOL_REFERENCE)
+
+
+@pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
+def test_pearson_matches_scipy(rng, alternative):
+    x = rng.normal(size=(20, 30)) + 1e4  # large offset: two-pass sums keep the digits
+    y = rng.normal(size=30) + 0.3 * (x[0] - 1e4)
+    res = pearson(x, y, alternative=alternative)
+    for i in range(20):
+        ref = stats.pearsonr(x[i], y, alternative=alternative)
+        assert res.r[i].item() == pytest.approx(ref.statistic, rel=RTOL_REFERENCE)
+        assert res.p[i].item() == pytest.approx(ref.pvalue, rel=RTOL_REFERENCE)
+
+
+def test_against_naive_twin(rng):
+    x, y = _messy(rng, 10, 15)
+    for method, fn, name in (("spearman", spearman, "rho"), ("pearson", pearson, "r")):
+        res = fn(x, y)
+        for i in range(10):
+            r, n = getattr(naive, method)(x[i], y)
+            assert res[name][i].item() == pytest.approx(r, rel=RTOL_KERNEL, abs=1e-14)
+            assert res.n[i].item() == n
+
+
+# -- ranking kernels ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case", ["normal", "ties", "signed_zero", "offset", "float32", "tiny", "one"])
+def test_ranks_against_naive_and_scipy(rng, case):
+    a = {
+        "normal": rng.normal(size=200),
+        "ties": rng.integers(-3, 3, 200).astype(float),
+        "signed_zero": np.array([0.0, -0.0, 1.0, -1.0, -0.0, 0.0, 2.0]),
+        "offset": rng.normal(size=100) + 1e9,
+        "float32": rng.normal(size=100).astype(np.float32).astype(float),
+        "tiny": np.array([5e-324, -5e-324, 0.0, 1e308, -1e308, np.finfo(float).tiny]),
+        "one": np.array([3.0]),
+    }[case]
+    r = _ranks(a)
+    np.testing.assert_array_equal(r, naive.average_ranks(a))
+    np.testing.assert_array_equal(r, stats.rankdata(a))
+    n = a.size
+    order, keys = np.empty(n, np.int64), np.empty(n, np.uint64)
+    radix_argsort(a, order, keys, np.empty(n, np.int64), np.empty(n, np.uint64))
+    np.testing.assert_array_equal(a[order], np.sort(a))
+
+
+# -- permutation p ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("method", ["spearman", "pearson"])
+@pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
+def test_exact_permutation_against_brute_force(rng, method, alternative):
+    x = np.array([1.0, 2.0, 2.0, 5.0, 3.0])  # ties
+    y = rng.normal(size=5)
+    fn = spearman if method == "spearman" else pearson
+    res = fn(x, y, permutation=200, alternative=alternative)
+    assert res.exact.item()
+    assert res.p.item() == pytest.approx(naive.correlation_exact(x, y, method, alternative), rel=RTOL_KERNEL)
+
+
+def test_sampled_permutation_matches_scipy_within_monte_carlo_error(rng):
+    x = rng.normal(size=(3, 25))
+    y = rng.normal(size=25) + 0.4 * x[0]
+    n_perm = 4000
+    res = spearman(x, y, permutation=n_perm, seed=4)
+    assert not res.exact.any()
+    ry = stats.rankdata(y)
+    for i in range(3):
+        rx = stats.rankdata(x[i])
+        ref = stats.permutation_test((rx,), lambda a: stats.pearsonr(a, ry).statistic,
+                                     permutation_type="pairings", n_resamples=n_perm, rng=3).pvalue
+        p = res.p[i].item()
+        assert abs(p - ref) < 5 * math.sqrt(max(p * (1 - p), 1e-3) * 2 / n_perm)
+    again = spearman(x, y, permutation=n_perm, seed=4, threads=1)
+    np.testing.assert_array_equal(again.p.values, res.p.values)
+
+
+# -- degenerate rows, inputs --------------------------------------------------------------
+
+def test_constant_or_too_short_rows_are_nan_with_warning():
+    x = np.array([[1.0, 1.0, 1.0, 1.0], [1.0, 2.0, np.nan, np.nan], [1.0, 2.0, 3.0, 5.0]])
+    y = np.array([4.0, 3.0, 1.0, 2.0])
+    for fn in (spearman, pearson):
+        with pytest.warns(DegenerateWarning, match="2 result"):
+            res = fn(x, y, permutation=100) if fn is spearman else fn(x, y)
+        values = res[list(res.data_vars)[0]].values
+        assert np.isnan(values[:2]).all() and np.isnan(res.p.values[:2]).all()
+        assert np.isfinite(values[2]) and np.isfinite(res.p.values[2])
+        np.testing.assert_array_equal(res.n.values, [4, 2, 4])
+
+
+def test_perfect_correlation_has_p_zero_not_nan():
+    x = np.arange(10.0)
+    res = pearson(x, 2 * x + 1)
+    assert res.r.item() == 1.0 and res.p.item() == 0.0
+
+
+def test_dataarrays_pair_along_dim_and_dask_matches(rng):
+    x = xr.DataArray(rng.normal(size=(5, 40)), dims=("feature", "obs"), coords={"feature": list("abcde")})
+    y = xr.DataArray(rng.normal(size=40), dims="obs")
+    res = spearman(x, y, dim="obs")
+    assert res.rho.dims == ("feature",) and list(res.feature.values) == list("abcde")
+    lazy = spearman(x.chunk({"feature": 2, "obs": 10}), y.chunk({"obs": 10}), dim="obs")
+    xr.testing.assert_allclose(lazy.compute(), res, rtol=0, atol=0)
+    with pytest.raises(EmostatsError, match="pass dim="):
+        spearman(x, y)
+    with pytest.raises(EmostatsError, match="coordinates of x and y differ"):
+        spearman(x.assign_coords(obs=np.arange(40)), y.assign_coords(obs=np.arange(1, 41)), dim="obs")
+    with pytest.raises(EmostatsError, match="inf"):
+        pearson(np.array([1.0, np.inf, 2.0]), np.array([1.0, 2.0, 3.0]))
+    assert res.attrs["test"] == "spearman" and res.rho.attrs["long_name"]
+
+
+def test_threads_do_not_change_bits(rng):
+    x, y = _messy(rng, 30, 50)
+    a = spearman(x, y, threads=1)
+    b = spearman(x, y, threads=2)
+    np.testing.assert_array_equal(a.rho.values, b.rho.values)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegenerateWarning)
+        np.testing.assert_array_equal(pearson(x, y, threads=1).r.values, pearson(x, y, threads=2).r.values)

@@ -1,0 +1,62 @@
+"""to_table: pingouin-style tidy tables beside the Datasets, checked against pingouin."""
+
+import numpy as np
+import pandas as pd
+import pingouin as pg
+import pytest
+import xarray as xr
+
+from emostats import EmostatsError, bh_fdr, one_sample_tests, pearson, permutation_test, spearman
+from emostats.stats import to_table
+from tests.conftest import RTOL_REFERENCE
+
+
+def test_correlation_table_matches_pingouin(rng):
+    x = xr.DataArray(rng.normal(size=(3, 40)), dims=("feature", "obs"), coords={"feature": [10, 11, 12]})
+    y = xr.DataArray(rng.normal(size=40) + 0.5 * x[0].values, dims="obs")
+    for fn, method, name in ((pearson, "pearson", "r"), (spearman, "spearman", "rho")):
+        tab = to_table(fn(x, y, dim="obs"))
+        assert list(tab.columns) == ["feature", "n", name, "CI95", "p_val", "p_fdr"]
+        for i in range(3):
+            ref = pg.corr(x[i].values, y.values, method=method)
+            assert tab[name][i] == pytest.approx(ref["r"].iloc[0], rel=RTOL_REFERENCE)
+            assert tab["p_val"][i] == pytest.approx(ref["p_val"].iloc[0], rel=RTOL_REFERENCE)
+            # pingouin rounds its interval to 2 decimals
+            np.testing.assert_allclose(np.round(tab["CI95"][i], 2), ref["CI95"].iloc[0], atol=1e-12)
+        np.testing.assert_allclose(tab["p_fdr"], pg.multicomp(tab["p_val"].to_numpy(), method="fdr_bh")[1])
+
+
+def test_permutation_table(rng):
+    values = rng.normal(size=30)
+    groups = xr.DataArray(rng.random((4, 30)) < 0.3, dims=("emotion", "item"),
+                          coords={"emotion": list("abcd")})
+    res = permutation_test(values, groups, group_dim="emotion", n_perm=999)
+    tab = to_table(res)
+    assert list(tab.columns) == ["emotion", "n_in", "n_out", "n", "mean_diff", "p_val", "p_fdr", "exact"]
+    np.testing.assert_array_equal(tab["p_val"], res.p.values)
+    np.testing.assert_allclose(tab["p_fdr"], bh_fdr(res.p.values).q.values)
+    res["q"] = bh_fdr(res.p).q * 0 + 0.5  # a q already in the Dataset is used as is
+    assert (to_table(res)["p_fdr"] == 0.5).all()
+    assert "p_fdr" not in to_table(permutation_test(values, groups.values), fdr=False)
+
+
+def test_one_sample_table_is_long(rng):
+    x = xr.DataArray(rng.normal(0.3, 1, (2, 20)), dims=("kind", "s"), coords={"kind": ["probe", "pc"]})
+    res = one_sample_tests(x, dim="s")
+    tab = to_table(res)
+    assert list(tab.columns) == ["kind", "test", "n", "statistic", "CI95", "p_val", "p_fdr"]
+    assert len(tab) == 6
+    t = tab[tab.test == "t-test"].set_index("kind")
+    assert t.loc["pc", "p_val"] == res.t_p.sel(kind="pc").item()
+    np.testing.assert_allclose(t.loc["probe", "CI95"], [res.ci_low[0].item(), res.ci_high[0].item()])
+    ref = pg.ttest(x[0].values, 0)
+    assert t.loc["probe", "p_val"] == pytest.approx(ref["p_val"].iloc[0], rel=RTOL_REFERENCE)
+
+
+def test_fdr_and_scalar_tables():
+    tab = to_table(bh_fdr(np.array([0.01, 0.2])))
+    assert list(tab.columns)[-2:] == ["q", "reject"] and len(tab) == 2
+    one = to_table(spearman(np.arange(6.0), np.array([1.0, 3, 2, 5, 4, 6])))
+    assert isinstance(one, pd.DataFrame) and len(one) == 1 and one["n"][0] == 6
+    with pytest.raises(EmostatsError, match="test="):
+        to_table(xr.Dataset())
