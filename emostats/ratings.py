@@ -153,3 +153,97 @@ def mention_tests(evaluations, min_mentions=5, n_perm=10_000, seed=0, alpha=0.05
                "seed": int(seed), "alpha": float(alpha), "alternative": "greater",
                "statistic": "mean difference", "fdr": "BH over the emotions tested"},
     )
+
+
+# --------------------------------------------------------------------------- rating analyses
+def rating_analyses(features, persistence=None, n=20, stat="mean", *, probe_vectors=None, threads=None):
+    """Spearman correlations of the SAE feature ratings (Figures 8 and 10).
+
+    The correlations (:data:`RATING_PAIRS`, pairs with a NaN dropped, so over
+    the rated features): subspace fraction with each rating; the two ratings
+    with each other; residual persistence with each rating; self rating with
+    variance explained. The residual is the firing persistence minus the
+    ``stat`` (mean, as the study's Figure 10) of the ``n`` included features
+    nearest in variance explained (the feature itself excluded; excluded
+    features have no residual).
+
+    Parameters
+    ----------
+    features : xarray.Dataset or xarray.DataTree
+        ``/features`` with ``variance_explained``, ``subspace_fraction`` (or
+        ``decoder`` and probe vectors) and ``self_rating`` and/or
+        ``text_rating`` (NaN = unrated), or a study holding it.
+    persistence : xarray.Dataset, optional
+        :func:`emostats.firing_persistence` of the same features; without it
+        the residual rows are NaN with ``n = 0``.
+    n : int
+        Matched features per target.
+    stat : {"mean", "median"}
+        Baseline statistic of the matched values.
+    probe_vectors : xarray.DataArray (probe, hidden), optional
+        For subspace fractions computed from decoders.
+    threads : int, optional
+
+    Returns
+    -------
+    xarray.Dataset
+        Over ``pair`` (labels ``"x:y"``, coords ``x`` and ``y``): ``rho``, ``p``,
+        ``n``. Over ``feature`` (the rated features only): ``self_rating``,
+        ``text_rating``, ``subspace_fraction``, ``variance_explained``,
+        ``residual``, ``persistence``. A rating that is missing gives NaN rows
+        with ``n = 0``.
+
+    Examples
+    --------
+    >>> from emostats import synth, firing_persistence
+    >>> tree, _ = synth.make_study(n_tokens=4000, n_probes=6, n_features=200, k=8, hidden=24, seed=2,
+    ...                            groups=["tokens", "features"])
+    >>> res = rating_analyses(tree, firing_persistence(tree, min_fires=20), n=5)
+    >>> res["pair"].values[0], int(res["n"].sel(pair="self_rating:text_rating")) == res.sizes["feature"]
+    ('subspace_fraction:self_rating', True)
+    """
+    from .sae import _aligned, feature_table, matched_residuals
+
+    table = feature_table(features, probe_vectors)
+    if not any(r in table for r in RATINGS):
+        raise MissingGroupError("/features: neither self_rating nor text_rating is present; the rating "
+                                "analyses need at least one rating per feature (NaN = unrated)")
+    columns = {name: table[name] for name in table.data_vars}
+    if persistence is not None:
+        persistence = _aligned(persistence, table)
+        vm = matched_residuals(persistence, table, n=n, stat=stat, threads=threads)
+        columns["residual"] = xr.DataArray(vm["residual"].values, dims="feature", coords={"feature": table["feature"]})
+        columns["persistence"] = persistence["persistence"].astype(np.float64)
+    rho, p, count = [], [], []
+    for x, y in RATING_PAIRS:
+        if x in columns and y in columns:
+            sp = spearman(columns[x], columns[y], dim="feature")
+            rho.append(float(sp["rho"]))
+            p.append(float(sp["p"]))
+            count.append(int(sp["n"]))
+        else:
+            rho.append(np.nan)
+            p.append(np.nan)
+            count.append(0)
+    rated = np.zeros(table.sizes["feature"], dtype=bool)
+    for r in RATINGS:
+        if r in columns:
+            rated |= np.isfinite(columns[r].values)
+    per_feature = {}
+    for name in ("self_rating", "text_rating", "subspace_fraction", "variance_explained", "residual", "persistence"):
+        values = columns[name].values[rated] if name in columns else np.full(int(rated.sum()), np.nan)
+        long = {"residual": f"firing persistence minus {stat} of {n} variance-matched features"}.get(name, name.replace("_", " "))
+        per_feature[name] = ("feature", values, {"long_name": long})
+    labels = [f"{x}:{y}" for x, y in RATING_PAIRS]
+    return xr.Dataset(
+        {
+            "rho": ("pair", np.array(rho), {"long_name": "Spearman rho"}),
+            "p": ("pair", np.array(p), {"long_name": "two-sided p (t approximation)"}),
+            "n": ("pair", np.array(count, dtype=np.int64), {"long_name": "features with both values"}),
+            **per_feature,
+        },
+        coords={"pair": labels, "x": ("pair", [x for x, _ in RATING_PAIRS]), "y": ("pair", [y for _, y in RATING_PAIRS]),
+                "feature": table["feature"].values[rated]},
+        attrs={"analysis": "rating_analyses", "n_match": int(n), "stat": stat,
+               "n_rated": int(rated.sum()), "residual": "included features only; a feature never matches itself"},
+    )
