@@ -67,8 +67,8 @@ def _geometric(u, p):
 
 
 @numba.njit(**PJIT)
-def ar_mix(z, offsets, c_slow, c_fast, c_white, phi_slow, phi_fast, n_blocks, out):
-    """Fill ``out[t, j]`` with c_slow[j]*a + c_fast[j]*b + c_white[j]*e per segment.
+def ar_mix(z, offsets, c_slow, c_fast, c_white, phi_slow, phi_fast, n_blocks, out, col0):
+    """Fill ``out[t, col0 + j]`` with c_slow[j]*a + c_fast[j]*b + c_white[j]*e per segment.
 
     Parameters
     ----------
@@ -82,10 +82,12 @@ def ar_mix(z, offsets, c_slow, c_fast, c_white, phi_slow, phi_fast, n_blocks, ou
         AR(1) coefficients; each AR part has unit stationary variance.
     n_blocks : int
         Number of fixed blocks of segments run in parallel.
-    out : float64 array (n, m)
+    out : float64 array (n, >= col0 + m)
+    col0 : int
+        First output column.
     """
     n_seg = offsets.shape[0] - 1
-    m = out.shape[1]
+    m = z.shape[2]
     ss = np.sqrt(1.0 - phi_slow * phi_slow)
     sf = np.sqrt(1.0 - phi_fast * phi_fast)
     per = (n_seg + n_blocks - 1) // n_blocks
@@ -98,12 +100,12 @@ def ar_mix(z, offsets, c_slow, c_fast, c_white, phi_slow, phi_fast, n_blocks, ou
             for j in range(m):
                 a[j] = z[0, start, j]
                 b[j] = z[1, start, j]
-                out[start, j] = c_slow[j] * a[j] + c_fast[j] * b[j] + c_white[j] * z[2, start, j]
+                out[start, col0 + j] = c_slow[j] * a[j] + c_fast[j] * b[j] + c_white[j] * z[2, start, j]
             for t in range(start + 1, stop):
                 for j in range(m):
                     a[j] = phi_slow * a[j] + ss * z[0, t, j]
                     b[j] = phi_fast * b[j] + sf * z[1, t, j]
-                    out[t, j] = c_slow[j] * a[j] + c_fast[j] * b[j] + c_white[j] * z[2, t, j]
+                    out[t, col0 + j] = c_slow[j] * a[j] + c_fast[j] * b[j] + c_white[j] * z[2, t, j]
 
 
 @numba.njit(**JIT)
@@ -182,3 +184,17 @@ def markov_fill(offsets, order, pi, alpha, beta, value_scale, seed, index, value
             t = nxt
             on = not on
     return fired, dropped
+
+
+@numba.njit(**PJIT)
+def mirror_upper(a, n_blocks):
+    """Copy the upper triangle of the square matrix ``a`` onto its lower triangle, in place."""
+    n = a.shape[0]
+    bs = 64
+    nb = (n + bs - 1) // bs
+    for blk in numba.prange(n_blocks):
+        for bi in range(blk, nb, n_blocks):
+            for bj in range(bi, nb):
+                for i in range(bi * bs, min(n, (bi + 1) * bs)):
+                    for j in range(max(i + 1, bj * bs), min(n, (bj + 1) * bs)):
+                        a[j, i] = a[i, j]

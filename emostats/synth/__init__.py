@@ -269,18 +269,26 @@ def make_study(n_tokens=20_000, n_probes=171, n_features=2_000, k=16, hidden=256
                                    "n_latent": hid.m, "n_emotion_directions": n_probes, "seed": int(seed),
                                    "lags": list(lags), "moments_ddof": 0}
     # ---- tokens and moments
-    need_latent = any(g in groups for g in ("tokens", "moments", "probes"))
-    need_generic = any(g in groups for g in ("moments", "probes"))
+    need_latent = any(g in groups for g in ("tokens", "moments", "probes", "random"))
+    need_generic = any(g in groups for g in ("moments", "probes", "random"))
+    if "random" in groups and not random_directions:
+        raise EmostatsError("group random needs random_directions >= 1 (--random-directions N)")
+    rnd = _tokens.random_design(hid, int(random_directions), seed) if "random" in groups else None
+    if rnd is not None and rnd[0].shape[0] > hidden - hid.m:
+        raise EmostatsError(f"random_directions={random_directions} exceeds hidden - latent directions "
+                            f"({hidden - hid.m}); ask for fewer directions or a larger hidden")
     lat = None
     if need_latent:
-        probe_act, acc = _tokens.simulate_tokens(hid, offsets, seed, lags, need_generic, dtype=dtype,
-                                                 threads=threads)
+        probe_act, acc, random_act = _tokens.simulate_tokens(hid, offsets, seed, lags, need_generic, dtype=dtype,
+                                                             threads=threads, random=rnd)
         if acc is not None:
             empty = [L for L, n in zip(lags, acc.ln) if n < 2]
             if empty:
                 raise EmostatsError(f"lag {empty[0]} has fewer than 2 valid pairs with turn_length="
                                     f"{tuple(turn_length)}; use smaller lags or longer turns")
-            lat = _tokens.to_hidden(hid, acc.latent())
+            lat_latent = acc.latent()
+            if "moments" in groups:
+                lat = _tokens.to_hidden(hid, lat_latent, threads=threads)
     sd = None
     if n_features and any(g in groups for g in ("tokens", "features", "evaluations")):
         sd = _sae.make_sae_design(n_features, k, n_probes, hidden, n_rated, lags[0], seed)
@@ -333,9 +341,23 @@ def make_study(n_tokens=20_000, n_probes=171, n_features=2_000, k=16, hidden=256
     truth_vars["residual_expected"] = ("probe", residual)
     trace = hid.trace()
     truth_vars["variance_explained_expected"] = ("probe", var / ((vectors ** 2).sum(1) * trace))
+    def moments_ve(vecs):
+        """v'Cv / (|v|^2 trace C) with C = Q (S - sigma2 I) Q' + sigma2 I of /moments, in the latent basis."""
+        S = lat_latent["cov"]
+        u = vecs @ hid.basis
+        vcv = np.einsum("pk,kl,pl->p", u, S, u) - hid.sigma2 * (u * u).sum(1) + hid.sigma2 * (vecs ** 2).sum(1)
+        return vcv / ((vecs ** 2).sum(1) * (np.trace(S) + hid.sigma2 * (hidden - hid.m)))
+
+    if "random" in groups:
+        tree["/random"] = xr.Dataset(
+            {"random_act": (("token", "direction"), random_act, {"long_name": "activation of a random unit direction"}),
+             "variance_explained": ("direction", moments_ve(rnd[0]), {"long_name": "variance explained (from /moments)"}),
+             "vector": (("direction", "hidden"), rnd[0], {"long_name": "random unit direction"})},
+            coords={"direction": np.arange(rnd[0].shape[0], dtype=np.int64)},
+            attrs={"sampling": "uniform on the unit sphere of the hidden space"})
     if "probes" in groups:
-        cov = lat["cov"]
-        ve = np.einsum("ph,hk,pk->p", vectors, cov, vectors) / ((vectors ** 2).sum(1) * np.trace(cov))
+        # v'Cv and trace(C) of the /moments covariance C = Q (S - sigma2 I) Q' + sigma2 I, in the latent basis
+        ve = moments_ve(vectors)
         tree["/probes"] = xr.Dataset(
             {"vector": (("probe", "hidden"), vectors, {"long_name": "probe direction"}),
              "variance_explained": ("probe", ve, {"long_name": "variance explained (from /moments)"})},

@@ -77,6 +77,8 @@ class Hidden:
     w_fast: np.ndarray     # (m,) fraction in the fast AR(1); the rest is white noise
     bonus: np.ndarray      # (m,) slow-weight bonus of the emotion directions over the generic curve
     sigma2: float          # isotropic noise variance per dim of the orthogonal complement
+    noise_w_slow: float    # slow and fast shares of the noise (population-level dynamics)
+    noise_w_fast: float
     basis: np.ndarray      # (hidden, m) orthonormal latent directions; the first n_probes span the probes
     mean: np.ndarray       # (hidden,) mean activation
     coef: np.ndarray       # (n_probes, n_probes) probe i = sum_k coef[i, k] * basis[:, k]
@@ -101,13 +103,19 @@ class Hidden:
         """Population trace of the hidden covariance."""
         return float(self.lam.sum() + self.sigma2 * (self.hidden - self.m))
 
+    def noise_rho(self, lag):
+        """Population lag correlation of the noise (1 at lag 0)."""
+        return 1.0 if lag == 0 else self.noise_w_slow * self.phi_slow ** lag + self.noise_w_fast * self.phi_fast ** lag
+
     def latent_weights(self, vectors):
         """Population (variance, slow variance, fast variance) of each row of ``vectors``."""
         vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float64))
         u = vectors @ self.basis
         u2 = u * u
-        var = u2 @ self.lam + self.sigma2 * np.maximum((vectors * vectors).sum(1) - u2.sum(1), 0.0)
-        return var, u2 @ (self.lam * self.w_slow), u2 @ (self.lam * self.w_fast)
+        noise = self.sigma2 * np.maximum((vectors * vectors).sum(1) - u2.sum(1), 0.0)
+        var = u2 @ self.lam + noise
+        return (var, u2 @ (self.lam * self.w_slow) + self.noise_w_slow * noise,
+                u2 @ (self.lam * self.w_fast) + self.noise_w_fast * noise)
 
     def lag_r(self, vectors, lag):
         """Population lag-``lag`` correlation of each direction (rows of ``vectors``)."""
@@ -131,33 +139,49 @@ def n_generic(hidden, n_probes):
         need = next(h for h in range(n_probes + 2, 10 * n_probes + 64) if h - n_probes - max(1, h // 8) >= 1)
         raise EmostatsError(f"hidden={hidden} is too small for {n_probes} probes: the probe vectors must span a "
                             f"proper subspace; use hidden >= {need} (e.g. --hidden {max(need, 256)}) or fewer probes")
-    return int(min(room, max(8, n_probes // 2)))
+    return int(min(room, max(8, n_probes // 8)))
 
 
-def make_hidden(hidden, n_probes, seed, phi_slow=0.995, phi_fast=0.8, noise_ratio=1.0):
+#: ranges of the log-variance x (lam = 10**(2x - 1)) of emotion and generic directions
+X_EMOTION = (0.0, 0.35)
+X_GENERIC = (0.3, 1.0)
+#: generic slow weight GENERIC[0] + GENERIC[1] * x; fast weights of generic and emotion directions
+GENERIC = (0.05, 0.30)
+W_FAST = {"generic": 0.25, "emotion": 0.20}
+#: emotion slow-weight bonus: BONUS[0] + BONUS[1] * (x - min) / (max - min)
+BONUS = (0.25, 0.20)
+#: slow and fast shares of the isotropic noise; its variance is NOISE_FLOOR * min(lam)
+NOISE = {"w_slow": 0.15, "w_fast": 0.25}
+NOISE_FLOOR = 0.9
+
+
+def make_hidden(hidden, n_probes, seed, phi_slow=0.995, phi_fast=0.8):
     """Draw the planted hidden space.
 
     Latent direction variances are ``lam = 10**(2x - 1)`` for a "log-variance"
-    ``x`` in [0, 1]: generic directions take ``x`` on an even grid, emotion
-    directions (those that span the probes) ``x`` uniform in [0.15, 0.85].
-    Slow weights follow one generic curve ``w_slow = 0.10 + 0.40 x`` plus, for
-    emotion directions only, a bonus ``0.10 + 0.20 (x - 0.15) / 0.7`` (the
-    planted excess persistence of emotion probes over variance-matched
-    directions, larger for higher-variance emotion directions). Fast weights
-    are 0.25 (generic) and 0.20 (emotion); the rest is white noise.
+    ``x``: generic directions take ``x`` on an even grid over ``X_GENERIC``,
+    emotion directions (those that span the probes) ``x`` uniform in
+    ``X_EMOTION`` (lower variance than the top generic directions). Slow
+    weights follow one generic curve ``GENERIC[0] + GENERIC[1] x`` plus, for
+    emotion directions only, the bonus ``BONUS[0] + BONUS[1] (x - min) / span``
+    (the planted excess persistence of emotion probes over variance-matched
+    directions, larger for higher-variance emotion directions). The isotropic
+    noise of the orthogonal complement has variance ``NOISE_FLOOR * min(lam)``
+    per dim and slow/fast shares ``NOISE`` (population level only).
     """
     p = int(n_probes)
     m_g = n_generic(hidden, p)
     m = p + m_g
     rng = rng_for(seed, "hidden")
-    x_e = rng.uniform(0.15, 0.85, size=p)
-    x_g = np.linspace(1.0, 0.0, m_g) if m_g > 1 else np.array([0.5])
+    x_e = rng.uniform(*X_EMOTION, size=p)
+    x_g = np.linspace(X_GENERIC[1], X_GENERIC[0], m_g) if m_g > 1 else np.array([np.mean(X_GENERIC)])
     x = np.concatenate([x_e, x_g])
     lam = 10.0 ** (2.0 * x - 1.0)
-    bonus = np.concatenate([0.10 + 0.20 * (x_e - 0.15) / 0.7, np.zeros(m_g)])
-    w_slow = 0.10 + 0.40 * x + bonus
-    w_fast = np.concatenate([np.full(p, 0.20), np.full(m_g, 0.25)])
-    sigma2 = float(min(noise_ratio * lam.sum() / (hidden - m), 0.9 * lam.min()))
+    span = X_EMOTION[1] - X_EMOTION[0]
+    bonus = np.concatenate([BONUS[0] + BONUS[1] * (x_e - X_EMOTION[0]) / span, np.zeros(m_g)])
+    w_slow = GENERIC[0] + GENERIC[1] * x + bonus
+    w_fast = np.concatenate([np.full(p, W_FAST["emotion"]), np.full(m_g, W_FAST["generic"])])
+    sigma2 = float(NOISE_FLOOR * lam.min())
     g = rng.standard_normal((hidden, m))
     basis, r = np.linalg.qr(g)
     basis *= np.sign(np.diag(r))  # unique QR: positive diagonal
@@ -165,7 +189,7 @@ def make_hidden(hidden, n_probes, seed, phi_slow=0.995, phi_fast=0.8, noise_rati
     coef = np.eye(p) + 0.5 * rng.standard_normal((p, p)) / np.sqrt(p)
     coef *= np.exp(0.3 * rng.standard_normal(p))[:, None]
     return Hidden(hidden=int(hidden), n_probes=p, lam=lam, w_slow=w_slow, w_fast=w_fast, bonus=bonus,
-                  sigma2=sigma2, basis=np.ascontiguousarray(basis), mean=mean, coef=coef,
+                  sigma2=sigma2, noise_w_slow=NOISE["w_slow"], noise_w_fast=NOISE["w_fast"], basis=np.ascontiguousarray(basis), mean=mean, coef=coef,
                   phi_slow=float(phi_slow), phi_fast=float(phi_fast))
 
 
@@ -189,7 +213,7 @@ def expected_residuals(hidden, lag, n_match=20, n_directions=5420, n_k=20, seed=
     order = np.argsort(-hidden.lam, kind="stable")
     lam_all = np.concatenate([hidden.lam[order], np.full(H - hidden.m, hidden.sigma2)])
     rho = hidden.w_slow * hidden.phi_slow ** lag + hidden.w_fast * hidden.phi_fast ** lag
-    cov_all = np.concatenate([hidden.lam[order] * rho[order], np.zeros(H - hidden.m)])
+    cov_all = np.concatenate([hidden.lam[order] * rho[order], np.full(H - hidden.m, hidden.sigma2 * hidden.noise_rho(lag))])
     trace = hidden.trace()
     ks = np.unique(np.geomspace(1, H, n_k).round().astype(int))
     per = max(1, n_directions // ks.size)

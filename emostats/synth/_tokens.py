@@ -29,15 +29,24 @@ def blocks(offsets):
     return out
 
 
-def simulate_latent(hidden, offsets, cols, part, seed, block_id, threads=None):
-    """Latent series (n_tokens_of_block, len(cols)) for one block of segments."""
-    n = int(offsets[-1] - offsets[0])
-    z = rng_for(seed, part, block_id).standard_normal((3, n, len(cols)), dtype=np.float32)
-    out = np.empty((n, len(cols)))
+def block_normals(seed, part, block_id, n, m):
+    """Innovations (3, n, m) float32 of one block of one latent part."""
+    return rng_for(seed, part, block_id).standard_normal((3, n, m), dtype=np.float32)
+
+
+def run_ar(hidden, offsets, cols, z, out, col0, threads=None):
+    """Write the latent series ``cols`` of one block into ``out[:, col0:col0 + len(cols)]``."""
     cs, cf, cw = hidden.c_parts(cols)
     local = (offsets - offsets[0]).astype(np.int64)
     nb = min(n_threads(threads), max(1, local.size - 1))
-    _k.ar_mix(z, local, cs, cf, cw, hidden.phi_slow, hidden.phi_fast, nb, out)
+    _k.ar_mix(z, local, cs, cf, cw, hidden.phi_slow, hidden.phi_fast, nb, out, col0)
+
+
+def simulate_latent(hidden, offsets, cols, part, seed, block_id, threads=None):
+    """Latent series (n_tokens_of_block, len(cols)) for one block of segments."""
+    n = int(offsets[-1] - offsets[0])
+    out = np.empty((n, len(cols)))
+    run_ar(hidden, offsets, cols, block_normals(seed, part, block_id, n, len(cols)), out, 0, threads)
     return out
 
 
@@ -58,32 +67,41 @@ class LatentMoments:
         self.sxy = np.zeros((nl, m, m))
 
     def add(self, y, offsets):
-        """Add a block ``y`` (n, m) whose segments have local CSR ``offsets``."""
+        """Add a block ``y`` (n, m) whose segments have CSR ``offsets`` (block-local after shifting).
+
+        Over valid pairs, x = all tokens but the last L of each segment and
+        y = all tokens but the first L, so their Gram matrices are the full
+        Gram minus that of the (few) excluded tokens.
+        """
         self.n += y.shape[0]
-        self.s += y.sum(0)
-        self.ss += y.T @ y
+        s_all = y.sum(0)
+        g_all = np.dot(y.T, y)
+        self.s += s_all
+        self.ss += g_all
         lengths = np.diff(offsets)
         starts = offsets[:-1] - offsets[0]
+        pos = np.arange(y.shape[0]) - np.repeat(starts, lengths)
+        seg_len = np.repeat(lengths, lengths)
         for i, L in enumerate(self.lags):
-            keep = lengths > L
-            if not keep.any():
+            n_pairs = int(np.maximum(lengths - L, 0).sum())
+            if n_pairs == 0:
                 continue
-            cnt = lengths[keep] - L
-            x_idx = np.repeat(starts[keep], cnt) + (np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt))
-            x = y[x_idx]
-            yy = y[x_idx + L]
-            self.ln[i] += x_idx.size
-            self.sx[i] += x.sum(0)
-            self.sy[i] += yy.sum(0)
-            self.sxx[i] += x.T @ x
-            self.syy[i] += yy.T @ yy
-            self.sxy[i] += x.T @ yy
+            tail = np.flatnonzero(pos >= seg_len - L)
+            head = np.flatnonzero(pos < L)
+            yt, yh = y[tail], y[head]
+            self.ln[i] += n_pairs
+            self.sx[i] += s_all - yt.sum(0)
+            self.sy[i] += s_all - yh.sum(0)
+            self.sxx[i] += g_all - np.dot(yt.T, yt)
+            self.syy[i] += g_all - np.dot(yh.T, yh)
+            x_idx = np.flatnonzero(pos < seg_len - L)
+            self.sxy[i] += np.dot(y[x_idx].T, y[x_idx + L])
 
     def latent(self):
         """Centred latent moments (divided by n, i.e. ddof=0) as a dict."""
         mean = self.s / self.n
         cov = self.ss / self.n - np.outer(mean, mean)
-        out = {"n": self.n, "mean": mean, "cov": 0.5 * (cov + cov.T), "lag_n": self.ln.copy()}
+        out = {"n": self.n, "mean": mean, "cov": 0.5 * (cov + cov.T), "lag_n": self.ln.copy(), "lags": self.lags}
         nl = len(self.lags)
         m = mean.size
         for key in ("lag_mean_x", "lag_mean_y"):
@@ -106,51 +124,75 @@ class LatentMoments:
         return out
 
 
-def to_hidden(hidden, lat):
+def to_hidden(hidden, lat, threads=None):
     """Hidden-space moments from latent moments (see the synth module docstring).
 
     ``h_t = mean + basis @ y_t + e_t`` with ``e_t`` isotropic white noise of
     variance ``sigma2`` in the orthogonal complement of ``basis``: the signal
     part is exact (sample moments of the simulated ``y``); the noise part enters
     with its expectation (``sigma2 (I - basis basis')`` in ``cov``, ``lag_cxx``
-    and ``lag_cyy``; zero in ``lag_cxy`` and in the means).
+    and ``lag_cyy``; ``sigma2 rho_noise(L) (I - basis basis')`` in ``lag_cxy``; zero in the means).
     """
     Q = hidden.basis
     s2 = hidden.sigma2
-    m = Q.shape[1]
+    H, m = Q.shape
+    nt = n_threads(threads)
 
-    def sym(a, noise):
+    def product(a, noise, out, symmetric=True):
         b = a - noise * np.eye(m) if noise else a
-        out = (Q @ b) @ Q.T
+        np.matmul(Q @ b, Q.T, out=out)
         if noise:
             out[np.diag_indices_from(out)] += noise
+        if symmetric:
+            _k.mirror_upper(out, nt)
         return out
 
     out = {"n": lat["n"], "lag_n": lat["lag_n"], "mean": hidden.mean + Q @ lat["mean"]}
-    c = sym(lat["cov"], s2)
-    out["cov"] = 0.5 * (c + c.T)
+    out["cov"] = product(lat["cov"], s2, np.empty((H, H)))
     out["lag_mean_x"] = hidden.mean[None, :] + lat["lag_mean_x"] @ Q.T
     out["lag_mean_y"] = hidden.mean[None, :] + lat["lag_mean_y"] @ Q.T
     nl = lat["lag_n"].size
-    H = Q.shape[0]
-    for key, noise in (("lag_cxx", s2), ("lag_cyy", s2), ("lag_cxy", 0.0)):
+    lags = lat["lags"]
+    for key in ("lag_cxx", "lag_cyy", "lag_cxy"):
         arr = np.empty((nl, H, H))
         for i in range(nl):
-            arr[i] = sym(lat[key][i], noise)
-            if key != "lag_cxy":
-                arr[i] = 0.5 * (arr[i] + arr[i].T)
+            noise = s2 * hidden.noise_rho(lags[i]) if key == "lag_cxy" else s2
+            product(lat[key][i], noise, arr[i], symmetric=key != "lag_cxy")
         out[key] = arr
     return out
 
 
-def simulate_tokens(hidden, offsets, seed, lags, need_generic, dtype=np.float32, threads=None):
+def random_design(hidden, n_directions, seed):
+    """Unit directions uniform on the hidden sphere and how to project the latent series onto them.
+
+    Returns (vectors (D, hidden), proj (m, D), offset (D,), noise_factor (D, D)):
+    ``v . h_t = y_t @ proj + offset + xi_t @ noise_factor.T`` where ``xi_t`` are D
+    independent unit-variance series with the noise dynamics, and
+    ``noise_factor`` is the Cholesky factor of ``sigma2 W'W``, ``W = (I - QQ') V'``.
+    """
+    rng = rng_for(seed, "random")
+    v = rng.standard_normal((n_directions, hidden.hidden))
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    proj = hidden.basis.T @ v.T
+    w = v.T - hidden.basis @ proj
+    gram = hidden.sigma2 * (w.T @ w)
+    return v, proj, v @ hidden.mean, np.linalg.cholesky(gram)
+
+
+def simulate_tokens(hidden, offsets, seed, lags, need_generic, dtype=np.float32, threads=None, random=None):
     """Probe activations (n_tokens, n_probes) and latent moment sums.
+
+    The innovations of the next blocks are drawn in two worker threads (NumPy
+    releases the GIL while filling) while the current block is processed.
 
     Returns
     -------
     probe_act : array (n_tokens, n_probes) of ``dtype``
     moments : LatentMoments or None (None when ``need_generic`` is false)
+    random_act : array (n_tokens, n_directions) or None (from :func:`random_design` output ``random``)
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     p = hidden.n_probes
     n = int(offsets[-1])
     probe_act = np.empty((n, p), dtype=dtype)
@@ -159,11 +201,43 @@ def simulate_tokens(hidden, offsets, seed, lags, need_generic, dtype=np.float32,
     acc = LatentMoments(hidden.m, lags) if need_generic else None
     emo_cols = np.arange(p)
     gen_cols = np.arange(p, hidden.m)
-    for b, (s0, s1) in enumerate(blocks(offsets)):
-        off = offsets[s0:s1 + 1]
-        y_e = simulate_latent(hidden, off, emo_cols, "emotion", seed, b, threads)
-        probe_act[off[0]:off[-1]] = y_e @ coef_t + probe_mean
-        if acc is not None:
-            y_g = simulate_latent(hidden, off, gen_cols, "generic", seed, b, threads)
-            acc.add(np.concatenate([y_e, y_g], axis=1), off)
-    return probe_act, acc
+    m = hidden.m if need_generic else p
+    plan = blocks(offsets)
+    random_act = None
+    if random is not None:
+        _, r_proj, r_offset, r_noise = random
+        n_dir = r_offset.size
+        random_act = np.empty((n, n_dir), dtype=dtype)
+        r_noise_t = np.ascontiguousarray(r_noise.T)
+        w_slow, w_fast = hidden.noise_w_slow, hidden.noise_w_fast
+        noise_c = [np.full(n_dir, np.sqrt(w)) for w in (w_slow, w_fast, 1.0 - w_slow - w_fast)]
+
+    def normals(b):
+        s0, s1 = plan[b]
+        nb = int(offsets[s1] - offsets[s0])
+        z_e = block_normals(seed, "emotion", b, nb, p)
+        z_g = block_normals(seed, "generic", b, nb, m - p) if need_generic else None
+        return z_e, z_g
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        pending = [pool.submit(normals, b) for b in range(min(2, len(plan)))]
+        for b, (s0, s1) in enumerate(plan):
+            z_e, z_g = pending.pop(0).result()
+            if b + 2 < len(plan):
+                pending.append(pool.submit(normals, b + 2))
+            off = offsets[s0:s1 + 1]
+            y = np.empty((int(off[-1] - off[0]), m))
+            run_ar(hidden, off, emo_cols, z_e, y, 0, threads)
+            if need_generic:
+                run_ar(hidden, off, gen_cols, z_g, y, p, threads)
+            del z_e, z_g
+            np.add(np.matmul(y[:, :p], coef_t), probe_mean, out=probe_act[off[0]:off[-1]], casting="unsafe")
+            if acc is not None:
+                acc.add(y, off)
+            if random is not None:
+                xi = np.empty((y.shape[0], n_dir))
+                local = (off - off[0]).astype(np.int64)
+                _k.ar_mix(block_normals(seed, "random", b, y.shape[0], n_dir), local, *noise_c,
+                          hidden.phi_slow, hidden.phi_fast, min(n_threads(threads), local.size - 1), xi, 0)
+                np.add(y @ r_proj + r_offset, xi @ r_noise_t, out=random_act[off[0]:off[-1]], casting="unsafe")
+    return probe_act, acc, random_act
