@@ -89,7 +89,7 @@ def plot_random_vs_probes(probe_persistence, random_persistence, ax=None, bins=4
     return ax
 
 
-def plot_residuals(matched, ax=None, label_top=5):
+def plot_residuals(matched, ax=None, label_top=3):
     """Figure 4: residual persistence of each target above its variance-matched directions.
 
     Bars of the residuals, sorted, coloured by sign, with the mean, the
@@ -101,7 +101,8 @@ def plot_residuals(matched, ax=None, label_top=5):
         From :func:`emostats.variance_matched` (``residual(target)``; tests as scalars).
     ax : matplotlib Axes, optional
     label_top : int
-        Name this many targets at each end (when the ``target`` coordinate holds names).
+        Name this many targets at each end in a caption (when the ``target``
+        coordinate holds names; 0 for none).
 
     Returns
     -------
@@ -123,10 +124,11 @@ def plot_residuals(matched, ax=None, label_top=5):
         ax.axhline(mean, color=colors["fit"], linestyle="--", linewidth=1, label=f"mean {mean:+.3f}")
         ax.legend(loc="upper right")
     if label_top and res.size and names.dtype.kind in "UO":
-        for i in list(range(min(label_top, res.size))) + list(range(max(res.size - label_top, label_top), res.size)):
-            ax.annotate(str(names[i]), (x[i], res[i]), rotation=90, fontsize=6, ha="center",
-                        va="bottom" if res[i] > 0 else "top", xytext=(0, 2 if res[i] > 0 else -2),
-                        textcoords="offset points")
+        k = min(int(label_top), res.size)
+        ax.text(0.99, 0.80, "highest: " + ", ".join(map(str, names[:k])), transform=ax.transAxes,
+                ha="right", va="top", fontsize="small")
+        ax.text(0.01, 0.03, "lowest: " + ", ".join(map(str, names[::-1][:k])), transform=ax.transAxes,
+                ha="left", va="bottom", fontsize="small")
     n_pos = int(matched["n_positive"]) if "n_positive" in matched else int((res > 0).sum())
     p = matched["t_p"] if "t_p" in matched else np.nan
     stat = matched.attrs.get("stat", "median")
