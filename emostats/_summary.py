@@ -17,20 +17,20 @@ ROWS = {
     "residual_mean": ("Mean residual persistence over variance-matched directions", "signed",
                       "+0.170, p = 6.7e-30 (Cogito +0.077, p = 1.5e-27)"),
     "residual_positive": ("Probes with positive residual persistence", "count", "167 of 171 (Cogito 157)"),
-    "pc_spearman": ("Spearman of PC rank with residual persistence", "signed",
+    "pc_spearman": ("Spearman of PC rank with residual persistence", "rho",
                     "lower PCs more persistent (not given)"),
     "steering_5": ("Emotions significant 5 tokens after the steering pulse", "count", "130 of 171"),
     "steering_5_persistent": ("… of which persistent (z > 0)", "count", "about 62% of 171"),
     "steering_5_antipersistent": ("… of which anti-persistent (z < 0)", "count", "about 14% of 171"),
     "steering_100": ("Emotions significant 100 tokens after the pulse", "count", "48 of 171"),
-    "sae_spearman": ("Spearman of SAE subspace fraction with residual persistence", "signed",
+    "sae_spearman": ("Spearman of SAE subspace fraction with residual persistence", "rho",
                      "+0.111, p = 4.4e-52 (Cogito +0.413, p = 4.4e-196)"),
-    "subspace_self_rating": ("Spearman of subspace fraction with self rating", "signed", "positive (Figure 8)"),
-    "subspace_text_rating": ("Spearman of subspace fraction with text rating", "signed", "Figure 8"),
-    "self_text_rating": ("Spearman of self rating with text rating", "signed", "+0.051 (n.s.)"),
-    "self_rating_residual": ("Spearman of self rating with residual persistence", "signed", "+0.124, p = 0.0001"),
-    "text_rating_residual": ("Spearman of text rating with residual persistence", "signed", "weakly negative"),
-    "self_rating_variance": ("Spearman of self rating with variance explained", "signed", "−0.184, p = 4.6e-09"),
+    "subspace_self_rating": ("Spearman of subspace fraction with self rating", "rho", "positive (Figure 8)"),
+    "subspace_text_rating": ("Spearman of subspace fraction with text rating", "rho", "Figure 8"),
+    "self_text_rating": ("Spearman of self rating with text rating", "rho", "+0.051 (n.s.)"),
+    "self_rating_residual": ("Spearman of self rating with residual persistence", "rho", "+0.124, p = 0.0001"),
+    "text_rating_residual": ("Spearman of text rating with residual persistence", "rho", "weakly negative"),
+    "self_rating_variance": ("Spearman of self rating with variance explained", "rho", "−0.184, p = 4.6e-09"),
     "mentions_significant": ("Emotions whose mention predicts cosine (BH-FDR)", "count", "17 of 83"),
     "mentions_positive": ("Emotions with a positive mention effect", "count", "67 of 83"),
 }
@@ -45,12 +45,79 @@ def _mean_r(ds, var="r"):
     return _row(np.nanmean(r) if np.isfinite(r).any() else np.nan, n=np.isfinite(r).sum())
 
 
+def _get(ds, name):
+    return float(ds[name]) if name in ds.variables and ds[name].size == 1 else np.nan
+
+
+def _nearest_offset(steering, wanted):
+    offsets = np.asarray(steering["offset"].values)
+    return int(offsets[np.argmin(np.abs(offsets - wanted))])
+
+
+#: rows read from the rating analyses' ``pair`` labels
+RATING_ROWS = {
+    "subspace_self_rating": "subspace_fraction:self_rating",
+    "subspace_text_rating": "subspace_fraction:text_rating",
+    "self_text_rating": "self_rating:text_rating",
+    "self_rating_residual": "residual:self_rating",
+    "text_rating_residual": "residual:text_rating",
+    "self_rating_variance": "self_rating:variance_explained",
+}
+
+
 def _fill(rows, results, params):
     """Fill ``rows`` (id -> dict) from the results of the other steps."""
+    lag = params["lag"]
     per = results.get("persistence")
     if per is not None:
         rows["probe_persistence"] = _mean_r(per)
-        rows["probe_persistence"]["detail"] = f"lag {params['lag']}"
+        rows["probe_persistence"]["detail"] = f"r at lag {lag}"
+    rnd = results.get("random_directions")
+    if rnd is not None:
+        rows["random_persistence"] = _mean_r(rnd)
+        rows["random_persistence"]["detail"] = f"r at lag {lag}"
+    vm = results.get("variance_matched")
+    if vm is not None:
+        n = _get(vm, "n")
+        rows["residual_mean"] = _row(_get(vm, "mean"), _get(vm, "t_p"), n,
+                                     f"t-test; Wilcoxon p = {_p(_get(vm, 'wilcoxon_p'))}")
+        rows["residual_positive"] = _row(_get(vm, "n_positive"), _get(vm, "sign_p"), n, "sign-test p")
+    pcs = results.get("emotion_pcs")
+    if pcs is not None and "rank_rho" in pcs:
+        rows["pc_spearman"] = _row(_get(pcs, "rank_rho"), _get(pcs, "rank_p"), _get(pcs, "rank_n"),
+                                   "< 0: leading PCs persist more")
+    st = results.get("steering")
+    if st is not None and st.sizes.get("offset", 0):
+        for key, wanted in (("steering_5", 5), ("steering_100", 100)):
+            o = _nearest_offset(st, wanted)
+            at = st.sel(offset=o)
+            npers, nanti, tested = int(at["n_persistent"]), int(at["n_antipersistent"]), int(at["n_tested"])
+            note = "" if o == wanted else f" (offset {wanted} not in the study)"
+            rows[key] = _row(npers + nanti, n=tested, offset=o,
+                             detail=f"offset {o}{note}: {npers} up, {nanti} down")
+            if key == "steering_5":
+                rows["steering_5_persistent"] = _row(npers, n=tested, offset=o, detail=f"offset {o}{note}")
+                rows["steering_5_antipersistent"] = _row(nanti, n=tested, offset=o, detail=f"offset {o}{note}")
+    sm = results.get("sae_matched")
+    if sm is not None:
+        rows["sae_spearman"] = _row(_get(sm, "rho"), _get(sm, "p"), _get(sm, "n"), "included features")
+    ra = results.get("ratings")
+    if ra is not None:
+        labels = [str(x) for x in ra["pair"].values]
+        for key, label in RATING_ROWS.items():
+            if label in labels:
+                sel = ra.sel(pair=label)
+                rows[key] = _row(float(sel["rho"]), float(sel["p"]), float(sel["n"]), "rated features")
+    me = results.get("mentions")
+    if me is not None:
+        tested = _get(me, "n_tested")
+        rows["mentions_significant"] = _row(_get(me, "n_significant"), n=tested,
+                                            detail=f"q <= {params['alpha']}; n = emotions tested")
+        rows["mentions_positive"] = _row(_get(me, "n_positive"), n=tested, detail="effect > 0")
+
+
+def _p(p):
+    return "NaN" if not np.isfinite(p) else f"{p:.2g}"
 
 
 def summary_table(results, params, study=None):
@@ -90,7 +157,7 @@ def summary_table(results, params, study=None):
     long = {"quantity": "what the row measures", "value": "value in this study", "p": "p-value (NaN: none)",
             "n": "number of items the value is computed over", "detail": "counts and remarks",
             "offset": "token offset after the steering pulse (steering rows)",
-            "kind": "how to print the value (mean, signed, count)",
+            "kind": "how to print the value (mean, signed, count, rho)",
             "study": "the published value (Sauers et al. 2026, Kimi K2.5; Cogito v2.1 in brackets)"}
     for name, text in long.items():
         ds[name].attrs["long_name"] = text

@@ -367,22 +367,167 @@ def _probe_act(ctx):
     return ctx.study["tokens"]["probe_act"]
 
 
+def _probe_vectors(ctx):
+    return ctx.study["probes"]["vector"] if ctx.has("probes/vector") else None
+
+
+def _moments(ctx):
+    return ctx.group("moments") if ctx.has("moments") else None
+
+
 def _step_persistence(ctx):
     from . import lag_persistence
 
-    return lag_persistence(_probe_act(ctx), lag=ctx.params["lag"])
+    return lag_persistence(_probe_act(ctx), lag=ctx.params["lag"], threads=ctx.params["threads"])
 
 
 def _step_profile(ctx):
     from . import lag_profile
 
-    return lag_profile(_probe_act(ctx), max_lag=ctx.params["max_lag"])
+    return lag_profile(_probe_act(ctx), max_lag=ctx.params["max_lag"], threads=ctx.params["threads"])
 
 
 def _step_trajectories(ctx):
     from . import trajectories
 
-    return trajectories(_probe_act(ctx), max_lag=ctx.params["max_lag"])
+    return trajectories(_probe_act(ctx), max_lag=ctx.params["max_lag"], threads=ctx.params["threads"])
+
+
+def _step_decay(ctx):
+    """Decay fits of the trajectories (Figure 2 curves), bootstrapped over conversations."""
+    from . import fit_decay
+
+    return fit_decay(ctx.results["trajectories"], probe_act=_probe_act(ctx), n_boot=ctx.params["n_boot"],
+                     seed=ctx.step_seed("decay"), threads=ctx.params["threads"])
+
+
+def _step_decay_profile(ctx):
+    """Decay fit of the lag profile averaged over probes, bootstrapped over conversations."""
+    from . import fit_decay
+
+    return fit_decay(ctx.results["profile"], average_probes=True, probe_act=_probe_act(ctx),
+                     n_boot=ctx.params["n_boot"], seed=ctx.step_seed("decay_profile"), threads=ctx.params["threads"])
+
+
+def _step_random_directions(ctx):
+    """Figure 3's null: directions uniform on the sphere of the hidden space (or /random)."""
+    from . import direction_persistence, random_directions
+
+    mom = _moments(ctx)
+    lag = ctx.params["lag"]
+    if mom is None:
+        ds = direction_persistence(ctx.study, lag=lag, threads=ctx.params["threads"])
+        ds.attrs["population"] = "/random (activations dumped by the extractor)"
+        return ds
+    dirs = random_directions(mom, ctx.params["n_random"], seed=ctx.step_seed("random_directions"))
+    ds = direction_persistence(mom, dirs, lag=lag, threads=ctx.params["threads"])
+    ds.attrs["population"] = "uniform on the unit sphere of the hidden space"
+    return ds
+
+
+def _step_candidates(ctx):
+    """Variance-matching candidates: uniform on the spheres of top-k eigenspaces, over a sweep of k."""
+    from .directions import default_ks, random_direction_sweep
+    from .nullmodels import split_evenly
+    from .projection import direction_persistence
+
+    mom = _moments(ctx)
+    if mom is None:  # /random serves as both populations
+        return ctx.results["random_directions"].copy()
+    ks = ctx.params["k_sweep"] or default_ks(mom.sizes["hidden"]).tolist()
+    dirs = random_direction_sweep(mom, ks=ks, n_per_k=split_evenly(ctx.params["n_candidates"], len(ks)),
+                                  seed=ctx.step_seed("candidates"))
+    ds = direction_persistence(mom, dirs, lag=ctx.params["lag"], threads=ctx.params["threads"])
+    ds.attrs.update(population="uniform on the unit spheres of top-k eigenspaces of /moments cov", ks=list(ks))
+    return ds
+
+
+def _probe_variance(ctx):
+    """The probes' variance explained: /probes variance_explained, else from the vectors and /moments."""
+    from .errors import MissingGroupError
+    from .projection import direction_persistence
+
+    if ctx.has("probes/variance_explained"):
+        return ctx.study["probes"]["variance_explained"]
+    if ctx.has("probes/vector") and ctx.has("moments"):
+        return direction_persistence(_moments(ctx), ctx.study["probes"]["vector"],
+                                     lag=ctx.params["lag"])["variance_explained"]
+    raise MissingGroupError("needs /probes/variance_explained, or /probes/vector with /moments, to match the "
+                            "probes' variance explained")
+
+
+def _step_variance_matched(ctx):
+    from . import variance_matched
+
+    r = ctx.results["persistence"]["r"].reset_coords(drop=True)
+    ve = np.asarray(_probe_variance(ctx).values, dtype=np.float64)
+    cand = ctx.results["candidates"]
+    ds = variance_matched(r, ve, cand["r"], cand["variance_explained"], n=ctx.params["n_matched"],
+                          stat=ctx.params["match_stat"], threads=ctx.params["threads"])
+    ds.attrs["lag"] = ctx.params["lag"]
+    return ds
+
+
+def _step_emotion_pcs(ctx):
+    from . import emotion_pcs
+
+    mom = _moments(ctx)
+    cand = ctx.results.get("candidates") if mom is not None else None
+    return emotion_pcs(_probe_act(ctx), probe_vectors=_probe_vectors(ctx), moments=mom, candidates=cand,
+                       lag=ctx.params["lag"], n=ctx.params["n_matched"], stat=ctx.params["match_stat"],
+                       seed=ctx.step_seed("emotion_pcs"), threads=ctx.params["threads"])
+
+
+def _step_sae_persistence(ctx):
+    from . import firing_persistence
+
+    return firing_persistence(ctx.study, lag=ctx.params["lag"], min_fires=ctx.params["min_fires"],
+                              threads=ctx.params["threads"])
+
+
+def _step_sae_density(ctx):
+    from . import feature_density
+
+    return feature_density(ctx.study, threads=ctx.params["threads"])
+
+
+def _step_sae_matched(ctx):
+    from .sae import sae_matched
+
+    return sae_matched(ctx.results["sae_persistence"], ctx.study, n=ctx.params["n_matched"],
+                       stat=ctx.params["match_stat"], threads=ctx.params["threads"])
+
+
+def _step_ratings(ctx):
+    from . import rating_analyses
+
+    return rating_analyses(ctx.study, ctx.results.get("sae_persistence"), n=ctx.params["n_matched"],
+                           stat=ctx.params["rating_stat"], threads=ctx.params["threads"])
+
+
+def _step_mentions(ctx):
+    from . import cosine, mention_tests
+    from .errors import MissingGroupError
+
+    ev = ctx.group("evaluations")
+    cos = None
+    if "cosine" not in ev:
+        if not (ctx.has("features/decoder") and ctx.has("probes/vector")):
+            raise MissingGroupError("needs /evaluations/cosine, or /features/decoder with /probes/vector to "
+                                    "compute it")
+        decoder = ctx.study["features"]["decoder"].sel(feature=ev["rated_feature"].values)
+        cos = cosine(decoder.rename(feature="rated_feature"), ctx.study["probes"]["vector"])
+        cos = cos.rename({d: "emotion" for d in cos.dims if d not in ("rated_feature",)})
+        cos = cos.sel(emotion=ev["emotion"].values)
+    return mention_tests(ev, min_mentions=ctx.params["min_mentions"], n_perm=ctx.params["n_perm"],
+                         seed=ctx.step_seed("mentions"), alpha=ctx.params["alpha"], cosine=cos,
+                         threads=ctx.params["threads"])
+
+
+def _step_steering(ctx):
+    from . import steering_effect
+
+    return steering_effect(ctx.group("steering"), alpha=ctx.params["alpha"])
 
 
 def _step_summary(ctx):
@@ -399,10 +544,32 @@ def _register(*steps):
         STEPS[step.name] = step
 
 
+_ACT = ("tokens/probe_act",)
+_SAE = ("tokens/sae_index", "features")
 _register(
-    Step("persistence", "lag persistence of the probes", _step_persistence, needs=("tokens/probe_act",)),
-    Step("profile", "lag profile r(L) of the probes", _step_profile, needs=("tokens/probe_act",)),
-    Step("trajectories", "trajectories by initial strength", _step_trajectories, needs=("tokens/probe_act",)),
+    Step("persistence", "lag persistence of the probes", _step_persistence, needs=_ACT),
+    Step("profile", "lag profile r(L) of the probes", _step_profile, needs=_ACT),
+    Step("trajectories", "trajectories by initial strength", _step_trajectories, needs=_ACT),
+    Step("decay", "decay fits of the trajectories", _step_decay, after=("trajectories",), random=True),
+    Step("decay_profile", "decay fit of the mean lag profile", _step_decay_profile, after=("profile",),
+         random=True),
+    Step("random_directions", "random directions on the sphere", _step_random_directions,
+         needs=(("moments", "random"),), random=True),
+    Step("candidates", "top-k candidates for variance matching", _step_candidates,
+         needs=(("moments", "random"),), after=("random_directions",), random=True),
+    Step("variance_matched", "residuals over variance-matched directions", _step_variance_matched,
+         needs=(("probes/variance_explained", "probes/vector"),), after=("persistence", "candidates")),
+    Step("emotion_pcs", "principal components of the emotion space", _step_emotion_pcs, needs=_ACT, random=True),
+    Step("sae_persistence", "SAE firing persistence", _step_sae_persistence, needs=_SAE),
+    Step("sae_density", "SAE feature density", _step_sae_density, needs=_SAE),
+    Step("sae_matched", "SAE residuals against subspace fraction", _step_sae_matched,
+         needs=("features/variance_explained", ("features/subspace_fraction", "features/decoder")),
+         after=("sae_persistence",)),
+    Step("ratings", "rating correlations", _step_ratings,
+         needs=(("features/self_rating", "features/text_rating"),), after=("sae_persistence",)),
+    Step("mentions", "emotion words in evaluation transcripts", _step_mentions, needs=("evaluations",),
+         random=True),
+    Step("steering", "causal effect of steering", _step_steering, needs=("steering",)),
     Step("summary", "the study's closing paragraph as a table", _step_summary),
 )
 

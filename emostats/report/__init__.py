@@ -10,6 +10,7 @@ templates in ``emostats/report/templates/``.
 
 import datetime
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -123,6 +124,11 @@ def build_report(source=None, outdir="report", format="both", force=False, progr
     work = Path(tempfile.mkdtemp(prefix=".emostats-report-", dir=folder))
     try:
         figures = draw_figures(results, work, force=True)
+        failed = {k: v for k, v in figures.items() if isinstance(v, Exception)}
+        for name, exc in failed.items():
+            if not quiet:
+                print(f"emostats report: figure {name} could not be drawn: {type(exc).__name__}: "
+                      f"{str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
         doc = build_document(results, figures)
         if format in ("pdf", "both"):
             (work / "report.typ").write_text(to_typst(doc), encoding="utf-8")
@@ -143,4 +149,5 @@ def build_report(source=None, outdir="report", format="both", force=False, progr
     finally:
         shutil.rmtree(work, ignore_errors=True)
     written["document"] = doc
+    written["failed_figures"] = failed
     return written

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-__all__ = ["num", "pval", "count", "signed", "frac", "scalar"]
+__all__ = ["num", "pval", "count", "signed", "frac", "scalar", "rho"]
 
 MINUS = "\u2212"
 
@@ -106,3 +106,18 @@ def frac(k, n):
     if _bad(k) or _bad(n) or not n:
         return "\u2013"
     return f"{int(k):,} of {int(n):,} ({100 * k / n:.0f}%)"
+
+
+def rho(x):
+    """A correlation coefficient: signed, three decimals.
+
+    Examples
+    --------
+    >>> rho(0.41337), rho(-0.000956), rho(float("nan"))
+    ('+0.413', '−0.001', '–')
+    """
+    x = scalar(x)
+    if _bad(x):
+        return "\u2013"
+    text = f"{float(x):+.3f}"
+    return text.replace("-", MINUS)

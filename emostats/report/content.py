@@ -69,11 +69,6 @@ def _add(section, *blocks):
     return section
 
 
-def _stat(results, group, var):
-    ds = _ds(results, group)
-    return None if ds is None or var not in ds else ds[var]
-
-
 # --------------------------------------------------------------------------- sections
 
 
@@ -87,7 +82,7 @@ def _sec_summary(results, figures):
         r = ds.isel(row=i)
         value = f.scalar(r["value"])
         kind = str(r["kind"].values)
-        text = f.count(value) if kind == "count" else f.signed(value) if kind == "signed" else f.num(value)
+        text = {"count": f.count, "signed": f.signed, "rho": f.rho}.get(kind, f.num)(value)
         rows.append([literal(str(r["quantity"].values)), text, f.pval(r["p"]),
                      f.count(r["n"]), literal(str(r["detail"].values)), literal(str(r["study"].values))])
     sec.add(Table(["quantity", "value", "p", "n", "detail", "in the study (Kimi K2.5)"], rows,
@@ -103,7 +98,8 @@ def _closing_paragraph(results):
     s = lambda row, col="value": _summary(results, row, col)  # noqa: E731
     lag = param(results, "lag")
     out = []
-    n_conv = results.attrs.get("study_n_conversations")
+    summary = _ds(results, "summary")
+    n_conv = summary.attrs.get("n_conversations") if summary is not None else None
     n_probes = s("probe_persistence", "n")
     if s("probe_persistence") is not None:
         lead = f"Across {f.count(n_conv)} conversations, the " if n_conv else "The "
@@ -127,11 +123,11 @@ def _closing_paragraph(results):
         out.append(text + ".")
     if s("sae_spearman") is not None:
         out.append(f"The overlap of SAE features with the emotion subspace correlates with their residual firing "
-                   f"persistence (Spearman {f.signed(s('sae_spearman'))}, p = {f.pval(s('sae_spearman', 'p'))}, "
+                   f"persistence (Spearman {f.rho(s('sae_spearman'))}, p = {f.pval(s('sae_spearman', 'p'))}, "
                    f"n = {f.count(s('sae_spearman', 'n'))}).")
     if s("self_rating_residual") is not None:
         out.append(f"The self-evaluated emotionality of SAE features correlates with their residual persistence "
-                   f"(ρ = {f.signed(s('self_rating_residual'))}, p = {f.pval(s('self_rating_residual', 'p'))}).")
+                   f"(ρ = {f.rho(s('self_rating_residual'))}, p = {f.pval(s('self_rating_residual', 'p'))}).")
     if not out:
         return "No analysis of the closing paragraph could run on this study (see the sections below)."
     return "In the words of the study's summary: " + " ".join(out)
@@ -146,65 +142,77 @@ def _sec_persistence(results, figures):
     r = per["r"]
     sec.add(Paragraph(
         f"Pearson correlation of each probe's activation at token t with its activation at t + {lag}, over "
-        f"{f.count(_v(per, 'n_pairs'))} valid pairs pooled across segments. Mean over the {f.count(r.size)} "
-        f"probes: **{f.num(float(r.mean()))}** (median {f.num(float(r.median()))}, range {f.num(float(r.min()))} "
-        f"to {f.num(float(r.max()))})."))
-    top = r.sortby(r, ascending=False)
+        f"{f.count(_v(per, 'n_pairs'))} valid pairs (t and t + {lag} in the same turn) pooled across "
+        f"{f.count(per.attrs.get('n_segments'))} turns. Mean over the {f.count(r.size)} probes: "
+        f"**{f.num(float(r.mean()))}** (median {f.num(float(r.median()))}, range {f.num(float(r.min()))} to "
+        f"{f.num(float(r.max()))})."))
+    order = np.argsort(-np.nan_to_num(r.values, nan=-np.inf), kind="stable")
     k = min(5, r.size)
-    probe_dim = r.dims[0]
-    names = lambda da: ", ".join(f"{literal(str(n))} ({f.num(float(v))})"  # noqa: E731
-                                 for n, v in zip(da[probe_dim].values, da.values))
-    sec.add(Paragraph(f"Most persistent: {names(top[:k])}. Least persistent: {names(top[-k:][::-1])}."))
+    names = r[r.dims[0]].values
+
+    def listing(idx):
+        return ", ".join(f"{literal(str(names[i]))} ({f.num(float(r.values[i]))})" for i in idx)
+
+    if r.size > 2 * k:
+        sec.add(Paragraph(f"Most persistent: {listing(order[:k])}. Least persistent: "
+                          f"{listing(order[::-1][:k])}."))
     traj = _ds(results, "trajectories")
     if traj is not None:
         _add(sec, _figure(figures, "fig-trajectories",
-             "Trajectories of the emotion probes (equivalent of the study's Figure 2). Tokens are binned by the "
+             "Trajectories of the emotion probes (equivalent of the study's Figure 2). Tokens are binned by their "
              "initial strength |z_t| (z = activation standardised over all tokens); each line is the mean of "
              "sign(z_t)·z_(t+τ) over the tokens of the bin whose τ-successor is in the same turn, computed per "
-             f"probe and averaged over probes. τ runs from 0 to {param(results, 'max_lag')} tokens."))
+             f"probe and averaged over probes with equal weight, for τ = 0 to {param(results, 'max_lag')} tokens."))
     _add(sec, _figure(figures, "fig-profile",
-         f"Lag profile: Pearson r between the activation at t and at t + L for L = 0 to "
-         f"{param(results, 'max_lag')}, pooled over valid pairs; the line is the mean over probes, the band the "
-         f"range between the 10th and 90th percentile of probes. The dashed line marks L = {lag}."))
-    decay = _ds(results, "decay")
-    if decay is not None:
-        _add(sec, _figure(figures, "fig-decay",
-             "Decay fits: a + b·exp(−τ/τ_fast) + c·exp(−τ/τ_slow) (or one exponential when its AIC is lower) "
-             "fitted to each trajectory; half-lives and tail levels in the table below."))
-        table = _decay_table(decay)
-        if table is not None:
-            sec.add(table)
-    else:
-        sec.add(_missing_note(results, ["decay"], "Decay fits"))
+         f"Lag profile: Pearson r between the activation at t and at t + L, pooled over valid pairs, for L = 0 to "
+         f"{param(results, 'max_lag')} tokens; one line per probe and their mean."))
+    decay, decay_p = _ds(results, "decay"), _ds(results, "decay_profile")
+    if decay is None and decay_p is None:
+        return sec.add(_missing_note(results, ["decay", "decay_profile"], "Decay fits"))
+    _add(sec, _figure(figures, "fig-decay",
+         "Decay fits to the trajectories: a + b·2^(−τ/h_fast) + c·2^(−τ/h_slow) (or a single exponential when "
+         "its AIC is lower), fitted by least squares; points are the trajectories, lines the fits. Half-lives "
+         "h and tail levels a with bootstrap intervals are in @tbl-decay."))
+    sec.add(_decay_table(decay, decay_p, results))
     return sec
 
 
-def _decay_table(decay):
-    """A table of half-lives and tail level per fitted curve (whatever dims fit_decay returned)."""
-    wanted = [v for v in ("half_life_fast", "half_life_slow", "tail", "n_components", "aic") if v in decay]
-    if not wanted:
-        return None
-    curve_dims = [d for d in decay[wanted[0]].dims]
-    if len(curve_dims) > 1:
-        return None
-    labels = [str(x) for x in decay[curve_dims[0]].values] if curve_dims else ["fit"]
+def _ci(ds, name, sel):
+    if f"{name}_ci" not in ds:
+        return ""
+    lo, hi = (f.scalar(ds[f"{name}_ci"].sel({**sel, "bound": b})) for b in ds["bound"].values[:2])
+    return f" [{f.num(lo)}, {f.num(hi)}]"
+
+
+def _decay_row(ds, label, sel):
+    pick = (lambda v: v.sel(sel)) if sel else (lambda v: v)  # noqa: E731
+    n_comp = int(f.scalar(pick(ds["n_components"])))
+    comps = list(ds["component"].values)
+    cells = [literal(label), {0: "no fit", 1: "one", 2: "two"}.get(n_comp, str(n_comp))]
+    for c in comps:
+        h = f.scalar(pick(ds["half_life"]).sel(component=c))
+        cells.append(f.num(h) + (_ci(ds, "half_life", {**sel, "component": c}) if np.isfinite(h) else ""))
+    cells.append(f.num(f.scalar(pick(ds["tail_level"]))) + _ci(ds, "tail_level", sel))
+    return cells
+
+
+def _decay_table(decay, decay_p, results):
     rows = []
-    for i, label in enumerate(labels):
-        row = [literal(label)]
-        for v in wanted:
-            da = decay[v]
-            value = f.scalar(da.isel({curve_dims[0]: i}) if curve_dims else da)
-            text = f.num(value)
-            lo, hi = f"{v}_low", f"{v}_high"
-            if lo in decay and hi in decay:
-                sel = (lambda x: x.isel({curve_dims[0]: i}) if curve_dims else x)  # noqa: E731
-                text += f" [{f.num(f.scalar(sel(decay[lo])))}, {f.num(f.scalar(sel(decay[hi])))}]"
-            row.append(text)
-        rows.append(row)
-    heads = [decay[v].attrs.get("long_name", v) for v in wanted]
-    return Table(["curve", *[literal(h) for h in heads]], rows,
-                 "Decay fits: half-lives in tokens and tail level, with bootstrap intervals over conversations "
-                 "in brackets.", label="tbl-decay", align="l" + "r" * len(wanted))
+    comps = None
+    if decay is not None:
+        comps = list(decay["component"].values)
+        bins = decay["bin"].values if "bin" in decay.dims else [None]
+        for b in bins:
+            label = f"trajectory |z| in {b}" if b is not None else "trajectory"
+            rows.append(_decay_row(decay, label, {"bin": b} if b is not None else {}))
+    if decay_p is not None:
+        comps = comps or list(decay_p["component"].values)
+        rows.append(_decay_row(decay_p, "mean lag profile r(L)", {}))
+    boot = (decay or decay_p).attrs.get("n_boot", param(results, "n_boot"))
+    heads = ["curve", "exponentials"] + [f"half-life {c} (tokens)" for c in comps] + ["tail level"]
+    return Table(heads, rows, f"Decay fits: half-lives in tokens and the tail level, with 95% percentile "
+                 f"intervals from {f.count(boot)} bootstrap resamples of whole conversations in brackets.",
+                 label="tbl-decay", align="ll" + "r" * (len(heads) - 2))
 
 
 def _sec_random(results, figures):
@@ -212,19 +220,39 @@ def _sec_random(results, figures):
     rnd = _ds(results, "random_directions")
     per = _ds(results, "persistence")
     if rnd is None or per is None:
-        return sec.add(_missing_note(results, ["random_directions"], "Random-direction results"))
-    sphere = rnd["r"]
-    if "k" in rnd and "sphere" in rnd.variables:
-        sphere = rnd["r"].where(rnd["sphere"].astype(bool), drop=True)
+        return sec.add(_missing_note(results, ["random_directions", "persistence"], "Random-direction results"))
+    rr, pr = rnd["r"], per["r"]
+    above = float((pr > float(rr.quantile(0.99))).mean())
     sec.add(Paragraph(
-        f"Mean lag persistence of {f.count(sphere.size)} random unit directions uniform on the sphere of the "
-        f"hidden space: **{f.num(float(sphere.mean()))}**; of the probes: **{f.num(float(per['r'].mean()))}**."))
+        f"Mean lag persistence of {f.count(rr.size)} random unit directions "
+        f"({literal(rnd.attrs.get('population', ''))}): **{f.num(float(rr.mean()))}** (sd "
+        f"{f.num(float(rr.std()))}); of the {f.count(pr.size)} probes: **{f.num(float(pr.mean()))}**. "
+        f"{100 * above:.0f}% of the probes lie above the 99th percentile of the random directions. Random "
+        "directions persist too (the model is autoregressive), which is why the next section matches "
+        "variance."))
     _add(sec, _figure(figures, "fig-random",
          f"Lag persistence (r at L = {param(results, 'lag')}) of the emotion probes against random unit "
-         "directions (equivalent of the study's Figure 3). Random directions are uniform on the sphere of the "
-         "hidden space; their persistence is computed exactly from the lagged second moments of the activations "
-         "(or from their dumped activations)."))
+         "directions (equivalent of the study's Figure 3). The persistence of a random direction v is computed "
+         "exactly from the lagged second moments of the activations, r = v'Cxy v / sqrt(v'Cxx v · v'Cyy v) "
+         "(or from its dumped activations)."))
     return sec
+
+
+def _tests_table(ds, what, label, prefix=""):
+    """The one-sample tests of residuals against 0 (variables of variance_matched / sae_matched)."""
+    g = lambda name: _v(ds, prefix + name)  # noqa: E731
+    n = g("n")
+    if n is None and "residual" in ds:
+        n = int(np.isfinite(ds["residual"]).sum())
+    rows = [["mean residual", f.signed(g("mean")), "", f.count(n)],
+            ["median residual", f.signed(g("median")), "", ""],
+            [f"{what} with residual > 0", f.count(g("n_positive")), f.pval(g("sign_p")), "sign test"],
+            ["t-test (95% CI of the mean)", f"t = {f.num(g('t'))} [{f.num(g('ci_low'))}, {f.num(g('ci_high'))}]",
+             f.pval(g("t_p")), ""],
+            ["Wilcoxon signed-rank", f"W+ = {f.num(g('wilcoxon_W'))}", f.pval(g("wilcoxon_p")), ""]]
+    rows = [r for r in rows if "–" not in r[1] or r[2] not in ("", "–")]
+    return Table(["statistic", "value", "p (two-sided)", "n / test"], rows,
+                 f"Residual persistence of the {what} against 0.", label=label, align="lrrl")
 
 
 def _sec_matched(results, figures):
@@ -232,38 +260,21 @@ def _sec_matched(results, figures):
     vm = _ds(results, "variance_matched")
     if vm is None:
         return sec.add(_missing_note(results, ["variance_matched"], "Variance-matched results"))
+    cand = _ds(results, "candidates")
+    n_cand = vm.attrs.get("n_candidates", cand.sizes.get("direction") if cand is not None else None)
+    pop = cand.attrs.get("population", "") if cand is not None else ""
     sec.add(Paragraph(
-        f"Each probe is matched to the {param(results, 'n_matched')} candidate directions (uniform on top-k "
-        f"eigenspaces of the covariance) nearest in variance explained; residual = probe persistence − "
-        f"{param(results, 'match_stat')} persistence of its matches."))
+        f"Each probe is matched to the {param(results, 'n_matched')} of {f.count(n_cand)} candidate directions "
+        f"({literal(pop)}) nearest in variance explained; residual = probe persistence − "
+        f"{param(results, 'match_stat')} persistence of its matches. Mean residual "
+        f"**{f.signed(_v(vm, 'mean'))}** (t-test p = {f.pval(_v(vm, 't_p'))}), "
+        f"{f.frac(_v(vm, 'n_positive'), _v(vm, 'n'))} probes positive."))
     sec.add(_tests_table(vm, "probes", "tbl-matched-tests"))
     _add(sec, _figure(figures, "fig-residuals",
-         "Residual persistence of the emotion probes above that of their variance-matched random directions "
+         "Residual persistence of each emotion probe above the "
+         f"{param(results, 'match_stat')} of its {param(results, 'n_matched')} variance-matched random directions "
          "(equivalent of the study's Figure 4)."))
     return sec
-
-
-def _tests_table(ds, what, label):
-    """A table of the one-sample tests of residuals against 0, from the analysis' variables."""
-    rows = []
-    n = _v(ds, "n")
-    mean = _v(ds, "mean_residual", _v(ds, "mean"))
-    pos = _v(ds, "n_positive")
-    if mean is not None:
-        rows.append(["mean residual", f.signed(mean), "", f.count(n) if n is not None else ""])
-    if pos is not None:
-        rows.append([f"{what} with positive residual", f.count(pos), "", f.count(n) if n is not None else ""])
-    for test in ("t", "wilcoxon", "sign"):
-        stat = _v(ds, f"{test}_statistic", _v(ds, f"statistic_{test}"))
-        p = _v(ds, f"{test}_p", _v(ds, f"p_{test}"))
-        if p is not None:
-            names = {"t": "t-test", "wilcoxon": "Wilcoxon signed-rank", "sign": "sign test"}
-            rows.append([names[test], f.num(stat), f.pval(p), ""])
-    for row in rows:
-        if row[2] == "" and len(row) == 4:
-            pass
-    return Table(["statistic", "value", "p", "n"], rows or [["(no tests in the results)", "", "", ""]],
-                 f"Residual persistence of the {what} against 0.", label=label, align="lrrr")
 
 
 def _sec_pcs(results, figures):
@@ -271,17 +282,27 @@ def _sec_pcs(results, figures):
     pcs = _ds(results, "emotion_pcs")
     if pcs is None:
         return sec.add(_missing_note(results, ["emotion_pcs"], "Emotion-space PC results"))
-    rho = _summary(results, "pc_spearman")
-    if rho is not None:
-        sec.add(Paragraph(
-            f"Spearman's ρ of PC rank (1 = most variance) against residual persistence: "
-            f"**{f.signed(rho)}** (p = {f.pval(_summary(results, 'pc_spearman', 'p'))}, n = "
-            f"{f.count(_summary(results, 'pc_spearman', 'n'))}). A negative ρ means the leading, less noisy PCs "
-            "are the more persistent ones, as the study found."))
+    ratio = pcs["pca_variance_ratio"].values
+    sec.add(Paragraph(
+        f"PCA of the probe activations over all tokens gives {pcs.sizes['pc']} components; the first explains "
+        f"{100 * ratio[0]:.1f}% of the variance of the probe activations, the first five "
+        f"{100 * ratio[:5].sum():.1f}%."))
+    if "residual" not in pcs:
+        sec.add(Note("The PCs have no residual persistence: it needs `/probes` `vector` (each PC's direction in "
+                     "hidden space) and `/moments` (its variance explained and the candidates).",
+                     title="Not available"))
+        return sec
+    sec.add(Paragraph(
+        f"Spearman's ρ of PC rank (1 = most variance) against residual persistence: "
+        f"**{f.rho(_v(pcs, 'rank_rho'))}** (p = {f.pval(_v(pcs, 'rank_p'))}, n = {f.count(_v(pcs, 'rank_n'))}). "
+        "A negative ρ means the leading, less noisy PCs are the more persistent ones, as the study found. Mean "
+        f"residual {f.signed(_v(pcs, 'residual_mean'))}, {f.frac(_v(pcs, 'residual_n_positive'), _v(pcs, 'residual_n'))} "
+        "PCs positive."))
     _add(sec, _figure(figures, "fig-pcs",
          "Residual persistence of each principal component of the probe activations against its rank "
-         "(equivalent of the study's Figure 5). Each PC's direction in hidden space is its combination of probe "
-         "vectors; its residual is its persistence minus that of its variance-matched random directions."))
+         "(equivalent of the study's Figure 5). A PC's direction in hidden space is its combination of probe "
+         f"vectors; its residual is its persistence minus the {param(results, 'match_stat')} of its "
+         f"{param(results, 'n_matched')} variance-matched random directions."))
     return sec
 
 
@@ -292,25 +313,27 @@ def _sec_steering(results, figures):
         return sec.add(_missing_note(results, ["steering"], "Steering results"))
     alpha = param(results, "alpha")
     n_em = st.sizes.get("emotion", 0)
+    offsets = [int(o) for o in st["offset"].values]
+    show = [o for o in (0, 1, 2, 5, 10, 20, 50, 100, 150, 199, 200) if o in offsets] or offsets[:8]
     rows = []
-    offsets = st["offset"].values
-    show = [o for o in (0, 1, 2, 5, 10, 20, 50, 100, 150, 199) if o in offsets] or list(offsets[:8])
     for o in show:
         sel = st.sel(offset=o)
-        npers, nanti = int(sel["n_persistent"]), int(sel["n_antipersistent"])
-        rows.append([str(int(o)), f.frac(npers, n_em), f.frac(nanti, n_em),
-                     f.signed(float(sel["z"].mean()))])
+        tested = int(sel["n_tested"])
+        rows.append([str(o), f.frac(int(sel["n_persistent"]), tested), f.frac(int(sel["n_antipersistent"]), tested),
+                     f.signed(float(sel["z"].mean())), f.num(float(abs(sel["z"]).median()))])
     sec.add(Paragraph(
-        f"For each of the {n_em} steered emotions and each token offset after the pulse, a z-score of the "
-        f"contrast (the steered emotion's activation − the mean of the other probes) between steered and baseline "
+        f"For each of the {n_em} steered emotions and each token offset after the pulse (offset 0 = the first "
+        "token after it), a z-score of the contrast (the steered emotion's activation − the mean of the other "
+        f"probes) between {int(st['n_steered'].max())} steered and {int(st['n_baseline'].max())} baseline "
         f"samples; BH-FDR across emotions at each offset, significant when q ≤ {alpha}."))
-    sec.add(Table(["offset (tokens)", "persistent (z > 0)", "anti-persistent (z < 0)", "mean z"], rows,
-                  f"Emotions with a significant steering effect (BH-FDR q ≤ {alpha}) at selected offsets.",
-                  label="tbl-steering", align="rrrr"))
+    sec.add(Table(["offset (tokens)", "persistent (z > 0)", "anti-persistent (z < 0)", "mean z", "median |z|"],
+                  rows, f"Emotions with a significant steering effect (BH-FDR q ≤ {alpha}) at selected offsets.",
+                  label="tbl-steering", align="rrrrr"))
     _add(sec, _figure(figures, "fig-steering",
          "Causal effect (z-score) of a steering pulse on each emotion probe across the tokens after the pulse "
-         "(equivalent of the study's Figure 6). Top: numbers of emotions BH-FDR significantly persistent (red) "
-         "and anti-persistent (blue) at each offset."))
+         "(equivalent of the study's Figure 6); rows are emotions, colour is z (red: elevated, blue: "
+         "suppressed). Top panel: numbers of emotions BH-FDR significantly persistent (red) and anti-persistent "
+         "(blue) at every fifth offset."))
     return sec
 
 
@@ -321,27 +344,29 @@ def _sec_sae(results, figures):
     if fp is None:
         return sec.add(_missing_note(results, ["sae_persistence"], "SAE firing-persistence results"))
     lag = param(results, "lag")
-    if "included" in fp:
-        inc = int(fp["included"].sum())
-        sec.add(Paragraph(
-            f"Firing persistence P(fires at t + {lag} | fires at t) − P(fires at t + {lag} | not at t) for "
-            f"{f.frac(inc, fp.sizes.get('feature', 0))} features; the others fire fewer than "
-            f"{param(results, 'min_fires')} times and are excluded. Mean persistence of the included features: "
-            f"{f.num(float(fp['persistence'].where(fp['included'].astype(bool)).mean()))}."))
+    inc = fp["included"].astype(bool)
+    sec.add(Paragraph(
+        f"Firing persistence P(fires at t + {lag} | fires at t) − P(fires at t + {lag} | does not fire at t) over "
+        f"{f.count(_v(fp, 'n_valid'))} valid t, for the {f.frac(int(inc.sum()), fp.sizes.get('feature', 0))} "
+        f"features that fire at least {param(results, 'min_fires')} times; the others are excluded. Mean "
+        f"persistence of the included features: {f.num(float(fp['persistence'].where(inc).mean()))}."))
     if sm is None:
         return sec.add(_missing_note(results, ["sae_matched"], "Variance-matched SAE results"))
-    rho = _summary(results, "sae_spearman")
-    if rho is not None:
-        sec.add(Paragraph(
-            f"Spearman's ρ of subspace fraction against residual firing persistence: **{f.signed(rho)}** "
-            f"(p = {f.pval(_summary(results, 'sae_spearman', 'p'))}, n = "
-            f"{f.count(_summary(results, 'sae_spearman', 'n'))})."))
+    sec.add(Paragraph(
+        "Spearman's ρ of subspace fraction (the share of a feature's decoder vector inside the span of the probe "
+        f"vectors) against residual firing persistence: **{f.rho(_v(sm, 'rho'))}** (p = "
+        f"{f.pval(_v(sm, 'p'))}, n = {f.count(_v(sm, 'n'))})."))
+    sec.add(_tests_table(sm, "features", "tbl-sae-tests", prefix="residual_"))
     _add(sec, _figure(figures, "fig-sae",
          "Residual firing persistence of SAE features (persistence minus the "
-         f"{param(results, 'match_stat')} of the {param(results, 'n_matched')} features nearest in variance "
+         f"{param(results, 'match_stat')} of the {param(results, 'n_matched')} included features nearest in variance "
          "explained) against the fraction of the feature's decoder vector inside the span of the probe vectors "
          "(equivalent of the study's Figure 7)."))
     return sec
+
+
+_PAIR_NAMES = {"subspace_fraction": "subspace fraction", "self_rating": "self rating", "text_rating": "text rating",
+               "residual": "residual persistence", "variance_explained": "variance explained"}
 
 
 def _sec_ratings(results, figures):
@@ -350,25 +375,24 @@ def _sec_ratings(results, figures):
     if ra is None:
         return sec.add(_missing_note(results, ["ratings"], "Rating results"))
     rows = []
-    if "rho" in ra and ra["rho"].ndim == 1:
-        dim = ra["rho"].dims[0]
-        for i in range(ra.sizes[dim]):
-            r = ra.isel({dim: i})
-            label = str(r["label"].values) if "label" in r else str(r[dim].values)
-            rows.append([literal(label), f.signed(f.scalar(r["rho"])), f.pval(f.scalar(r["p"])),
-                         f.count(f.scalar(r["n"]))])
-    if rows:
-        sec.add(Table(["correlation", "Spearman ρ", "p", "n"], rows,
-                      "Spearman correlations of the ratings (NaN dropped pairwise).", label="tbl-ratings",
-                      align="lrrr"))
+    for i in range(ra.sizes["pair"]):
+        r = ra.isel(pair=i)
+        x, y = str(r["x"].values), str(r["y"].values)
+        rows.append([f"{_PAIR_NAMES.get(x, literal(x))} vs {_PAIR_NAMES.get(y, literal(y))}",
+                     f.rho(r["rho"]), f.pval(f.scalar(r["p"])), f.count(f.scalar(r["n"]))])
+    sec.add(Paragraph(
+        f"{f.count(ra.sizes.get('feature', 0))} SAE features are rated. The residual persistence here subtracts the "
+        f"{param(results, 'rating_stat')} of the {param(results, 'n_matched')} features nearest in variance explained "
+        "(as the study's Figure 10)."))
+    sec.add(Table(["correlation", "Spearman ρ", "p", "n"], rows,
+                  "Spearman correlations of the ratings (average ranks for ties; pairs with NaN dropped).",
+                  label="tbl-ratings", align="lrrr"))
     _add(sec, _figure(figures, "fig-ratings",
-         "Subspace fraction of rated SAE features against the model's agentic self-evaluation (left) and its "
+         "Subspace fraction of the rated SAE features against the model's agentic self-evaluation (left) and its "
          "textual evaluation (right) of the feature's emotionality (equivalent of the study's Figure 8)."))
     _add(sec, _figure(figures, "fig-residual-ratings",
-         "Residual firing persistence of rated SAE features (persistence minus the "
-         f"{param(results, 'rating_stat')} of the {param(results, 'n_matched')} features nearest in variance "
-         "explained) against the self-evaluation (left) and the textual evaluation (right) (equivalent of the "
-         "study's Figure 10)."))
+         "Residual firing persistence of the rated SAE features against the self-evaluation (left) and the "
+         "textual evaluation (right) (equivalent of the study's Figure 10)."))
     return sec
 
 
@@ -378,24 +402,25 @@ def _sec_mentions(results, figures):
     if me is None:
         return sec.add(_missing_note(results, ["mentions"], "Mention-test results"))
     alpha = param(results, "alpha")
-    dim = me["p"].dims[0]
-    n_tested = int(np.isfinite(me["p"]).sum())
-    sig = me["q"] <= alpha
-    n_sig = int(sig.sum())
-    n_pos = int((me["effect"] > 0).sum())
+    tested = me["tested"].astype(bool)
     sec.add(Paragraph(
-        f"{f.frac(n_sig, n_tested)} emotions mentioned in at least {param(results, 'min_mentions')} transcripts "
-        f"have a significant association (BH-FDR q ≤ {alpha}); {f.count(n_pos)} have a positive effect "
-        "(features that mention the emotion have a higher cosine with its probe)."))
-    top = me.sortby("p").isel({dim: slice(0, min(10, me.sizes[dim]))})
-    rows = [[literal(str(top[dim].values[i])), f.signed(f.scalar(top["effect"][i])), f.pval(f.scalar(top["p"][i])),
-             f.pval(f.scalar(top["q"][i]))] for i in range(top.sizes[dim])]
-    sec.add(Table(["emotion", "effect (Δ mean cosine)", "p", "q (BH)"], rows,
-                  "The emotions with the smallest permutation p-values.", label="tbl-mentions", align="lrrr"))
+        f"{f.frac(_v(me, 'n_significant'), _v(me, 'n_tested'))} emotions named in at least "
+        f"{param(results, 'min_mentions')} rated features' transcripts have a significant association (BH-FDR "
+        f"q ≤ {alpha}); {f.count(_v(me, 'n_positive'))} have a positive effect (features whose transcript names "
+        "the emotion have a higher mean cosine with its probe)."))
+    top = me.where(tested, drop=True).sortby("p")
+    top = top.isel(emotion=slice(0, min(10, top.sizes["emotion"])))
+    rows = [[literal(str(top["emotion"].values[i])), f.count(f.scalar(top["n_mentions"][i])),
+             f.signed(f.scalar(top["effect"][i])), f.pval(f.scalar(top["p"][i])), f.pval(f.scalar(top["q"][i]))]
+            for i in range(top.sizes["emotion"])]
+    if rows:
+        sec.add(Table(["emotion", "mentions", "effect (Δ mean cosine)", "p", "q (BH)"], rows,
+                      "The tested emotions with the smallest permutation p-values.", label="tbl-mentions",
+                      align="lrrrr"))
     _add(sec, _figure(figures, "fig-mentions",
          "Effect (difference in mean cosine with the emotion's probe between features whose self-evaluation "
-         "transcript names the emotion and the others) against significance (−log10 p, one-sided permutation "
-         "test) for each emotion tested (equivalent of the study's Figure 9)."))
+         "transcript names the emotion and the other features) against significance for each emotion tested "
+         "(one-sided permutation test, BH-FDR; equivalent of the study's Figure 9)."))
     return sec
 
 

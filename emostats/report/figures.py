@@ -6,7 +6,6 @@ are PNG at the style's 200 dpi, written atomically.
 """
 
 import importlib
-import warnings
 from dataclasses import dataclass
 
 from .._atomic import atomic_path
@@ -92,8 +91,10 @@ def draw_figures(results, folder, force=False, names=None, progress=None):
     Returns
     -------
     dict
-        name -> file name (str) of every figure drawn, or ``Exception`` for a
-        figure whose plot function failed (the report says so instead of stopping).
+        name -> file name (str) of every figure drawn, or the ``Exception`` of a
+        figure whose plot function failed (the report says so in its place
+        instead of stopping; :func:`emostats.report.build_report` prints one
+        line per failed figure).
     """
     from ..plots import DPI, styled
 
@@ -110,7 +111,6 @@ def draw_figures(results, folder, force=False, names=None, progress=None):
             try:
                 fig = spec.draw(results, _plot_function(spec))
             except Exception as exc:  # noqa: BLE001 - one broken figure must not lose the report
-                warnings.warn(f"figure {spec.name} could not be drawn: {type(exc).__name__}: {exc}", stacklevel=2)
                 out[spec.name] = exc
                 continue
             with atomic_path(path, force=force) as tmp:

@@ -28,7 +28,7 @@ def methods_section(results):
                                          "k_sweep", "n_matched", "match_stat", "rating_stat", "min_fires",
                                          "min_mentions", "alpha", "n_boot")}
     k_sweep = p["k_sweep"]
-    k_text = ("the default sweep: about 24 values of k spaced evenly in log scale from 1 to the hidden size"
+    k_text = ("the default sweep: 20 values of k spaced evenly in log scale from 1 to the hidden size"
               if k_sweep in (None, "none") else "k = " + ", ".join(str(k) for k in k_sweep))
     sec = Section("Methods", label="sec-methods")
     sec.add(Paragraph(
@@ -45,10 +45,11 @@ def methods_section(results):
         f"[4, ∞). For each τ from 0 to {p['max_lag']}, the mean of sign(z_t)·z_(t+τ) over the tokens of a "
         "bin whose τ-successor lies in the same segment, computed per probe and then averaged over the probes "
         "with equal weight; the numbers of tokens are kept.",
-        "**Decay fits.** a + b·exp(−τ/τ_fast) + c·exp(−τ/τ_slow), or the one-component model when it has the "
-        "lower AIC, is fitted by least squares to the mean lag profile and to each trajectory; half-lives "
-        f"(τ·ln 2) in tokens and the tail level a, with percentile intervals from {p['n_boot']} bootstrap "
-        "resamples of whole conversations.",
+        "**Decay fits.** a + b·2^(−τ/h_fast) + c·2^(−τ/h_slow) (b, c ≥ 0, h_fast ≤ h_slow), or the "
+        "one-exponential model a + b·2^(−τ/h) when its AIC (n·ln(RSS/n) + 2k) is lower, is fitted by least squares "
+        "to each trajectory and to the lag profile averaged over probes (from L = 1); h are half-lives in tokens, "
+        f"a the tail level. 95% percentile intervals come from {p['n_boot']} bootstrap resamples of whole "
+        "conversations, each refitted with the chosen model.",
         f"**Random directions.** {count(p['n_random'])} unit vectors uniform on the sphere of the hidden space "
         f"(Figure 3 null), and {count(p['n_candidates'])} candidate vectors uniform on the spheres of the "
         f"top-k eigenspaces of the activation covariance Σ, spread evenly over {k_text}. Their lag "
@@ -113,8 +114,15 @@ def provenance_section(results):
         ["Python / NumPy / xarray", literal(f"{a.get('python', '?')} / {a.get('numpy', '?')} / "
                                             f"{a.get('xarray', '?')}")],
     ]
+    long = []
     for key in sorted(k for k in a if k.startswith("study_")):
-        rows.append([literal(f"study: {key[len('study_'):]}"), literal(str(a[key]))])
+        text = str(a[key])
+        if len(text) > 160:
+            long.append(key[len("study_"):])
+            continue
+        rows.append([literal(f"study: {key[len('study_'):]}"), literal(text)])
+    if long:
+        rows.append(["study: longer attributes", "in the results file: " + ", ".join(f"`study_{k}`" for k in long)])
     sec.add(Table(["item", "value"], rows, "Inputs, versions and seeds.", label="tbl-provenance", align="ll",
                   widths=("auto", "1fr")))
     step_rows = []
