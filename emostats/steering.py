@@ -59,8 +59,10 @@ def _own_probe(steering):
 
 
 def _contrast(act, own):
-    """act(..., probe) -> own probe minus mean of the others, in float64 (NaN propagates)."""
+    """act(..., probe), own (...) broadcasting -> own probe minus mean of the others, in
+    float64 (NaN propagates)."""
     n_probes = act.shape[-1]
+    own = np.broadcast_to(own, np.broadcast_shapes(np.shape(own), act.shape[:-1]))
     total = act.sum(axis=-1, dtype=np.float64)
     mine = np.take_along_axis(act, own[..., None], axis=-1)[..., 0].astype(np.float64)
     return mine - (total - mine) / (n_probes - 1)
@@ -116,12 +118,15 @@ def steering_effect(steering, alpha=0.05):
     own = _own_probe(steering)
     steered = steering["steered_act"].transpose("emotion", "sample", "offset", "probe")
     baseline = steering["baseline_act"].transpose("baseline_sample", "offset", "probe")
+    if steered.chunks is not None:
+        steered = steered.chunk({"probe": -1})
+    if baseline.chunks is not None:
+        baseline = baseline.chunk({"probe": -1})
     c_steered = xr.apply_ufunc(
-        lambda a, o: _contrast(a, o[:, None, None]), steered, own,
-        input_core_dims=[["sample", "offset", "probe"], []], output_core_dims=[["sample", "offset"]],
+        _contrast, steered, own, input_core_dims=[["probe"], []],
         dask="parallelized", output_dtypes=[np.float64])
     c_baseline = xr.apply_ufunc(
-        lambda a, o: _contrast(a[..., None, :], np.broadcast_to(o, a.shape[:-1] + o.shape)), baseline, own,
+        lambda a, o: _contrast(a[..., None, :], o), baseline, own,
         input_core_dims=[["probe"], ["emotion"]], output_core_dims=[["emotion"]],
         dask="parallelized", output_dtypes=[np.float64])
     m_s, se_s, n_s = _moments(c_steered, "sample")

@@ -87,14 +87,14 @@ def plot_residual_vs_ratings(ratings, fig=None):
     stat = ratings.attrs.get("stat", "mean")
     n = ratings.attrs.get("n_match", 20)
     return _two_panels(ratings, "residual",
-                       f"residual firing persistence\n(minus {stat} of {n} variance-matched features)", fig)
+                       f"residual firing persistence\n(vs {stat} of {n} matched)", fig)
 
 
 def plot_mention_volcano(mentions, ax=None, n_labels=12):
     """Figure 9: effect (mean cosine difference) against -log10 q, one point per tested emotion.
 
-    Significant emotions (q <= alpha) are coloured and the ``n_labels`` most
-    significant are named; the dashed line marks q = alpha.
+    Significant emotions (q <= alpha) are coloured and the ``n_labels`` of them
+    with the largest effect are named; the dashed line marks q = alpha.
 
     Parameters
     ----------
@@ -134,8 +134,13 @@ def plot_mention_volcano(mentions, ax=None, n_labels=12):
         ax.scatter(effect[sig], height[sig], s=16, color=PALETTE["significant"], label=f"q <= {alpha:g}")
         ax.axhline(-np.log10(alpha), color=PALETTE["reference"], linestyle="--", linewidth=0.7)
         ax.axvline(0, color=PALETTE["reference"], linewidth=0.6)
-        for i in np.flatnonzero(sig)[np.argsort(-height[sig])][:n_labels]:
-            ax.annotate(names[i], (effect[i], height[i]), xytext=(3, 2), textcoords="offset points", fontsize=6)
+        # name the significant emotions of largest effect; labels alternate above and below
+        # the point, since many q values sit at the permutation floor
+        chosen = np.flatnonzero(sig)[np.argsort(-effect[sig], kind="stable")][:n_labels]
+        for rank, i in enumerate(sorted(chosen, key=lambda j: effect[j])):
+            dy = 6 if rank % 2 == 0 else -9
+            ax.annotate(names[i], (effect[i], height[i]), xytext=(0, dy), textcoords="offset points",
+                        fontsize=6, ha="center", rotation=30 if dy > 0 else -30)
         ax.set_xlabel("effect: mean cosine (mentioning) − mean cosine (not mentioning)")
         ax.set_ylabel("−log10 q (BH-FDR)")
         n_pos = int((effect > 0).sum())

@@ -77,7 +77,7 @@ def plot_sae_residual_vs_subspace(sae_matched, ax=None, hexbin_above=2000):
     x, y = x[keep], y[keep]
     with styled():
         if ax is None:
-            _, ax = plt.subplots(figsize=FIGSIZE["half"] if x.size < hexbin_above else FIGSIZE["full"])
+            _, ax = plt.subplots(figsize=FIGSIZE["full"])
         if x.size > hexbin_above:
             art = ax.hexbin(x, y, gridsize=60, bins="log", mincnt=1, cmap="Greens", linewidths=0)
             ax.figure.colorbar(art, ax=ax, label="features per cell")
