@@ -96,12 +96,15 @@ def _weights(weights, source, da, analysis, tdim):
                                 f"got {weights!r}")
         if analysis == "lag_profile":
             w = source["n_pairs"] - source["n_masked"]
-        elif "count_per_probe" in da.dims or "bin" in da.dims:
+        elif analysis == "trajectories":
             w = source["count"] if da.name == "mean" else source["count_per_probe"]
         else:
             raise EmostatsError("fit_decay: weights='count' works for lag_profile and trajectories results")
     else:
         w = weights if isinstance(weights, xr.DataArray) else xr.DataArray(np.asarray(weights), dims=da.dims)
+    extra = [d for d in w.dims if d not in da.dims]  # e.g. probes averaged away: their counts add up
+    if extra:
+        w = w.sum(extra)
     w = w.broadcast_like(da).transpose(*da.dims)
     return np.asarray(w.values, dtype=np.float64)
 
