@@ -204,11 +204,15 @@ def test_dataarrays_pair_along_dim_and_dask_matches(rng):
     assert res.attrs["test"] == "spearman" and res.rho.attrs["long_name"]
 
 
-def test_threads_do_not_change_bits(rng):
+@pytest.mark.parametrize("permutation", [False, 300])
+def test_threads_do_not_change_bits(rng, monkeypatch, permutation):
+    import emostats.stats.correlation as corr
+
     x, y = _messy(rng, 30, 50)
-    a = spearman(x, y, threads=1)
-    b = spearman(x, y, threads=2)
-    np.testing.assert_array_equal(a.rho.values, b.rho.values)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DegenerateWarning)
-        np.testing.assert_array_equal(pearson(x, y, threads=1).r.values, pearson(x, y, threads=2).r.values)
+        serial = [fn(x, y, threads=1, permutation=permutation) for fn in (spearman, pearson)]
+        monkeypatch.setattr(corr, "PARALLEL_WORK", 0)  # force the parallel kernels on small input
+        parallel = [fn(x, y, threads=2, permutation=permutation) for fn in (spearman, pearson)]
+    for a, b in zip(serial, parallel):
+        xr.testing.assert_identical(a, b)

@@ -147,11 +147,18 @@ def test_empty_or_full_group_is_nan_row(rng):
     np.testing.assert_array_equal(res.n_in.values, [0, 10, 3])
 
 
-def test_same_seed_same_bits_any_thread_count(rng):
+def test_same_seed_same_bits_any_thread_count(rng, monkeypatch):
+    import emostats.stats.permutation as perm
+
     values = rng.normal(size=300)
     groups = np.stack([_mask(rng, 300, k) for k in (2, 5, 40, 150, 290, 3, 77)])
     runs = [permutation_test(values, groups, n_perm=3000, seed=5, threads=t, return_null=True)
             for t in (1, 2, 1)]
+    monkeypatch.setattr(perm, "PARALLEL_WORK", 0)  # parallel kernel even on tiny input
+    small = np.stack([_mask(rng, 40, k) for k in (2, 5, 20, 35)])
+    runs.append(permutation_test(values[:40], small, n_perm=50, seed=5, threads=2))
+    tiny = permutation_test(values[:40], small, n_perm=50, seed=5, threads=1)
+    np.testing.assert_array_equal(runs.pop().p.values, tiny.p.values)
     for r in runs[1:]:
         np.testing.assert_array_equal(r.p.values, runs[0].p.values)
         np.testing.assert_array_equal(r.null.values, runs[0].null.values)

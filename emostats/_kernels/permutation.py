@@ -87,6 +87,22 @@ def _one_grouping(vals, total, k, d_obs, tol, key, n_perm, exact, alt, null_row,
     return count
 
 
+@numba.njit(**JIT)
+def _chunk(c, vals, total, k, d_obs, tol, keys, n_perm, exact, alt, order, null, n_threads, counts):
+    """Groupings ``order[c::n_threads]``: fill their counts (and null rows)."""
+    n = vals.shape[0]
+    want_null = null.shape[0] > 0
+    dummy = np.empty(0, dtype=np.float64)
+    work = np.empty(n, dtype=np.float64)
+    idx = np.empty(n, dtype=np.int64)
+    state = np.empty(4, dtype=np.uint64)
+    for o in range(c, order.shape[0], n_threads):
+        g = order[o]
+        row = null[g] if want_null else dummy
+        counts[g] = _one_grouping(vals, total, k[g], d_obs[g], tol[g], keys[g], n_perm,
+                                  exact[g], alt, row, want_null, work, idx, state)
+
+
 @numba.njit(**PJIT)
 def permutation_counts(vals, total, k, d_obs, tol, keys, n_perm, exact, alt, order, null, n_threads):
     """Extreme-permutation counts for many groupings of the same items.
@@ -98,7 +114,7 @@ def permutation_counts(vals, total, k, d_obs, tol, keys, n_perm, exact, alt, ord
     total : float
         ``vals.sum()`` (close to 0).
     k : int64 (G,)
-        In-group counts, each in ``1..n-1``.
+        In-group counts, each in ``1..n-1`` for the groupings in ``order``.
     d_obs : float64 (G,)
         Observed ``S - k * total / n``.
     tol : float64 (G,)
@@ -117,25 +133,24 @@ def permutation_counts(vals, total, k, d_obs, tol, keys, n_perm, exact, alt, ord
     null : float64 (G, n_perm) or (0, 0)
         Filled with the null statistics (mean differences) when not empty.
     n_threads : int
-        Number of fixed chunks (results do not depend on it).
+        Number of fixed chunks (results do not depend on it: every grouping
+        draws from its own stream).
 
     Returns
     -------
     int64 (G,)
         Counts (for exact groupings, over all C(n, k) subsets).
     """
-    n = vals.shape[0]
-    n_groups = k.shape[0]
-    counts = np.zeros(n_groups, dtype=np.int64)
-    want_null = null.shape[0] > 0
-    dummy = np.empty(0, dtype=np.float64)
+    counts = np.zeros(k.shape[0], dtype=np.int64)
     for c in numba.prange(n_threads):
-        work = np.empty(n, dtype=np.float64)
-        idx = np.empty(n, dtype=np.int64)
-        state = np.empty(4, dtype=np.uint64)
-        for o in range(c, order.shape[0], n_threads):
-            g = order[o]
-            row = null[g] if want_null else dummy
-            counts[g] = _one_grouping(vals, total, k[g], d_obs[g], tol[g], keys[g], n_perm,
-                                      exact[g], alt, row, want_null, work, idx, state)
+        _chunk(c, vals, total, k, d_obs, tol, keys, n_perm, exact, alt, order, null, n_threads, counts)
+    return counts
+
+
+@numba.njit(**JIT)
+def permutation_counts_serial(vals, total, k, d_obs, tol, keys, n_perm, exact, alt, order, null):
+    """:func:`permutation_counts` on the calling thread (small problems: no parallel
+    region to start, which costs more than the work under load). Same results."""
+    counts = np.zeros(k.shape[0], dtype=np.int64)
+    _chunk(0, vals, total, k, d_obs, tol, keys, n_perm, exact, alt, order, null, 1, counts)
     return counts

@@ -78,25 +78,36 @@ def average_ranks(a, out, order, keys, scratch_idx, scratch_keys):
         i = j
 
 
+@numba.njit(**JIT)
+def _ranks_chunk(c, values, order, out, n_threads):
+    rows, n = values.shape
+    for row in range(c, rows, n_threads):
+        v = values[row]
+        o = order[row]
+        dst = out[row]
+        i = 0
+        while i < n:
+            j = i + 1
+            x = v[o[i]]
+            while j < n and v[o[j]] == x:
+                j += 1
+            r = 0.5 * (i + j + 1)
+            for t in range(i, j):
+                dst[o[t]] = r
+            i = j
+
+
 @numba.njit(**PJIT)
 def ranks_from_order(values, order, out, n_threads):
     """Average ranks of each row of ``values`` given ``order = argsort(values, axis=1)``."""
-    rows, n = values.shape
     for c in numba.prange(n_threads):
-        for row in range(c, rows, n_threads):
-            v = values[row]
-            o = order[row]
-            dst = out[row]
-            i = 0
-            while i < n:
-                j = i + 1
-                x = v[o[i]]
-                while j < n and v[o[j]] == x:
-                    j += 1
-                r = 0.5 * (i + j + 1)
-                for t in range(i, j):
-                    dst[o[t]] = r
-                i = j
+        _ranks_chunk(c, values, order, out, n_threads)
+
+
+@numba.njit(**JIT)
+def ranks_from_order_serial(values, order, out):
+    """:func:`ranks_from_order` on the calling thread."""
+    _ranks_chunk(0, values, order, out, 1)
 
 
 @numba.njit(**JIT)
@@ -126,14 +137,27 @@ def _pearson(x, y, n):
     return min(1.0, max(-1.0, r))
 
 
+@numba.njit(**JIT)
+def _pearson_chunk(c, x, y, r, n_threads):
+    rows, n = x.shape
+    for i in range(c, rows, n_threads):
+        r[i] = _pearson(x[i], y[i if y.shape[0] > 1 else 0], n)
+
+
 @numba.njit(**PJIT)
 def pearson_rows(x, y, n_threads):
     """Pearson r of each row of ``x`` (rows, n) with ``y`` (rows, n) or (1, n); no NaN."""
-    rows, n = x.shape
-    r = np.empty(rows)
+    r = np.empty(x.shape[0])
     for c in numba.prange(n_threads):
-        for i in range(c, rows, n_threads):
-            r[i] = _pearson(x[i], y[i if y.shape[0] > 1 else 0], n)
+        _pearson_chunk(c, x, y, r, n_threads)
+    return r
+
+
+@numba.njit(**JIT)
+def pearson_rows_serial(x, y):
+    """:func:`pearson_rows` on the calling thread."""
+    r = np.empty(x.shape[0])
+    _pearson_chunk(0, x, y, r, 1)
     return r
 
 
@@ -154,6 +178,24 @@ def _prepare_row(xr, yr, rank, bx, by, rx, ry, order, keys, sidx, skeys):
     return m, bx, by
 
 
+@numba.njit(**JIT)
+def _correlate_chunk(c, x, y, rank, r, used, n_threads):
+    rows, n = x.shape
+    bx = np.empty(n)
+    by = np.empty(n)
+    rx = np.empty(n)
+    ry = np.empty(n)
+    order = np.empty(n, dtype=np.int64)
+    sidx = np.empty(n, dtype=np.int64)
+    keys = np.empty(n, dtype=np.uint64)
+    skeys = np.empty(n, dtype=np.uint64)
+    for i in range(c, rows, n_threads):
+        m, a, b = _prepare_row(x[i], y[i if y.shape[0] > 1 else 0], rank, bx, by, rx, ry,
+                               order, keys, sidx, skeys)
+        used[i] = m
+        r[i] = _pearson(a, b, m)
+
+
 @numba.njit(**PJIT)
 def correlate_rows(x, y, rank, n_threads):
     """Pearson (``rank=False``) or Spearman (``rank=True``) r of each row pair,
@@ -162,23 +204,21 @@ def correlate_rows(x, y, rank, n_threads):
     ``x`` is float64 (rows, n); ``y`` (rows, n) or (1, n) (shared by all rows).
     Returns r (rows,) and the number of complete pairs (rows,).
     """
-    rows, n = x.shape
+    rows = x.shape[0]
     r = np.full(rows, np.nan)
     used = np.zeros(rows, dtype=np.int64)
     for c in numba.prange(n_threads):
-        bx = np.empty(n)
-        by = np.empty(n)
-        rx = np.empty(n)
-        ry = np.empty(n)
-        order = np.empty(n, dtype=np.int64)
-        sidx = np.empty(n, dtype=np.int64)
-        keys = np.empty(n, dtype=np.uint64)
-        skeys = np.empty(n, dtype=np.uint64)
-        for i in range(c, rows, n_threads):
-            m, a, b = _prepare_row(x[i], y[i if y.shape[0] > 1 else 0], rank, bx, by, rx, ry,
-                                   order, keys, sidx, skeys)
-            used[i] = m
-            r[i] = _pearson(a, b, m)
+        _correlate_chunk(c, x, y, rank, r, used, n_threads)
+    return r, used
+
+
+@numba.njit(**JIT)
+def correlate_rows_serial(x, y, rank):
+    """:func:`correlate_rows` on the calling thread."""
+    rows = x.shape[0]
+    r = np.full(rows, np.nan)
+    used = np.zeros(rows, dtype=np.int64)
+    _correlate_chunk(0, x, y, rank, r, used, 1)
     return r, used
 
 
@@ -199,6 +239,67 @@ def _hit(s, s_obs, alt, tol):
     return 1 if abs(s) >= abs(s_obs) - tol else 0
 
 
+@numba.njit(**JIT)
+def _permutation_chunk(c, x, y, rank, keys, n_perm, exact, alt, rtol, counts, used, n_threads):
+    rows, n = x.shape
+    bx = np.empty(n)
+    by = np.empty(n)
+    rx = np.empty(n)
+    ry = np.empty(n)
+    order = np.empty(n, dtype=np.int64)
+    sidx = np.empty(n, dtype=np.int64)
+    rkeys = np.empty(n, dtype=np.uint64)
+    skeys = np.empty(n, dtype=np.uint64)
+    work = np.empty(n)
+    heap = np.zeros(n, dtype=np.int64)
+    state = np.empty(4, dtype=np.uint64)
+    for i in range(c, rows, n_threads):
+        m, a, b = _prepare_row(x[i], y[i if y.shape[0] > 1 else 0], rank, bx, by, rx, ry,
+                               order, rkeys, sidx, skeys)
+        used[i] = m
+        if m < 3:
+            continue
+        ma = a[:m].mean()
+        mb = b[:m].mean()
+        amax = 0.0
+        bmax = 0.0
+        for t in range(m):
+            a[t] -= ma
+            work[t] = b[t] - mb
+            amax = max(amax, abs(a[t]))
+            bmax = max(bmax, abs(work[t]))
+        s_obs = _cross(a, work, m)
+        tol = rtol * m * amax * bmax
+        cnt = 0
+        if exact[i]:
+            cnt = _hit(s_obs, s_obs, alt, tol)
+            for t in range(m):
+                heap[t] = 0
+            t = 1
+            while t < m:
+                if heap[t] < t:
+                    j = 0 if t % 2 == 0 else heap[t]
+                    tmp = work[j]
+                    work[j] = work[t]
+                    work[t] = tmp
+                    cnt += _hit(_cross(a, work, m), s_obs, alt, tol)
+                    heap[t] += 1
+                    t = 1
+                else:
+                    heap[t] = 0
+                    t += 1
+        else:
+            seed_state(keys[i], state)
+            for _ in range(n_perm):
+                for t in range(m - 1, 0, -1):
+                    j = bounded(state, t + 1)
+                    tmp = work[j]
+                    work[j] = work[t]
+                    work[t] = tmp
+                cnt += _hit(_cross(a, work, m), s_obs, alt, tol)
+        counts[i] = cnt
+
+
 @numba.njit(**PJIT)
 def correlation_permutations(x, y, rank, keys, n_perm, exact, alt, rtol, n_threads):
     """Counts of orderings of y whose correlation with x is at least as extreme.
@@ -211,63 +312,19 @@ def correlation_permutations(x, y, rank, keys, n_perm, exact, alt, rtol, n_threa
     ``alt``: 0 greater, 1 less, 2 two-sided (``|S|``).
     Returns counts (rows,) and complete pairs (rows,).
     """
-    rows, n = x.shape
+    rows = x.shape[0]
     counts = np.zeros(rows, dtype=np.int64)
     used = np.zeros(rows, dtype=np.int64)
     for c in numba.prange(n_threads):
-        bx = np.empty(n)
-        by = np.empty(n)
-        rx = np.empty(n)
-        ry = np.empty(n)
-        order = np.empty(n, dtype=np.int64)
-        sidx = np.empty(n, dtype=np.int64)
-        rkeys = np.empty(n, dtype=np.uint64)
-        skeys = np.empty(n, dtype=np.uint64)
-        work = np.empty(n)
-        heap = np.zeros(n, dtype=np.int64)
-        state = np.empty(4, dtype=np.uint64)
-        for i in range(c, rows, n_threads):
-            m, a, b = _prepare_row(x[i], y[i if y.shape[0] > 1 else 0], rank, bx, by, rx, ry,
-                                   order, rkeys, sidx, skeys)
-            used[i] = m
-            if m < 3:
-                continue
-            ma = a[:m].mean()
-            mb = b[:m].mean()
-            amax = 0.0
-            bmax = 0.0
-            for t in range(m):
-                a[t] -= ma
-                work[t] = b[t] - mb
-                amax = max(amax, abs(a[t]))
-                bmax = max(bmax, abs(work[t]))
-            s_obs = _cross(a, work, m)
-            tol = rtol * m * amax * bmax
-            cnt = _hit(s_obs, s_obs, alt, tol) if exact[i] else 0
-            if exact[i]:
-                for t in range(m):
-                    heap[t] = 0
-                t = 1
-                while t < m:
-                    if heap[t] < t:
-                        j = 0 if t % 2 == 0 else heap[t]
-                        tmp = work[j]
-                        work[j] = work[t]
-                        work[t] = tmp
-                        cnt += _hit(_cross(a, work, m), s_obs, alt, tol)
-                        heap[t] += 1
-                        t = 1
-                    else:
-                        heap[t] = 0
-                        t += 1
-            else:
-                seed_state(keys[i], state)
-                for _ in range(n_perm):
-                    for t in range(m - 1, 0, -1):
-                        j = bounded(state, t + 1)
-                        tmp = work[j]
-                        work[j] = work[t]
-                        work[t] = tmp
-                    cnt += _hit(_cross(a, work, m), s_obs, alt, tol)
-            counts[i] = cnt
+        _permutation_chunk(c, x, y, rank, keys, n_perm, exact, alt, rtol, counts, used, n_threads)
+    return counts, used
+
+
+@numba.njit(**JIT)
+def correlation_permutations_serial(x, y, rank, keys, n_perm, exact, alt, rtol):
+    """:func:`correlation_permutations` on the calling thread."""
+    rows = x.shape[0]
+    counts = np.zeros(rows, dtype=np.int64)
+    used = np.zeros(rows, dtype=np.int64)
+    _permutation_chunk(0, x, y, rank, keys, n_perm, exact, alt, rtol, counts, used, 1)
     return counts, used

@@ -8,7 +8,9 @@ import xarray as xr
 from scipy import special
 
 from .._kernels._config import n_threads
-from .._kernels.ranks import correlate_rows, correlation_permutations, pearson_rows, ranks_from_order
+from .._kernels.ranks import (correlate_rows, correlate_rows_serial, correlation_permutations,
+                              correlation_permutations_serial, pearson_rows, pearson_rows_serial,
+                              ranks_from_order, ranks_from_order_serial)
 from ..errors import EmostatsError
 from ._common import check_alternative, check_n_perm, check_seed, stream_key, warn_degenerate
 
@@ -47,11 +49,17 @@ def r_pvalue(r, n, alternative="two-sided"):
 
 #: rows ranked per block on the fast path (bounds the memory of the argsort)
 _BLOCK = 64
+#: below this many element operations a parallel region costs more than it saves
+PARALLEL_WORK = 500_000
+
+
+def _parallel(nt, rows, work):
+    return nt > 1 and rows > 1 and work > PARALLEL_WORK
 
 
 def _argsort_rows(block, nt):
     """``np.argsort(block, axis=1)`` split over ``nt`` threads (NumPy releases the GIL)."""
-    if nt == 1 or block.shape[0] == 1:
+    if not _parallel(nt, block.shape[0], block.size * 20):
         return np.argsort(block, axis=1)
     order = np.empty(block.shape, dtype=np.intp)
     parts = np.array_split(np.arange(block.shape[0]), nt)
@@ -67,7 +75,11 @@ def _argsort_rows(block, nt):
 
 def _rank_rows(block, nt):
     out = np.empty_like(block)
-    ranks_from_order(block, _argsort_rows(block, nt).astype(np.int64, copy=False), out, nt)
+    order = _argsort_rows(block, nt).astype(np.int64, copy=False)
+    if _parallel(nt, block.shape[0], block.size):
+        ranks_from_order(block, order, out, nt)
+    else:
+        ranks_from_order_serial(block, order, out)
     return out
 
 
@@ -90,12 +102,16 @@ def _r_and_n(xs, ys, rank, nt):
             xb = xs[sel]
             a = _rank_rows(xb, nt) if rank else xb
             b = y_once if shared else (_rank_rows(ys[sel], nt) if rank else ys[sel])
-            r[sel] = pearson_rows(np.ascontiguousarray(a), np.ascontiguousarray(b), nt)
+            a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+            r[sel] = (pearson_rows(a, b, nt) if _parallel(nt, a.shape[0], a.size)
+                      else pearson_rows_serial(a, b))
         used[idx] = n_obs
     idx = np.flatnonzero(~complete)
     if idx.size:
         yb = ys if shared else np.ascontiguousarray(ys[idx])
-        r[idx], used[idx] = correlate_rows(np.ascontiguousarray(xs[idx]), yb, rank, nt)
+        xb = np.ascontiguousarray(xs[idx])
+        r[idx], used[idx] = (correlate_rows(xb, yb, rank, nt) if _parallel(nt, idx.size, xb.size * 20)
+                             else correlate_rows_serial(xb, yb, rank))
     return r, used
 
 
@@ -128,7 +144,9 @@ def _core(x, y, rank, permutation, alt, seed, threads):
         n_perm = check_n_perm(permutation, "permutation")
         exact = np.array([3 <= m <= 20 and math.factorial(int(m)) <= n_perm for m in used], dtype=bool)
         keys = np.array([stream_key(seed, "correlation", i) for i in range(size)], dtype=np.uint64)
-        counts, _ = correlation_permutations(xs, ys, rank, keys, n_perm, exact, alt, RTOL_TIE, nt)
+        args = (xs, ys, rank, keys, n_perm, exact, alt, RTOL_TIE)
+        counts, _ = (correlation_permutations(*args, nt) if _parallel(nt, size, xs.size * n_perm)
+                     else correlation_permutations_serial(*args))
         total = np.array([math.factorial(int(m)) if e else 1 for m, e in zip(used, exact)], dtype=np.float64)
         p = np.where(exact, counts / total, (1.0 + counts) / (1.0 + n_perm))
     p = np.where(bad, np.nan, p)

@@ -3,6 +3,7 @@
 import numpy as np
 import xarray as xr
 
+from .._kernels.multitest import step_up
 from ..errors import EmostatsError
 
 __all__ = ["bh_fdr", "adjust_rows"]
@@ -21,27 +22,13 @@ def adjust_rows(p, method="bh"):
     >>> adjust_rows(np.array([[0.01, 0.04, np.nan, 0.03]])).round(4).tolist()
     [[0.03, 0.04, nan, 0.04]]
     """
-    p = np.asarray(p, dtype=np.float64)
-    rows, size = p.shape
-    if size == 0:
-        return p.copy()
-    order = np.argsort(p, axis=1)  # NaN sort last
-    ps = np.take_along_axis(p, order, axis=1)
-    m = size - np.isnan(p).sum(axis=1, keepdims=True) if np.isnan(ps[:, -1]).any() else np.full((rows, 1), size)
-    factor = m.astype(np.float64)
-    if method == "by":
-        harmonic = np.concatenate(([0.0], np.cumsum(1.0 / np.arange(1, size + 1))))
-        factor = factor * harmonic[m]
-    ps *= factor
-    ps /= np.arange(1, size + 1, dtype=np.float64)
-    if rows == 1:
-        q = np.fmin.accumulate(ps[0, ::-1])[None, ::-1] if m[0, 0] < size else \
-            np.minimum.accumulate(ps[0, ::-1])[None, ::-1]
-    else:
-        q = np.fmin.accumulate(ps[:, ::-1], axis=1)[:, ::-1]
-    np.minimum(q, 1.0, out=q)
+    p = np.ascontiguousarray(p, dtype=np.float64)
     out = np.empty_like(p)
-    np.put_along_axis(out, order, q, axis=1)
+    for row in range(p.shape[0]):
+        pr = p[row]
+        m = int(pr.size - np.count_nonzero(np.isnan(pr)))
+        factor = float(np.sum(1.0 / np.arange(1, m + 1))) if method == "by" and m else 1.0
+        step_up(pr, np.argsort(pr), m, factor, out[row])
     return out
 
 
@@ -103,15 +90,17 @@ def bh_fdr(p, alpha=0.05, dims=None, method="bh"):
         arr = np.asarray(p)
         fam, batch = None, []
     arr = np.asarray(arr, dtype=np.float64)
-    finite = arr[~np.isnan(arr)]
-    if finite.size and (finite.min() < 0 or finite.max() > 1):
-        bad = finite[(finite < 0) | (finite > 1)][0]
-        raise EmostatsError(f"bh_fdr: p-values must lie in [0, 1] (NaN allowed), found {bad!r}")
+    n_tests = int(arr.size - np.count_nonzero(np.isnan(arr)))
+    if n_tests:
+        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+        if lo < 0 or hi > 1:
+            raise EmostatsError(
+                f"bh_fdr: p-values must lie in [0, 1] (NaN allowed), found {lo if lo < 0 else hi!r}")
     n_batch = int(np.prod(arr.shape[:len(batch)], dtype=np.int64))
     q = adjust_rows(arr.reshape(n_batch, -1), method).reshape(arr.shape)
     with np.errstate(invalid="ignore"):
         reject = q <= alpha
-    attrs = dict(alpha=float(alpha), method=method, n_tests=int(finite.size),
+    attrs = dict(alpha=float(alpha), method=method, n_tests=n_tests,
                  reject_rule="q <= alpha")
     if da is None:
         ds = xr.Dataset({"q": (tuple(f"dim_{i}" for i in range(q.ndim)), q),

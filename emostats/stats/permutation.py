@@ -6,7 +6,7 @@ import numpy as np
 import xarray as xr
 
 from .._kernels._config import n_threads
-from .._kernels.permutation import permutation_counts
+from .._kernels.permutation import permutation_counts, permutation_counts_serial
 from ..errors import EmostatsError
 from ._common import check_alternative, check_n_perm, check_seed, stream_key, warn_degenerate
 
@@ -14,6 +14,8 @@ __all__ = ["permutation_test"]
 
 #: relative tolerance of the ">=" comparison of a permuted statistic with the observed one
 RTOL_TIE = 1e-12
+#: below this many value draws a parallel region costs more than it saves
+PARALLEL_WORK = 500_000
 
 
 def _as_arrays(values, groups, item_dim, group_dim):
@@ -192,9 +194,12 @@ def permutation_test(values, groups, alternative="greater", n_perm=10_000, seed=
     if todo.size:
         cost = np.where(exact, n_comb, n_perm) * np.maximum(m, 1)
         order = todo[np.argsort(-cost[todo], kind="stable")].astype(np.int64)
-        counts = permutation_counts(
-            c, total, np.where(valid, k, 1), d_obs, tol, keys, n_perm, exact, alt, order,
-            null, n_threads(threads))
+        args = (c, total, np.where(valid, k, 1), d_obs, tol, keys, n_perm, exact, alt, order, null)
+        nt = n_threads(threads)
+        if nt > 1 and todo.size > 1 and cost[todo].sum() > PARALLEL_WORK:
+            counts = permutation_counts(*args, nt)
+        else:
+            counts = permutation_counts_serial(*args)
     with np.errstate(invalid="ignore", divide="ignore"):
         p = np.where(exact, counts / np.maximum(n_comb, 1), (1.0 + counts) / (1.0 + n_perm))
     p[~valid] = np.nan
