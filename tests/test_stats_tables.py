@@ -60,3 +60,20 @@ def test_fdr_and_scalar_tables():
     assert isinstance(one, pd.DataFrame) and len(one) == 1 and one["n"][0] == 6
     with pytest.raises(EmostatsError, match="test="):
         to_table(xr.Dataset())
+
+
+def test_results_are_netcdf_safe(rng, tmp_path):
+    """Every result Dataset (bool variables, attrs) round-trips through NetCDF."""
+    values = rng.normal(size=20)
+    groups = rng.random((3, 20)) < 0.4
+    results = {
+        "perm": permutation_test(values, groups, n_perm=99, return_null=True),
+        "rho": spearman(rng.normal(size=(2, 15)), rng.normal(size=15), permutation=99),
+        "fdr": bh_fdr(xr.DataArray(rng.random((2, 3)), dims=("a", "b")), dims="b"),
+        "one": one_sample_tests(xr.DataArray(rng.normal(size=(2, 9)), dims=("t", "s")), dim="s"),
+    }
+    for name, ds in results.items():
+        path = tmp_path / f"{name}.nc"
+        ds.to_netcdf(path)
+        with xr.open_dataset(path) as back:
+            xr.testing.assert_identical(back.load(), ds)

@@ -203,10 +203,12 @@ def one_sample_tests(x, dim=None, popmean=0.0, alternative="two-sided", correcti
         if missing:
             raise EmostatsError(f"one_sample_tests: dims {missing} are not dims of x {x.dims}")
         batch = [d for d in x.dims if d not in sample]
+        sample_dims = " ".join(map(str, sample))
         arr = x.transpose(*batch, *sample).values
         coords = {k: c for k, c in x.coords.items() if set(c.dims) <= set(batch)}
     else:
         arr = np.asarray(x, dtype=np.float64)
+        sample_dims = "all" if dim is None else f"axis {dim}"
         if dim is None:
             arr = arr.reshape(1, -1)[0] if arr.ndim else arr.reshape(1)
             batch = []
@@ -231,7 +233,7 @@ def one_sample_tests(x, dim=None, popmean=0.0, alternative="two-sided", correcti
     warn_degenerate(n_bad, "one_sample_tests", "fewer than 2 values, zero spread, or no nonzero difference")
     ds = xr.Dataset({k: (batch, results[k].reshape(bshape), {"long_name": _VARS[k][0]}) for k in _VARS},
                     coords=coords)
-    ds.attrs.update(test="one_sample", popmean=float(popmean), alternative=alternative,
+    ds.attrs.update(test="one_sample", sample_dims=sample_dims, popmean=float(popmean), alternative=alternative,
                     wilcoxon_correction=int(bool(correction)), wilcoxon_zero_method="wilcox",
                     wilcoxon_method=wilcoxon_method)
     return ds
