@@ -24,7 +24,8 @@ def pdf_text(path):
 
 
 def _squash(text):
-    return re.sub(r"\s+", " ", text)
+    """One line of text; a line broken after a hyphen ("t-" / "test") is joined again."""
+    return re.sub(r"\s+", " ", re.sub(r"-\s*\n\s*", "-", text))
 
 
 def qmd_header(text):
@@ -101,3 +102,167 @@ def test_figures_referenced_in_both_writers(tmp_path):
 def test_table_shape_is_checked():
     with pytest.raises(ValueError, match="row 0: 1 cells for 2 columns"):
         Table(["a", "b"], [["1"]], "c")
+
+
+# --------------------------------------------------------------------------- whole reports from real runs
+
+FAST = dict(n_boot=20, n_random=200, n_candidates=400, n_perm=500)
+SECTION_TITLES = ["Summary", "Lag persistence of the emotion probes", "Emotion probes against random directions",
+                  "Residual persistence over variance-matched directions", "Principal components of the emotion space",
+                  "Causal effect of steering", "SAE features and the emotion subspace",
+                  "Self-evaluated and text-evaluated emotionality", "Emotion words in the self-evaluation transcripts",
+                  "Methods", "Provenance"]
+
+
+@pytest.fixture(scope="module")
+def synthetic_results(tmp_path_factory):
+    """A small synthetic study with every group, its results file, and the report built from the results."""
+    from emostats import synth
+
+    folder = tmp_path_factory.mktemp("report_synth")
+    tree, _ = synth.make_study(n_tokens=2400, n_probes=10, n_features=300, k=8, hidden=28, n_conversations=4, turn_length=(150, 400),
+                               n_offsets=120, seed=3)
+    study = folder / "study.nc"
+    es.save(tree, study)
+    results = es.run(study, progress=False, quiet=True, **FAST)
+    res_path = folder / "results.nc"
+    es.save(results, res_path)
+    written = build_report(res_path, folder / "report", progress=False, quiet=True)
+    return study, results, written
+
+
+def test_report_from_synthetic_has_every_section_and_figure(synthetic_results):
+    _, results, written = synthetic_results
+    assert results.attrs["steps_skipped"] == ""
+    assert "results" not in written  # made from a results file: nothing to save
+    assert written["failed_figures"] == {}
+    from emostats.report.figures import FIGURES
+
+    assert sorted(p.stem for p in written["figures"]) == sorted(FIGURES)
+    pages = pdf_text(written["pdf"])
+    assert len(pages) >= 10
+    text = _squash(" ".join(pages))
+    for i, title in enumerate(SECTION_TITLES, start=1):
+        assert f"{i} {title}" in text, title
+    for fig_no in range(1, len(FIGURES) + 1):
+        assert f"Figure {fig_no}:" in text
+    assert "Not available" not in text and "could not be drawn" not in text
+    assert results.attrs["input_sha256"] in text
+
+
+def test_pdf_holds_the_summary_numbers_run_computed(synthetic_results):
+    from emostats.report import _format as f
+
+    _, results, written = synthetic_results
+    text = _squash(" ".join(pdf_text(written["pdf"])))
+    summary = results["summary"]
+    value = lambda row: float(summary["value"].sel(row=row))  # noqa: E731
+    per = results["persistence"]["r"].values
+    assert f.num(per.mean()) == f.num(value("probe_persistence"))
+    expected = [
+        f"of {f.num(value('probe_persistence'))}, compared to {f.num(value('random_persistence'))}",
+        f"averages {f.signed(value('residual_mean'))} (t-test p = "
+        f"{f.pval(float(summary['p'].sel(row='residual_mean')))}",
+        f"make {int(value('steering_5'))} of {int(summary['n'].sel(row='steering_5'))} emotions",
+        f"Spearman {f.rho(value('sae_spearman'))}",
+        f"{f.rho(value('self_text_rating'))}",
+    ]
+    for piece in expected:
+        assert piece in text, piece
+    # the summary table itself: every row's quantity and value
+    for row in summary["row"].values:
+        assert str(summary["quantity"].sel(row=row).values)[:30] in text, row
+
+
+def test_qmd_header_and_figure_files(synthetic_results):
+    _, _, written = synthetic_results
+    qmd = written["qmd"].read_text()
+    header, body = qmd_header(qmd)
+    assert header["title"] == "Persistence of emotion features"
+    assert header["format"]["html"]["number-sections"] is True
+    refs = re.findall(r"!\[.*?\]\((.+?)\)\{#(fig-[a-z-]+)", body)
+    assert sorted(r[0] for r in refs) == sorted(p.name for p in written["figures"])
+    for name, label in refs:
+        assert (written["qmd"].parent / name).is_file() and name == f"{label}.png"
+        assert f"{label}" in body.replace(f"#{label}", "")  # cited in the text or caption table
+    for title in SECTION_TITLES:
+        assert re.search(rf"^# {re.escape(title)} \{{#sec-[a-z-]+\}}$", body, re.M), title
+    assert "| quantity | value | p | n |" in body
+    from PIL import Image
+
+    with Image.open(written["figures"][0]) as im:
+        assert round(im.info["dpi"][0]) == 200
+
+
+def test_report_of_study_without_steering_says_what_is_missing(tmp_path, capsys):
+    from emostats import synth
+
+    tree, _ = synth.make_study(n_tokens=1500, n_probes=6, n_features=100, k=6, hidden=16, seed=4,
+                               groups=["tokens", "probes", "moments"])
+    study = tmp_path / "nosteer.nc"
+    es.save(tree, study)
+    written = build_report(study, tmp_path / "rep", format="both", progress=False, **FAST)
+    err = capsys.readouterr().err
+    assert "skipped steering: needs /steering, which this study does not have" in err
+    assert written["results"].is_file()  # a study was run: its results are kept beside the report
+    text = _squash(" ".join(pdf_text(written["pdf"])))
+    steering = text[text.rindex("6 Causal effect of steering"):text.rindex("7 SAE features")]
+    assert "Not available. Steering results are missing" in steering
+    assert "needs /steering, which this study does not have" in steering
+    qmd = written["qmd"].read_text()
+    assert "needs /steering, which this study does not have" in qmd
+    assert "fig-steering" not in qmd and not (tmp_path / "rep" / "fig-steering.png").exists()
+    assert "fig-trajectories.png" in qmd
+
+
+def test_report_from_example_study(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", "--no-progress", "-q", "--format", "pdf"]) == 0
+    pages = pdf_text(tmp_path / "report" / "report.pdf")
+    assert len(pages) >= 8
+    assert not (tmp_path / "report" / "report.qmd").exists()  # --format pdf: the PDF only
+    assert sorted(p.name for p in (tmp_path / "report").iterdir()) == ["report.pdf", "results.nc"]
+    assert "example_study.nc" in pages[0]
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+@pytest.fixture(scope="module")
+def short_results(synthetic_results, tmp_path_factory):
+    """A results file with two steps only (a quick report for the CLI tests)."""
+    study, _, _ = synthetic_results
+    path = tmp_path_factory.mktemp("short") / "short.nc"
+    es.save(es.run(study, steps=["persistence", "summary"], progress=False, quiet=True), path)
+    return path
+
+
+def test_cli_report_refuses_existing_files_without_force(short_results, tmp_path, capsys):
+    res_path = short_results
+    out = tmp_path / "r"
+    assert main(["report", str(res_path), "-o", str(out), "-q", "--format", "qmd"]) == 0
+    before = (out / "report.qmd").stat().st_mtime_ns
+    assert main(["report", str(res_path), "-o", str(out), "-q", "--format", "qmd"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "exists; pass --force" in err[0]
+    assert (out / "report.qmd").stat().st_mtime_ns == before
+    assert main(["report", str(res_path), "-o", str(out), "-q", "--format", "qmd", "--force"]) == 0
+    assert not any(p.name.startswith(".") for p in out.iterdir())  # no temporary files left
+
+
+@pytest.mark.parametrize("case", ["missing", "not_netcdf", "output_is_file"])
+def test_cli_report_errors_are_one_line(case, tmp_path, capsys, short_results):
+    source = short_results
+    out = tmp_path / "out"
+    if case == "missing":
+        source = tmp_path / "nope.nc"
+    elif case == "not_netcdf":
+        source = tmp_path / "text.nc"
+        source.write_text("not netcdf\n")
+    else:
+        out.write_text("a file")
+    code = main(["report", str(source), "-o", str(out), "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("emostats: error:"), err
+    expected = {"missing": "no such file", "not_netcdf": "not a NetCDF file", "output_is_file": "is a file"}[case]
+    assert expected in err[0]

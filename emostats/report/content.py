@@ -36,8 +36,8 @@ def _v(ds, name, default=None):
 
 def _summary(results, row, column="value"):
     ds = _ds(results, "summary")
-    if ds is None or row not in ds["row"].values:
-        return None
+    if ds is None or row not in ds["row"].values or not np.isfinite(float(ds["value"].sel(row=row))):
+        return None  # the row's analysis did not run
     return f.scalar(ds[column].sel(row=row))
 
 
