@@ -1,0 +1,246 @@
+"""``emostats persistence STUDY [-o OUT.nc]``: lag persistence, lag profile, trajectories and decay fits (Figure 2)."""
+
+from pathlib import Path
+
+from ._common import add_study_argument, study_paths
+
+#: lags shown in the printed profile table
+_SHOW_LAGS = (1, 2, 5, 10, 20, 50, 100, 200)
+
+
+def register(sub):
+    p = sub.add_parser("persistence", help="lag persistence, lag profile, trajectories and decay fits (Figure 2)",
+                       description=__doc__.strip().splitlines()[0].replace("``", "") + ". Prints a table; with "
+                       "-o writes one NetCDF file with the groups persistence, profile, trajectories, "
+                       "decay_trajectories and decay_profile. Nothing is overwritten without --force.")
+    add_study_argument(p)
+    p.add_argument("--lag", type=int, default=100, help="lag L of the persistence metric, tokens (default 100)")
+    p.add_argument("--max-lag", type=int, default=200,
+                   help="largest lag of the profile and largest tau of the trajectories (default 200)")
+    p.add_argument("-o", "--output", type=Path, default=None, help="results file (NetCDF-4); default: print only")
+    p.add_argument("--force", action="store_true", help="replace an existing output file")
+    p.add_argument("--n-boot", type=int, default=200,
+                   help="bootstrap replicates (conversations resampled) of the decay fits; 0 = none (default 200)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+    p.add_argument("--chunks", type=int, default=None,
+                   help="open the study lazily with this many tokens per dask chunk (for studies larger than memory)")
+    p.add_argument("--threads", type=int, default=None, help="threads of the kernels (default: all)")
+    p.add_argument("--no-progress", action="store_true", help="no progress display")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    p.set_defaults(func=_main)
+
+
+class _Steps:
+    """A rich progress display on stderr when it is a terminal, else nothing."""
+
+    def __init__(self, enabled, total):
+        import sys
+
+        self.progress = None
+        if enabled and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, \
+                TimeElapsedColumn
+
+            self.progress = Progress(SpinnerColumn(), TextColumn("{task.description:<34}"), BarColumn(),
+                                     MofNCompleteColumn(), TimeElapsedColumn(), console=Console(stderr=True),
+                                     transient=True)
+            self.task = self.progress.add_task("emostats persistence", total=total)
+
+    def __enter__(self):
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress is not None:
+            self.progress.stop()
+
+    def step(self, text):
+        if self.progress is not None:
+            self.progress.update(self.task, description=text)
+
+    def advance(self, n=1):
+        if self.progress is not None:
+            self.progress.advance(self.task, n)
+
+    def sub(self, text):
+        """A callback ``(done, total)`` driving a second bar."""
+        if self.progress is None:
+            return None
+        task = self.progress.add_task(text, total=None)
+
+        def update(done, total):
+            self.progress.update(task, completed=done, total=total)
+
+        return update
+
+
+def _main(args):
+    import datetime
+    import json
+    import time
+
+    import xarray as xr
+
+    from .._atomic import check_output
+    from .._version import __version__
+    from ..errors import EmostatsError
+    from ..io import open_study, save, sha256
+
+    for name in ("lag", "max_lag", "n_boot"):
+        if getattr(args, name) < 0:
+            raise EmostatsError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    if args.chunks is not None and args.chunks < 1:
+        raise EmostatsError(f"--chunks must be >= 1 tokens, got {args.chunks}")
+    paths = study_paths(args)
+    inputs = paths if isinstance(paths, list) else [paths]
+    if args.output is not None:
+        check_output(args.output, force=args.force, inputs=inputs)  # refuse before the long part
+    t0 = time.perf_counter()
+    tree = open_study(paths, chunks={"token": args.chunks} if args.chunks else None)
+    if "tokens" not in tree.children or "probe_act" not in tree["tokens"].data_vars:
+        from ..errors import MissingGroupError
+
+        raise MissingGroupError(f"{inputs[0]}: group /tokens has no variable probe_act; persistence needs "
+                                f"per-token probe activations")
+    act = tree["tokens"]["probe_act"]
+    results = _analyse(act, args)
+    if args.output is not None:
+        out = xr.DataTree.from_dict({f"/{name}": _storable(ds) for name, ds in results.items()})
+        params = dict(lag=args.lag, max_lag=args.max_lag, n_boot=args.n_boot, seed=args.seed)
+        out.attrs.update(title="emostats persistence (SPEC.md section 2, analyses 1-3)",
+                         emostats_version=__version__, input_sha256=sha256(paths),
+                         input_files=";".join(Path(p).name for p in inputs), seed=int(args.seed),
+                         parameters=json.dumps(params),
+                         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+        save(out, args.output, force=args.force)
+    if not args.quiet:
+        _print(results, args, output=args.output, seconds=time.perf_counter() - t0)
+    return 0
+
+
+def _analyse(act, args):
+    import warnings
+
+    from ..decay import fit_decay
+    from ..persistence import lag_persistence, lag_profile, trajectories
+
+    with _Steps(not args.no_progress and not args.quiet, 5) as steps, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        steps.step(f"lag persistence (L = {args.lag})")
+        res = {"persistence": lag_persistence(act, lag=args.lag, threads=args.threads)}
+        steps.advance()
+        steps.step(f"lag profile (L = 0..{args.max_lag})")
+        res["profile"] = lag_profile(act, max_lag=args.max_lag, threads=args.threads)
+        steps.advance()
+        steps.step("trajectories")
+        res["trajectories"] = trajectories(act, max_lag=args.max_lag, threads=args.threads)
+        steps.advance()
+        boot = act if args.n_boot else None
+        steps.step("decay fit of the trajectories")
+        res["decay_trajectories"] = fit_decay(res["trajectories"], probe_act=boot, n_boot=args.n_boot,
+                                              seed=args.seed, threads=args.threads,
+                                              progress=steps.sub("  bootstrap (probes)"))
+        steps.advance()
+        steps.step("decay fit of the mean profile")
+        if args.max_lag >= 4:
+            res["decay_profile"] = fit_decay(res["profile"], average_probes=True, probe_act=boot, n_boot=args.n_boot,
+                                             seed=args.seed, threads=args.threads,
+                                             progress=steps.sub("  bootstrap (probes)"))
+        steps.advance()
+    seen = set()
+    for w in caught:  # one line per distinct warning, after the progress display is gone
+        text = str(w.message)
+        if text not in seen and not args.quiet:
+            seen.add(text)
+            import sys
+
+            print(f"emostats persistence: warning: {text}", file=sys.stderr)
+    return res
+
+
+def _print(results, args, output, seconds):
+    import numpy as np
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    pers = results["persistence"]
+    r = pers.r.to_series().sort_values(ascending=False, na_position="last")
+    finite = r.dropna()
+    console.print(f"[bold]Lag persistence[/bold] at L = {args.lag}: {int(pers.n_pairs):,} same-segment pairs, "
+                  f"{pers.attrs['n_segments']:,} segments, {pers.attrs['n_tokens']:,} tokens")
+    if len(finite):
+        console.print(f"mean r = {finite.mean():.4f}, median {finite.median():.4f}, "
+                      f"range {finite.min():.4f} .. {finite.max():.4f} over {len(finite)} probes")
+    table = Table("rank", "probe", f"r(L={args.lag})", "pairs used", title="most and least persistent probes")
+    rows = list(enumerate(r.items(), 1))
+    show = rows if len(rows) <= 15 else rows[:10] + [None] + rows[-5:]
+    for row in show:
+        if row is None:
+            table.add_row("...", "", "", "")
+            continue
+        i, (name, value) = row
+        table.add_row(str(i), str(name), "NaN" if np.isnan(value) else f"{value:.4f}",
+                      f"{int(pers.n_used.sel({pers.r.dims[0]: name})):,}" if pers.r.dims else "")
+    console.print(table)
+    prof = results["profile"]
+    lags = [L for L in _SHOW_LAGS if L <= args.max_lag]
+    if lags:
+        table = Table("L", *[str(L) for L in lags], title="lag profile: mean r over probes (L in tokens)")
+        table.add_row("r(L)", *[f"{float(prof.r.sel(lag=L).mean(skipna=True)):.4f}" for L in lags])
+        table.add_row("pairs", *[f"{int(prof.n_pairs.sel(lag=L)):,}" for L in lags])
+        console.print(table)
+    tr = results["trajectories"]
+    taus = sorted({t for t in (0, 1, 10, 100) if t <= args.max_lag} | {args.max_lag})
+    table = Table("|z_t| bin", *[f"tau={t}" for t in taus], title="trajectories: mean sign-aligned z (sd) at t+tau")
+    for b in tr.bin.values:
+        table.add_row(str(b), *[f"{float(tr['mean'].sel(bin=b, tau=t)):.3f}" for t in taus])
+    console.print(table)
+    fit = results["decay_trajectories"]
+    table = Table("|z_t| bin", "model", "fast half-life", "slow half-life", "tail",
+                  title="decay fits of the trajectories (tokens; bootstrap intervals)")
+
+    def cell(values, intervals):
+        if not np.isfinite(values):
+            return "-"
+        if intervals is None or not np.all(np.isfinite(intervals)):
+            return f"{values:.3g}"
+        return f"{values:.3g} [{intervals[0]:.3g}, {intervals[1]:.3g}]"
+
+    for b in tr.bin.values:
+        f = fit.sel(bin=b)
+        hl = f.half_life.values
+        ci = f.half_life_ci.values if "half_life_ci" in f else [None, None]
+        tci = f.tail_level_ci.values if "tail_level_ci" in f else None
+        table.add_row(str(b), f"{int(f.n_components)} exp + tail", cell(hl[0], ci[0]), cell(hl[1], ci[1]),
+                      cell(float(f.tail_level), tci))
+    console.print(table)
+    if "decay_profile" in results:
+        fp = results["decay_profile"]
+        hl = [f"{h:.3g}" for h in fp.half_life.values if np.isfinite(h)]
+        console.print(f"mean lag profile: {int(fp.n_components)} component(s), half-lives {', '.join(hl) or '-'} "
+                      f"tokens, tail {float(fp.tail_level):.4f}")
+    if output is not None:
+        console.print(f"wrote {output} ({seconds:.1f} s)")
+
+
+def _storable(ds):
+    """A copy whose attrs NetCDF can store (bools as 0/1, other objects as JSON text)."""
+    import json
+
+    import numpy as np
+
+    def value(v):
+        if isinstance(v, (bool, np.bool_)):
+            return int(v)
+        if isinstance(v, (str, int, float, np.integer, np.floating, np.ndarray)):
+            return v
+        return json.dumps(v, default=str)
+
+    ds = ds.copy()
+    ds.attrs = {k: value(v) for k, v in ds.attrs.items()}
+    for name in ds.variables:
+        ds[name].attrs = {k: value(v) for k, v in ds[name].attrs.items()}
+    return ds
