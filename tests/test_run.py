@@ -174,3 +174,76 @@ def test_default_output_name():
     from emostats.cli.run import default_output
 
     assert default_output("a/b/study.nc").as_posix() == "a/b/study.results.nc"
+
+
+# --------------------------------------------------------------------------- the real analyses
+
+FAST = dict(n_boot=20, n_random=200, n_candidates=400, n_perm=500)
+
+
+def _assert_same_data(a, b):
+    assert set(a.children) == set(b.children)
+    for name in a.children:
+        da, db = a[name].to_dataset(inherit=False), b[name].to_dataset(inherit=False)
+        xr.testing.assert_identical(da.drop_attrs(deep=True), db.drop_attrs(deep=True))
+        for var in da.variables:  # bit for bit, NaN in the same places
+            va, vb = np.asarray(da[var].values), np.asarray(db[var].values)
+            if va.dtype.kind == "f":
+                assert np.array_equal(np.atleast_1d(va).view(np.uint8), np.atleast_1d(vb).view(np.uint8)), (name, var)
+
+
+@pytest.fixture(scope="module")
+def real_results(small_study):
+    """Every analysis on the small synthetic study (seed 2)."""
+    return es.run(small_study, seed=2, progress=False, quiet=True, **FAST)
+
+
+def test_same_seed_same_results_files(small_study, real_results, tmp_path):
+    a = real_results
+    b = es.run(small_study, seed=2, progress=False, quiet=True, threads=1, **FAST)
+    assert a.attrs["steps_skipped"] == "", a.attrs["steps_skipped"]
+    es.save(a, tmp_path / "a.nc")
+    es.save(b, tmp_path / "b.nc")
+    _assert_same_data(xr.open_datatree(tmp_path / "a.nc"), xr.open_datatree(tmp_path / "b.nc"))
+    c = es.run(small_study, seed=3, progress=False, quiet=True, steps=["random_directions"], **FAST)
+    assert not np.array_equal(a["random_directions"]["r"].values, c["random_directions"]["r"].values)
+
+
+def test_every_result_variable_has_a_long_name(real_results):
+    res = real_results
+    missing = [f"{node.path}/{name}" for node in res.subtree for name, var in node.data_vars.items()
+               if not var.attrs.get("long_name")]
+    assert missing == []
+    assert res["summary"].attrs["lag"] == 100
+    assert {"persistence", "profile", "trajectories", "decay", "random_directions", "variance_matched",
+            "emotion_pcs", "sae_persistence", "sae_matched", "ratings", "mentions", "steering",
+            "summary"} <= set(res.children)
+
+
+def test_summary_rows_match_the_analyses(small_study, real_results):
+    res = real_results
+    s = res["summary"]
+    val = lambda row: float(s["value"].sel(row=row))  # noqa: E731
+    assert val("probe_persistence") == pytest.approx(float(res["persistence"]["r"].mean()), rel=1e-12)
+    assert val("random_persistence") == pytest.approx(float(res["random_directions"]["r"].mean()), rel=1e-12)
+    vm = res["variance_matched"]
+    assert val("residual_mean") == pytest.approx(float(vm["residual"].mean()), rel=1e-12)
+    assert val("residual_positive") == int((vm["residual"] > 0).sum())
+    st = res["steering"].sel(offset=5)
+    assert val("steering_5") == int(st["significant"].sum())
+    assert val("steering_5_persistent") == int((st["significant"] & (st["z"] > 0)).sum())
+    assert val("sae_spearman") == float(res["sae_matched"]["rho"])
+    ratings = res["ratings"]
+    assert val("self_text_rating") == float(ratings["rho"].sel(pair="self_rating:text_rating"))
+    assert val("mentions_significant") == int(res["mentions"]["significant"].sum())
+    conversations = xr.open_datatree(small_study)["tokens"]["conversation"].values
+    assert s.attrs["n_conversations"] == len(np.unique(conversations))
+
+
+def test_moments_without_the_run_lag_skip_in_one_line(small_study, capsys):
+    res = es.run(small_study, lag=50, progress=False, steps=["random_directions", "candidates",
+                                                            "variance_matched", "persistence"], **FAST)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "persistence" in res.children
+    assert err[0].startswith("emostats run: skipped random_directions: /moments: lag 50 not among the stored")
+    assert len(err) == 3
