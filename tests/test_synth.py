@@ -45,7 +45,7 @@ def small():
 @pytest.fixture(scope="module")
 def big_probes():
     """Long study for probe dynamics and moments (float64 so moments compare at 1e-9)."""
-    return synth.make_study(n_tokens=400_000, n_probes=6, n_features=0, hidden=24, seed=11, lags=(1, 10, 100),
+    return synth.make_study(n_tokens=400_000, n_probes=6, n_features=0, hidden=40, seed=11, lags=(1, 10, 100),
                             groups=("tokens", "moments", "probes", "random"), random_directions=4,
                             dtype="float64")
 
@@ -152,6 +152,7 @@ def test_segments_are_contiguous_turns_in_range():
     (dict(groups=("tokens", "nonsense")), "nonsense"),
     (dict(n_tokens=0), "n_tokens"),
     (dict(lags=(5000,), turn_length=(10, 20)), "lag 5000"),
+    (dict(random_directions=50), "random_directions=50"),
 ])
 def test_bad_arguments_raise_one_line(kwargs, match):
     base = dict(n_tokens=1000, n_probes=4, n_features=10, k=2, hidden=16, n_offsets=5)

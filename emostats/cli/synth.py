@@ -47,6 +47,8 @@ def register(sub):
                    help="lag of /moments (repeat for several; default 100)")
     p.add_argument("--random-directions", type=_count, default=0, help="random directions in /random (default 0)")
     p.add_argument("--float64", action="store_true", help="store activations as float64 (default float32)")
+    p.add_argument("--keep-bits", type=_positive, default=None,
+                   help="round stored activations to this many mantissa bits so they compress (default: exact)")
     p.set_defaults(func=_main)
 
 
@@ -60,7 +62,8 @@ def _main(args):
         n_features=args.features, k=args.k, hidden=args.hidden, n_conversations=args.conversations,
         n_rated=args.rated, n_steer_emotions=args.steer_emotions, n_steer_samples=args.steer_samples,
         n_baseline=args.baseline, n_offsets=args.offsets, lags=tuple(args.lag or (100,)),
-        random_directions=args.random_directions, dtype="float64" if args.float64 else "float32")
+        random_directions=args.random_directions, dtype="float64" if args.float64 else "float32",
+        keep_bits=args.keep_bits)
     print(f"wrote {args.output}: synthetic study, seed {args.seed}, {args.tokens} tokens, {args.probes} probes, "
           f"{args.features} features (k={args.k}), hidden {args.hidden}; planted probe lag-r mean "
           f"{float(truth['expected_r'].mean()):.3f}, expected residual mean "

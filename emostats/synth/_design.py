@@ -139,7 +139,7 @@ def n_generic(hidden, n_probes):
         need = next(h for h in range(n_probes + 2, 10 * n_probes + 64) if h - n_probes - max(1, h // 8) >= 1)
         raise EmostatsError(f"hidden={hidden} is too small for {n_probes} probes: the probe vectors must span a "
                             f"proper subspace; use hidden >= {need} (e.g. --hidden {max(need, 256)}) or fewer probes")
-    return int(min(room, max(8, n_probes // 8)))
+    return int(min(room, max(8, n_probes // 8, 64)))
 
 
 #: ranges of the log-variance x (lam = 10**(2x - 1)) of emotion and generic directions
