@@ -216,3 +216,15 @@ def test_threads_do_not_change_bits(rng, monkeypatch, permutation):
         parallel = [fn(x, y, threads=2, permutation=permutation) for fn in (spearman, pearson)]
     for a, b in zip(serial, parallel):
         xr.testing.assert_identical(a, b)
+
+
+def test_permutation_p_independent_of_row_order_and_chunks(rng):
+    x = xr.DataArray(rng.normal(size=(6, 20)), dims=("feature", "obs"))
+    y = xr.DataArray(rng.normal(size=20), dims="obs")
+    eager = spearman(x, y, dim="obs", permutation=500, seed=9)
+    assert not eager.exact.any()
+    order = rng.permutation(6)
+    shuffled = spearman(x.isel(feature=order), y, dim="obs", permutation=500, seed=9)
+    np.testing.assert_array_equal(shuffled.p.values, eager.p.values[order])
+    lazy = spearman(x.chunk({"feature": 4}), y, dim="obs", permutation=500, seed=9).compute()
+    xr.testing.assert_identical(lazy, eager)

@@ -143,7 +143,10 @@ def _core(x, y, rank, permutation, alt, seed, threads):
     else:
         n_perm = check_n_perm(permutation, "permutation")
         exact = np.array([3 <= m <= 20 and math.factorial(int(m)) <= n_perm for m in used], dtype=bool)
-        keys = np.array([stream_key(seed, "correlation", i) for i in range(size)], dtype=np.uint64)
+        # a row's stream comes from the seed and the row's own data, so the p-values do
+        # not depend on the row's position, on dask chunking or on the thread count
+        keys = np.array([stream_key(seed, "correlation", xs[i], ys[i if ys.shape[0] > 1 else 0])
+                         for i in range(size)], dtype=np.uint64)
         args = (xs, ys, rank, keys, n_perm, exact, alt, RTOL_TIE)
         counts, _ = (correlation_permutations(*args, nt) if _parallel(nt, size, xs.size * n_perm)
                      else correlation_permutations_serial(*args))
@@ -225,7 +228,8 @@ _DOC = """{title} of ``x`` and ``y`` paired along ``dim``, batched over all othe
     ``n!`` orderings are enumerated when ``n! <= N`` (exact, as R's
     ``cor.test`` for small samples; ``p = #{{|r*| >= |r|}} / n!`` two-sided),
     else ``p = (1 + #{{r* >= r}}) / (1 + N)`` from ``N`` random orderings (one
-    stream per row, from ``seed`` and the row's position).
+    stream per row, keyed by ``seed`` and the row's data, so chunking, row order
+    and thread count do not change it).
     Rows with fewer than 3 pairs, or a constant side, are NaN with a
     ``DegenerateWarning`` (never inf or a made-up p).
 
