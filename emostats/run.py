@@ -263,6 +263,7 @@ def run(study, lag=100, max_lag=200, seed=0, n_perm=10_000, n_random=1000, n_can
     """
     started = time.perf_counter()
     tree, digest, files = _open(study)
+    opened_here = not isinstance(study, xr.DataTree)
     params = dict(lag=int(lag), max_lag=int(max_lag), seed=int(seed), n_perm=int(n_perm),
                   n_random=int(n_random), n_candidates=int(n_candidates),
                   k_sweep=None if k_sweep is None else [int(k) for k in k_sweep],
@@ -290,6 +291,24 @@ def run(study, lag=100, max_lag=200, seed=0, n_perm=10_000, n_random=1000, n_can
         if key not in ("source_files",):
             attrs[f"study_{key}"] = _attr_value(value)
     skipped, ran = {}, []
+    try:
+        _run_steps(ctx, selected, attrs, skipped, ran, progress, quiet)
+        if opened_here:  # results in memory before the study file closes
+            for ds in ctx.results.values():
+                ds.load()
+    finally:
+        if opened_here:  # run(path) leaves no open file handle behind
+            tree.close()
+    attrs["steps_run"] = " ".join(ran)
+    attrs["steps_skipped"] = " ".join(skipped)
+    attrs["time_total"] = round(time.perf_counter() - started, 4)
+    out = xr.DataTree.from_dict({f"/{k}": v for k, v in ctx.results.items()})
+    out.attrs = attrs
+    return out
+
+
+def _run_steps(ctx, selected, attrs, skipped, ran, progress, quiet):
+    """Run the selected steps in order, recording results, times, seeds and skips."""
     with _Display(len(selected), progress, quiet) as display:
         for name in selected:
             step = STEPS[name]
@@ -316,12 +335,6 @@ def run(study, lag=100, max_lag=200, seed=0, n_perm=10_000, n_random=1000, n_can
             skipped[name] = reason
             attrs[f"skipped_{name}"] = reason
             display.skip(step, reason)
-    attrs["steps_run"] = " ".join(ran)
-    attrs["steps_skipped"] = " ".join(skipped)
-    attrs["time_total"] = round(time.perf_counter() - started, 4)
-    out = xr.DataTree.from_dict({f"/{k}": v for k, v in ctx.results.items()})
-    out.attrs = attrs
-    return out
 
 
 def _check_params(p):
