@@ -233,7 +233,8 @@ def one_sample_tests(x, dim=None, popmean=0.0, alternative="two-sided", correcti
     warn_degenerate(n_bad, "one_sample_tests", "fewer than 2 values, zero spread, or no nonzero difference")
     ds = xr.Dataset({k: (batch, results[k].reshape(bshape), {"long_name": _VARS[k][0]}) for k in _VARS},
                     coords=coords)
-    ds.attrs.update(test="one_sample", sample_dims=sample_dims, popmean=float(popmean), alternative=alternative,
+    ds.attrs.update(test="one_sample", sample_dims=sample_dims, popmean=float(popmean),
+                    alternative=alternative,
                     wilcoxon_correction=int(bool(correction)), wilcoxon_zero_method="wilcox",
                     wilcoxon_method=wilcoxon_method)
     return ds

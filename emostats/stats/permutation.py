@@ -82,7 +82,6 @@ def _observed(v, g):
     k = gs.sum(axis=1).astype(np.int64)
     stat = np.full(n_groups, np.nan)
     d_obs = np.zeros(n_groups)
-    keys = np.zeros(n_groups, dtype=np.uint64)
     for i in range(n_groups):
         if not 0 < k[i] < n:
             continue
@@ -213,7 +212,8 @@ def permutation_test(values, groups, alternative="greater", n_perm=10_000, seed=
             "p": (dims, sq(p), {"long_name": f"permutation p-value ({alternative})"}),
             "n_in": (dims, sq(k), {"long_name": "items in the group (after dropping NaN)"}),
             "n_out": (dims, sq(n - k), {"long_name": "items outside the group (after dropping NaN)"}),
-            "exact": (dims, sq(exact), {"long_name": "p from full enumeration of C(n_in + n_out, n_in) labellings"}),
+            "exact": (dims, sq(exact),
+                      {"long_name": "p from full enumeration of C(n_in + n_out, n_in) labellings"}),
         },
         coords=group_coords if not one else None,
     )
