@@ -21,7 +21,7 @@ _PUBLIC = {
     "segment_offsets": "segments", "segments_of": "segments",
     # statistical core
     "permutation_test": "stats", "spearman": "stats", "pearson": "stats",
-    "bh_fdr": "stats", "one_sample_tests": "stats",
+    "bh_fdr": "stats", "one_sample_tests": "stats", "to_table": "stats",
     # probe persistence
     "lag_persistence": "persistence", "lag_profile": "persistence",
     "trajectories": "persistence", "fit_decay": "decay",
