@@ -165,14 +165,16 @@ def _sec_persistence(results, figures):
              f"probe and averaged over probes with equal weight, for τ = 0 to {param(results, 'max_lag')} tokens."))
     _add(sec, _figure(figures, "fig-profile",
          f"Lag profile: Pearson r between the activation at t and at t + L, pooled over valid pairs, for L = 0 to "
-         f"{param(results, 'max_lag')} tokens; one line per probe and their mean."))
+         f"{param(results, 'max_lag')} tokens; the line is the mean over probes, the band spans the 10th to 90th "
+         "percentile of the probes."))
     decay, decay_p = _ds(results, "decay"), _ds(results, "decay_profile")
     if decay is None and decay_p is None:
         return sec.add(_missing_note(results, ["decay", "decay_profile"], "Decay fits"))
     _add(sec, _figure(figures, "fig-decay",
-         "Decay fits to the trajectories: a + b·2^(−τ/h_fast) + c·2^(−τ/h_slow) (or a single exponential when "
-         "its AIC is lower), fitted by least squares; points are the trajectories, lines the fits. Half-lives "
-         "h and tail levels a with bootstrap intervals are in @tbl-decay."))
+         "Decay fits: a + b·2^(−τ/h_fast) + c·2^(−τ/h_slow) (or a single exponential when its AIC is lower), "
+         "fitted by least squares to each trajectory of @fig-trajectories (left; points are the data, lines the "
+         "fits) and to the lag profile averaged over probes (right, log lag axis, from L = 1). Half-lives h in "
+         "tokens and tail levels a, with bootstrap intervals, are in @tbl-decay."))
     sec.add(_decay_table(decay, decay_p, results))
     return sec
 

@@ -61,12 +61,22 @@ def _spec(name, needs, module, function, kind, args, size="full"):
     return FigureSpec(name, tuple(needs), module, function, draw, size)
 
 
+def _draw_decay(results, plot):
+    """Decay fits: the trajectories (left) and the mean lag profile on a log axis (right), as available."""
+    panels = [(a, b, kw) for a, b, kw in (("trajectories", "decay", {}), ("profile", "decay_profile", {"log_x": True}))
+              if a in results.children and b in results.children]
+    fig = _new_figure("pair" if len(panels) == 2 else "full")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (data, fit, kw) in zip(axes, panels):
+        plot(_g(results, data), _g(results, fit), ax=ax, **kw)
+    return fig
+
+
 #: name -> spec, in report order. The names are the PNG file stems.
 FIGURES = {s.name: s for s in [
     _spec("fig-trajectories", ["trajectories"], "persistence", "plot_trajectories", "ax", ["trajectories"]),
     _spec("fig-profile", ["profile"], "persistence", "plot_lag_profile", "ax", ["profile"]),
-    _spec("fig-decay", ["decay", "trajectories"], "persistence", "plot_decay_fit", "ax",
-          ["trajectories", "decay"]),
+    FigureSpec("fig-decay", ("decay",), "persistence", "plot_decay_fit", _draw_decay, "pair"),
     _spec("fig-random", ["persistence", "random_directions"], "nullmodels", "plot_random_vs_probes", "ax",
           ["persistence", "random_directions"]),
     _spec("fig-residuals", ["variance_matched"], "nullmodels", "plot_residuals", "ax", ["variance_matched"]),
