@@ -155,6 +155,27 @@ def test_direction_persistence_scale_invariant_and_coords(rng):
     np.testing.assert_allclose(small["r"].values, a["r"].values, rtol=1e-12)
 
 
+def test_quadratic_forms_trmm_equals_gemm(rng):
+    from emostats.projection import quadratic_forms
+
+    h = 24
+    mats = [rng.normal(size=(h, h)), np.cov(rng.normal(size=(h, 50)))]  # non-symmetric and symmetric
+    v = rng.normal(size=(300, h))
+    want = np.stack([np.einsum("nh,hg,ng->n", v, m, v) for m in mats])
+    for method, block in (("gemm", 7), ("trmm", 7), ("trmm", 1000), ("auto", 64)):
+        np.testing.assert_allclose(quadratic_forms(mats, v, block=block, method=method), want,
+                                   rtol=RTOL_KERNEL, atol=ATOL_KERNEL, err_msg=method)
+    with pytest.raises(EmostatsError, match="method"):
+        quadratic_forms(mats, v, method="svd")
+    acts, offsets = _raw(rng)
+    mom = moments(acts, lags=[3], offsets=offsets)
+    dirs = random_directions(mom, 300, seed=5)
+    a = direction_persistence(mom, dirs, method="gemm")
+    b = direction_persistence(mom, dirs, method="trmm", block=128)
+    np.testing.assert_allclose(b["r"].values, a["r"].values, rtol=RTOL_KERNEL)
+    np.testing.assert_allclose(b["variance_explained"].values, a["variance_explained"].values, rtol=RTOL_KERNEL)
+
+
 def test_direction_persistence_from_random_group_agrees(rng):
     acts, offsets = _raw(rng, lengths=(120, 2, 80, 140), hidden=5)
     arr = _as_dataarray(acts, offsets)
