@@ -42,6 +42,20 @@ def _vector(x, name):
     return arr, None, None
 
 
+def _paired(values, variance, what):
+    """Reorder ``variance`` to the coordinate order of ``values`` when both are labelled DataArrays."""
+    if isinstance(values, xr.DataArray) and isinstance(variance, xr.DataArray) and values.ndim == variance.ndim == 1:
+        dim = values.dims[0]
+        if variance.dims[0] == dim and dim in values.coords and dim in variance.coords:
+            a, b = values[dim].values, variance[dim].values
+            if a.shape != b.shape or not np.array_equal(a, b):
+                if a.shape != b.shape or set(a.tolist()) != set(b.tolist()):
+                    raise EmostatsError(f"variance_matched: {what} values and variance have different '{dim}' "
+                                        f"labels; pass them for the same {dim}s")
+                variance = variance.sel({dim: a})
+    return variance
+
+
 def nearest_by_variance(variance, candidate_variance=None, n=20, valid=None, threads=None):
     """Indices (target, n) of the ``n`` candidates nearest in variance, nearest first.
 
@@ -90,6 +104,8 @@ def variance_matched(values, variance, candidate_values=None, candidate_variance
     ----------
     values, variance : xarray.DataArray or array_like (target,)
         The targets' values (e.g. lag persistence r) and variance explained.
+        Two DataArrays with one labelled dim are matched by label (variance
+        is put in the order of values).
     candidate_values, candidate_variance : xarray.DataArray or array_like (candidate,), optional
         The null population (e.g. random directions). Both or neither; when
         neither, the targets are their own candidates and a target never
@@ -130,6 +146,7 @@ def variance_matched(values, variance, candidate_values=None, candidate_variance
     if (candidate_values is None) != (candidate_variance is None):
         raise EmostatsError("variance_matched: pass both candidate_values and candidate_variance, or neither "
                             "(then the targets are their own candidates)")
+    variance = _paired(values, variance, "target")
     vals, tdim, tcoord = _vector(values, "values")
     var, _, _ = _vector(variance, "variance")
     if vals.shape != var.shape:
@@ -138,6 +155,7 @@ def variance_matched(values, variance, candidate_values=None, candidate_variance
     if self_match:
         cvals, cvar, cdim = vals, var, tdim
     else:
+        candidate_variance = _paired(candidate_values, candidate_variance, "candidate")
         cvals, cdim, _ = _vector(candidate_values, "candidate_values")
         cvar, _, _ = _vector(candidate_variance, "candidate_variance")
         if cvals.shape != cvar.shape:

@@ -179,6 +179,10 @@ def emotion_pcs(probe_act, probe_vectors=None, moments=None, candidates=None, la
             candidates = direction_persistence(moments, cand_dirs, lag=lag)
             ds.attrs["candidates"] = f"random_direction_sweep(seed={seed}): {cand_dirs.sizes['direction']} directions"
         else:
+            missing = [v for v in ("r", "variance_explained") if v not in candidates]
+            if missing:
+                raise EmostatsError(f"emotion_pcs: candidates lack {', '.join(missing)}; pass the output of "
+                                    f"emostats.direction_persistence (r and variance_explained per direction)")
             ds.attrs["candidates"] = f"given: {candidates['r'].size} directions"
         vm = variance_matched(ds["r"], ds["variance_explained"], candidates["r"],
                               candidates["variance_explained"], n=n, stat=stat, threads=threads)

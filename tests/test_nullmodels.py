@@ -335,6 +335,19 @@ def test_variance_matched_residual_and_tests(rng, stat):
     assert all("long_name" in res[v].attrs for v in ("residual", "matched", "baseline"))
 
 
+def test_variance_matched_aligns_labels(rng):
+    vals = xr.DataArray(rng.normal(size=6), dims="probe", coords={"probe": list("abcdef")})
+    var = xr.DataArray(rng.random(6), dims="probe", coords={"probe": list("abcdef")})
+    cand_v = rng.random(40)
+    a = variance_matched(vals, var, rng.normal(size=40), cand_v, n=5)
+    shuffled = var.isel(probe=[3, 0, 5, 1, 4, 2])
+    b = variance_matched(vals, shuffled, rng.normal(size=40), cand_v, n=5)
+    np.testing.assert_array_equal(a["matched"].values, b["matched"].values)
+    np.testing.assert_array_equal(b["variance"].values, var.values)
+    with pytest.raises(EmostatsError, match="different 'probe' labels"):
+        variance_matched(vals, var.assign_coords(probe=list("abcdeX")), n=2)
+
+
 def test_variance_matched_self_and_nan_targets(rng):
     vals = rng.normal(size=50)
     var = rng.random(50)
@@ -403,6 +416,8 @@ def test_emotion_pcs_directions_and_residuals(rng):
     rho = stats.spearmanr(np.arange(1, 6), want).statistic
     np.testing.assert_allclose(float(res["rank_rho"]), rho, rtol=RTOL_REFERENCE)
     assert int(res["rank_n"]) == 5 and "residual_t_p" in res
+    with pytest.raises(EmostatsError, match="candidates lack variance_explained"):
+        emotion_pcs(probe_act, pv, mom, candidates=cand[["r"]], lag=20, n=10)
 
 
 def test_emotion_pcs_nan_tokens_and_dask(rng):
