@@ -28,6 +28,7 @@ _PUBLIC = {
     # null models and geometry
     "random_directions": "nullmodels", "direction_persistence": "nullmodels",
     "moments": "nullmodels", "variance_matched": "nullmodels", "emotion_pcs": "nullmodels",
+    "random_direction_sweep": "nullmodels", "nullmodel_analysis": "nullmodels",
     "subspace_fraction": "geometry", "cosine": "geometry",
     # SAE, steering, ratings
     "firing_persistence": "sae", "feature_density": "sae",
