@@ -250,6 +250,12 @@ def make_study(n_tokens=20_000, n_probes=171, n_features=2_000, k=16, hidden=256
     tree : xarray.DataTree
     truth : xarray.Dataset
 
+    Notes
+    -----
+    BLAS runs single-threaded inside (via threadpoolctl when installed): the
+    Gram products overlap with random-number threads, and multi-threaded
+    OpenBLAS slows down many-fold when the cores are shared with other work.
+
     Examples
     --------
     >>> tree, truth = make_study(n_tokens=3000, n_probes=8, n_features=200, k=8, hidden=32, seed=1)
@@ -258,6 +264,25 @@ def make_study(n_tokens=20_000, n_probes=171, n_features=2_000, k=16, hidden=256
     >>> bool(truth.attrs["phi_slow"] > truth.attrs["phi_fast"])
     True
     """
+    with _single_threaded_blas():
+        return _make_study(n_tokens, n_probes, n_features, k, hidden, n_conversations, turn_length, n_rated,
+                           n_steer_emotions, n_steer_samples, n_baseline, n_offsets, lags, seed, groups,
+                           decoder, random_directions, phi_slow, phi_fast, dtype, keep_bits, threads)
+
+
+def _single_threaded_blas():
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn (via pingouin)
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
+def _make_study(n_tokens, n_probes, n_features, k, hidden, n_conversations, turn_length, n_rated,
+                n_steer_emotions, n_steer_samples, n_baseline, n_offsets, lags, seed, groups,
+                decoder, random_directions, phi_slow, phi_fast, dtype, keep_bits, threads):
     lags = tuple(int(L) for L in np.atleast_1d(lags))
     if groups is None:
         groups = [g for g in GROUPS if g != "random" or random_directions]
@@ -401,11 +426,11 @@ def make_study(n_tokens=20_000, n_probes=171, n_features=2_000, k=16, hidden=256
     # ---- steering
     if "steering" in groups:
         steered, baseline, st = _steering.make_steering(hid, names, n_steer_emotions, n_steer_samples,
-                                                        n_baseline, n_offsets, seed, threads)
+                                                        n_baseline, n_offsets, seed, threads, dtype=dtype)
         tree["/steering"] = xr.Dataset(
-            {"steered_act": (("emotion", "sample", "offset", "probe"), steered.astype(dtype),
+            {"steered_act": (("emotion", "sample", "offset", "probe"), steered,
                              {"long_name": "probe activation after a steering pulse"}),
-             "baseline_act": (("baseline_sample", "offset", "probe"), baseline.astype(dtype),
+             "baseline_act": (("baseline_sample", "offset", "probe"), baseline,
                               {"long_name": "probe activation without steering"})},
             coords={"emotion": st["emotion"], "offset": np.arange(n_offsets, dtype=np.int64), "probe": names})
         truth_vars.update(steer_kind=("emotion", st["kind"]), steer_amplitude=("emotion", st["amplitude"]),

@@ -20,7 +20,7 @@ STREAM = {"segments": 1, "hidden": 2, "emotion": 3, "generic": 4, "sae": 5, "fea
 
 def rng_for(seed, part, *more):
     """The ``numpy.random.Generator`` of one part (and sub-part) of a study."""
-    return np.random.default_rng(np.random.SeedSequence([int(seed), STREAM[part], *map(int, more)]))
+    return np.random.Generator(np.random.SFC64(np.random.SeedSequence([int(seed), STREAM[part], *map(int, more)])))
 
 
 def make_segments(n_tokens, turn_length, n_conversations, seed):

@@ -3,13 +3,14 @@
 import numpy as np
 
 from ._design import rng_for
-from ._tokens import simulate_latent
+from ._tokens import simulate_tokens
 
 #: share of steered emotions planted as elevated, suppressed (the rest null), as in the paper at offset 5
 KIND_SHARES = {"elevated": 0.62, "suppressed": 0.14}
 
 
-def make_steering(hidden, probe_names, n_emotions, n_samples, n_baseline, n_offsets, seed, threads=None):
+def make_steering(hidden, probe_names, n_emotions, n_samples, n_baseline, n_offsets, seed, threads=None,
+                  dtype=np.float32):
     """Steered and baseline probe activations plus the planted truth.
 
     Each sample is a fresh segment of ``n_offsets`` tokens of the same latent
@@ -36,21 +37,15 @@ def make_steering(hidden, probe_names, n_emotions, n_samples, n_baseline, n_offs
     offsets_axis = np.arange(n_offsets)
     shift = amplitude[:, None] * sd[chosen][:, None] * np.exp(-offsets_axis[None, :] / tau[:, None])
 
-    coef_t = np.ascontiguousarray(hidden.coef.T)
-    probe_mean = hidden.vectors @ hidden.mean
-    cols = np.arange(p)
-
-    def run(n_seg, block):
-        off = np.arange(n_seg + 1, dtype=np.int64) * n_offsets
-        y = simulate_latent(hidden, off, cols, "steer_latent", seed, block, threads)
-        return (y @ coef_t + probe_mean).reshape(n_seg, n_offsets, p)
-
-    baseline = run(n_baseline, 0).astype(np.float32)
-    steered = np.empty((n_emotions, n_samples, n_offsets, p), dtype=np.float32)
+    # baseline samples first, then the steered samples of each emotion: one segment each
+    n_seg = n_baseline + n_emotions * n_samples
+    offsets = np.arange(n_seg + 1, dtype=np.int64) * n_offsets
+    act, _, _ = simulate_tokens(hidden, offsets, seed, (), False, dtype=dtype, threads=threads, part="steer_latent")
+    act = act.reshape(n_seg, n_offsets, p)
+    baseline = act[:n_baseline]
+    steered = act[n_baseline:].reshape(n_emotions, n_samples, n_offsets, p)
     for e in range(n_emotions):
-        act = run(n_samples, 1 + e)
-        act[:, :, chosen[e]] += shift[e][None, :]
-        steered[e] = act
+        steered[e, :, :, chosen[e]] += shift[e][None, :].astype(dtype)
     names = np.asarray(probe_names)
     truth = {"emotion": names[chosen], "kind": kinds, "amplitude": amplitude, "tau": tau,
              "shift": shift, "probe_sd": sd[chosen]}

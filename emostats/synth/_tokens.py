@@ -71,31 +71,47 @@ class LatentMoments:
 
         Over valid pairs, x = all tokens but the last L of each segment and
         y = all tokens but the first L, so their Gram matrices are the full
-        Gram minus that of the (few) excluded tokens.
+        Gram minus that of the (few) excluded tokens; the cross product is
+        ``y[:-L]' y[L:]`` minus the pairs that straddle a segment boundary.
+        Gathered rows go into one reused buffer (no per-block allocations).
         """
-        self.n += y.shape[0]
+        nb, m = y.shape
+        self.n += nb
         s_all = y.sum(0)
         g_all = np.dot(y.T, y)
         self.s += s_all
         self.ss += g_all
         lengths = np.diff(offsets)
         starts = offsets[:-1] - offsets[0]
-        pos = np.arange(y.shape[0]) - np.repeat(starts, lengths)
+        pos = np.arange(nb) - np.repeat(starts, lengths)
         seg_len = np.repeat(lengths, lengths)
         for i, L in enumerate(self.lags):
             n_pairs = int(np.maximum(lengths - L, 0).sum())
             if n_pairs == 0:
                 continue
+            self.ln[i] += n_pairs
             tail = np.flatnonzero(pos >= seg_len - L)
             head = np.flatnonzero(pos < L)
-            yt, yh = y[tail], y[head]
-            self.ln[i] += n_pairs
+            yt = self._gather(y, tail, 0)
             self.sx[i] += s_all - yt.sum(0)
-            self.sy[i] += s_all - yh.sum(0)
             self.sxx[i] += g_all - np.dot(yt.T, yt)
+            yh = self._gather(y, head, 0)
+            self.sy[i] += s_all - yh.sum(0)
             self.syy[i] += g_all - np.dot(yh.T, yh)
-            x_idx = np.flatnonzero(pos < seg_len - L)
-            self.sxy[i] += np.dot(y[x_idx].T, y[x_idx + L])
+            cross = tail[tail < nb - L]
+            a = self._gather(y, cross, 0)
+            b = self._gather(y, cross + L, 1)
+            self.sxy[i] += np.dot(y[:nb - L].T, y[L:]) - np.dot(a.T, b)
+
+    def _gather(self, y, rows, slot):
+        """``y[rows]`` written into a reused buffer."""
+        size = rows.size * y.shape[1]
+        buf = getattr(self, "_buf", None)
+        if buf is None or buf.shape[1] < size:
+            self._buf = buf = np.empty((2, max(size, 1 << 20)))
+        out = buf[slot, :size].reshape(rows.size, y.shape[1])
+        np.take(y, rows, axis=0, out=out)
+        return out
 
     def latent(self):
         """Centred latent moments (divided by n, i.e. ddof=0) as a dict."""
@@ -136,15 +152,24 @@ def to_hidden(hidden, lat, threads=None):
     Q = hidden.basis
     s2 = hidden.sigma2
     H, m = Q.shape
-    nt = n_threads(threads)
 
     def product(a, noise, out, symmetric=True):
         b = a - noise * np.eye(m) if noise else a
-        np.matmul(Q @ b, Q.T, out=out)
+        if symmetric:
+            # Q b Q' = B+ B+' - B- B-' from the eigenvectors of the small b: two syrk products,
+            # half the flops of a general product and exactly symmetric
+            w, u = np.linalg.eigh(b)
+            basis = Q @ u
+            pos = w > 0
+            bp = basis[:, pos] * np.sqrt(w[pos])
+            np.dot(bp, bp.T, out=out)
+            if not pos.all():
+                bn = basis[:, ~pos] * np.sqrt(-w[~pos])
+                out -= np.dot(bn, bn.T)
+        else:
+            np.matmul(Q @ b, Q.T, out=out)
         if noise:
             out[np.diag_indices_from(out)] += noise
-        if symmetric:
-            _k.mirror_upper(out, nt)
         return out
 
     out = {"n": lat["n"], "lag_n": lat["lag_n"], "mean": hidden.mean + Q @ lat["mean"]}
@@ -179,11 +204,14 @@ def random_design(hidden, n_directions, seed):
     return v, proj, v @ hidden.mean, np.linalg.cholesky(gram)
 
 
-def simulate_tokens(hidden, offsets, seed, lags, need_generic, dtype=np.float32, threads=None, random=None):
+def simulate_tokens(hidden, offsets, seed, lags, need_generic, dtype=np.float32, threads=None, random=None,
+                    part="emotion"):
     """Probe activations (n_tokens, n_probes) and latent moment sums.
 
     The innovations of the next blocks are drawn in two worker threads (NumPy
     releases the GIL while filling) while the current block is processed.
+    ``part`` names the random stream of the emotion latents (``"emotion"`` for
+    ``/tokens``, ``"steer_latent"`` for ``/steering``).
 
     Returns
     -------
@@ -203,7 +231,10 @@ def simulate_tokens(hidden, offsets, seed, lags, need_generic, dtype=np.float32,
     gen_cols = np.arange(p, hidden.m)
     m = hidden.m if need_generic else p
     plan = blocks(offsets)
+    sizes = [int(offsets[s1] - offsets[s0]) for s0, s1 in plan]
+    n_max = max(sizes)
     random_act = None
+    n_dir = 0
     if random is not None:
         _, r_proj, r_offset, r_noise = random
         n_dir = r_offset.size
@@ -211,33 +242,47 @@ def simulate_tokens(hidden, offsets, seed, lags, need_generic, dtype=np.float32,
         r_noise_t = np.ascontiguousarray(r_noise.T)
         w_slow, w_fast = hidden.noise_w_slow, hidden.noise_w_fast
         noise_c = [np.full(n_dir, np.sqrt(w)) for w in (w_slow, w_fast, 1.0 - w_slow - w_fast)]
+        xi_buf = np.empty(n_max * n_dir)
+    # reused buffers: large per-block allocations would cost a page fault per 4 kB each time
+    n_ring = 3
+    z_ring = [np.empty(3 * n_max * (m + n_dir), dtype=np.float32) for _ in range(min(n_ring, len(plan)))]
+    y_buf = np.empty(n_max * m)
+    act_buf = np.empty(n_max * p)
 
     def normals(b):
-        s0, s1 = plan[b]
-        nb = int(offsets[s1] - offsets[s0])
-        z_e = block_normals(seed, "emotion", b, nb, p)
-        z_g = block_normals(seed, "generic", b, nb, m - p) if need_generic else None
-        return z_e, z_g
+        nb = sizes[b]
+        flat = z_ring[b % n_ring]
+        parts = [(part, p), ("generic", m - p if need_generic else 0), ("random", n_dir)]
+        out, used = [], 0
+        for name, width in parts:
+            z = flat[used:used + 3 * nb * width].reshape(3, nb, width)
+            used += 3 * nb * width
+            if width:
+                rng_for(seed, name, b).standard_normal(out=z, dtype=np.float32)
+            out.append(z)
+        return out
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         pending = [pool.submit(normals, b) for b in range(min(2, len(plan)))]
         for b, (s0, s1) in enumerate(plan):
-            z_e, z_g = pending.pop(0).result()
-            if b + 2 < len(plan):
+            z_e, z_g, z_r = pending.pop(0).result()
+            if b + 2 < len(plan):  # its ring slot held block b - 1, which is done
                 pending.append(pool.submit(normals, b + 2))
             off = offsets[s0:s1 + 1]
-            y = np.empty((int(off[-1] - off[0]), m))
+            nb = sizes[b]
+            y = y_buf[:nb * m].reshape(nb, m)
             run_ar(hidden, off, emo_cols, z_e, y, 0, threads)
             if need_generic:
                 run_ar(hidden, off, gen_cols, z_g, y, p, threads)
-            del z_e, z_g
-            np.add(np.matmul(y[:, :p], coef_t), probe_mean, out=probe_act[off[0]:off[-1]], casting="unsafe")
+            act = act_buf[:nb * p].reshape(nb, p)
+            np.matmul(y[:, :p], coef_t, out=act)
+            np.add(act, probe_mean, out=probe_act[off[0]:off[-1]], casting="unsafe")
             if acc is not None:
                 acc.add(y, off)
             if random is not None:
-                xi = np.empty((y.shape[0], n_dir))
+                xi = xi_buf[:nb * n_dir].reshape(nb, n_dir)
                 local = (off - off[0]).astype(np.int64)
-                _k.ar_mix(block_normals(seed, "random", b, y.shape[0], n_dir), local, *noise_c,
-                          hidden.phi_slow, hidden.phi_fast, min(n_threads(threads), local.size - 1), xi, 0)
+                _k.ar_mix(z_r, local, *noise_c, hidden.phi_slow, hidden.phi_fast,
+                          min(n_threads(threads), local.size - 1), xi, 0)
                 np.add(y @ r_proj + r_offset, xi @ r_noise_t, out=random_act[off[0]:off[-1]], casting="unsafe")
     return probe_act, acc, random_act
