@@ -46,6 +46,12 @@ def check_output(path, force=False, inputs=()):
         raise EmostatsError(f"output folder {parent} does not exist; create it first")
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path, force=False, inputs=()):
     """Yield a temporary path; on success it is fsynced and renamed onto ``path``.
@@ -63,6 +69,7 @@ def atomic_path(path, force=False, inputs=()):
     check_output(path, force=force, inputs=inputs)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
     try:
         yield tmp
         with open(tmp, "rb+") as fh:

@@ -177,3 +177,12 @@ def test_cli_subprocess_has_no_traceback_on_bad_option():
     proc = subprocess.run([sys.executable, "-m", "emostats", "validate"], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_outputs_get_the_usual_permissions(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        es.save(tiny_study(), tmp_path / "s.nc")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "s.nc").stat().st_mode & 0o777 == 0o644
