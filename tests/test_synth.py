@@ -400,3 +400,108 @@ def test_cli_process_has_no_traceback(tmp_path):
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert "hidden=8 is too small" in proc.stderr
     assert not out.exists()
+
+
+# ----------------------------------------------------------------------------- example, properties, edge cases
+def test_example_study_is_regenerated_by_its_documented_command(tmp_path):
+    from emostats.io import example_study, open_study
+
+    shipped = open_study(example_study())
+    if shipped.attrs.get("source") != "emostats.synth":
+        pytest.skip("the shipped example is no longer the synthetic one")
+    out = tmp_path / "example.nc"
+    assert cli_main(["synth", "-o", str(out), *synth.EXAMPLE_ARGS]) == 0
+    again = open_study(out)
+    ga, gb = _groups(shipped), _groups(again)
+    assert ga.keys() == gb.keys()
+    for name in ga:
+        a, b = ga[name], gb[name]
+        if name in ("/moments", "/probes"):  # BLAS sums: equal up to the last bits on another machine
+            xr.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+        else:
+            xr.testing.assert_identical(a, b)
+    assert shipped.attrs["synthetic"] == 1 and "SYNTHETIC" in shipped.attrs["description"]
+
+
+def test_write_study_saves_the_truth_beside(tmp_path):
+    truth = synth.write_study(tmp_path / "s.nc", truth_path=tmp_path / "truth.nc", n_tokens=800, n_probes=3,
+                              n_features=30, k=3, hidden=12, n_offsets=5)
+    back = xr.open_dataset(tmp_path / "truth.nc")
+    xr.testing.assert_allclose(back["w_slow"], truth["w_slow"])
+    assert list(back["steer_kind"].values) == list(truth["steer_kind"].values)
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as hs  # noqa: E402
+
+
+@given(hs.lists(hs.floats(-(2.0 ** 100), 2.0 ** 100, width=32, allow_subnormal=False), min_size=1, max_size=50),
+       hs.integers(1, 22))
+def test_bitround_error_bound_and_idempotence(values, keep):
+    x = np.asarray(values, dtype=np.float32)
+    y = synth.bitround(x, keep)
+    assert np.all(np.abs(y.astype(np.float64) - x) <= np.abs(x.astype(np.float64)) * 2.0 ** -(keep + 1))
+    assert np.array_equal(synth.bitround(y, keep), y)
+    assert np.all((y == 0) | (np.sign(y) == np.sign(x)))
+
+
+@given(hs.integers(2, 3000), hs.integers(1, 50), hs.integers(0, 60), hs.one_of(hs.none(), hs.integers(1, 5)))
+def test_segments_property(n_tokens, lo, extra, n_conv):
+    from emostats.synth import _design
+
+    hi = lo + extra
+    n_seg_min = -(-n_tokens // hi)
+    if n_conv is not None and n_conv > n_seg_min:
+        n_conv = None
+    offsets, conv, turn, pos = _design.make_segments(n_tokens, (lo, hi), n_conv, seed=1)
+    lengths = np.diff(offsets)
+    assert offsets[-1] == n_tokens and np.all(lengths >= 1) and np.all(lengths <= hi)
+    assert np.all(lengths[:-1] >= lo)
+    assert np.array_equal(pos, np.arange(n_tokens) - np.repeat(offsets[:-1], lengths))
+    keys = set(zip(conv[offsets[:-1]], turn[offsets[:-1]]))
+    assert len(keys) == lengths.size
+    if n_conv is not None:
+        assert np.unique(conv).size == n_conv
+
+
+def test_markov_chains_with_length_one_segments_are_iid_bernoulli():
+    """Every token a fresh stationary start: P(fire) = pi, independent of the previous token."""
+    from emostats.synth import _sae
+
+    n, F, k = 200_000, 4, 4
+    offsets = np.arange(n + 1, dtype=np.int64)
+    pi = np.array([0.05, 0.2, 0.5, 0.35])
+    psi = np.array([0.0, 0.9, 0.99, 0.5])
+    design = _sae.SaeDesign(pi=pi, alpha=pi * (1 - psi), beta=(1 - pi) * (1 - psi), value_scale=np.ones(F),
+                            variance_explained=np.full(F, 0.1), subspace_fraction=np.full(F, 0.5),
+                            emotionality=np.zeros(F), persistence=psi, lag=1, rated=np.arange(0),
+                            self_rating=np.full(F, np.nan), text_rating=np.full(F, np.nan))
+    index, value, fired, dropped = _sae.fill_slots(design, offsets, k, seed=3)
+    fires = naive.fire_matrix(index, F)
+    se = np.sqrt(pi * (1 - pi) / n)
+    assert np.all(np.abs(fires.mean(0) - pi) < 5 * se)
+    # no persistence across segments
+    both = (fires[1:] & fires[:-1]).mean(0)
+    assert np.all(np.abs(both - pi * pi) < 5 * np.sqrt(pi * pi / n) + 1e-3)
+    assert dropped == 0 and fired == fires.sum()
+
+
+def test_markov_chain_extremes_in_one_long_segment():
+    """psi = 0 gives iid firing; a feature with pi = 0.5 and psi near 1 has long runs of mean 1/beta."""
+    from emostats.synth import _sae
+
+    n, F = 400_000, 2
+    offsets = np.array([0, n], dtype=np.int64)
+    pi = np.array([0.3, 0.5])
+    psi = np.array([0.0, 0.98])
+    design = _sae.SaeDesign(pi=pi, alpha=pi * (1 - psi), beta=(1 - pi) * (1 - psi), value_scale=np.ones(F),
+                            variance_explained=np.full(F, 0.1), subspace_fraction=np.full(F, 0.5),
+                            emotionality=np.zeros(F), persistence=psi, lag=1, rated=np.arange(0),
+                            self_rating=np.full(F, np.nan), text_rating=np.full(F, np.nan))
+    index, _, _, _ = _sae.fill_slots(design, offsets, 2, seed=4)
+    fires = naive.fire_matrix(index, F)
+    conv = np.zeros(n, dtype=int)
+    diff, _ = naive.firing_difference(index, conv, conv, 1, F)
+    assert abs(diff[0]) < 0.01 and abs(diff[1] - 0.98) < 0.01
+    runs = np.diff(np.flatnonzero(np.diff(np.r_[0, fires[:, 1].astype(int), 0]) != 0))[::2]
+    assert abs(runs.mean() - 1 / design.beta[1]) < 0.1 / design.beta[1]

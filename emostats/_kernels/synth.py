@@ -185,16 +185,3 @@ def markov_fill(offsets, order, pi, alpha, beta, value_scale, seed, index, value
             on = not on
     return fired, dropped
 
-
-@numba.njit(**PJIT)
-def mirror_upper(a, n_blocks):
-    """Copy the upper triangle of the square matrix ``a`` onto its lower triangle, in place."""
-    n = a.shape[0]
-    bs = 64
-    nb = (n + bs - 1) // bs
-    for blk in numba.prange(n_blocks):
-        for bi in range(blk, nb, n_blocks):
-            for bj in range(bi, nb):
-                for i in range(bi * bs, min(n, (bi + 1) * bs)):
-                    for j in range(max(i + 1, bj * bs), min(n, (bj + 1) * bs)):
-                        a[j, i] = a[i, j]

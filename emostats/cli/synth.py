@@ -30,6 +30,7 @@ def register(sub):
                        description=__doc__ + " The truth summary is stored in the root attribute truth_json.")
     p.add_argument("-o", "--output", required=True, metavar="PATH", help="output study file (.nc)")
     p.add_argument("--force", action="store_true", help="replace an existing output file")
+    p.add_argument("--truth", default=None, metavar="PATH", help="also save the full planted truth (NetCDF) here")
     p.add_argument("--seed", type=_count, default=0, help="random seed (default 0)")
     p.add_argument("--tokens", type=_positive, default=20_000, help="number of tokens (default 20000)")
     p.add_argument("--probes", type=_positive, default=171, help="number of emotion probes, at most 171 (default 171)")
@@ -58,7 +59,7 @@ def _main(args):
     from ..synth import write_study
 
     truth = write_study(
-        args.output, force=args.force, seed=args.seed, n_tokens=args.tokens, n_probes=args.probes,
+        args.output, force=args.force, truth_path=args.truth, seed=args.seed, n_tokens=args.tokens, n_probes=args.probes,
         n_features=args.features, k=args.k, hidden=args.hidden, n_conversations=args.conversations,
         n_rated=args.rated, n_steer_emotions=args.steer_emotions, n_steer_samples=args.steer_samples,
         n_baseline=args.baseline, n_offsets=args.offsets, lags=tuple(args.lag or (100,)),
