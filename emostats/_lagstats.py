@@ -81,10 +81,15 @@ def _nonneg(value, name):
     return value
 
 
-def _run(serial, parallel, x, threads, args):
+#: below this much work (array elements x lags) a kernel runs serially: starting the
+#: thread pool costs more than it saves (the result has the same bits either way)
+SERIAL_WORK = 1 << 21
+
+
+def _run(serial, parallel, x, threads, args, work_per_element=1):
     """Run a probe-split kernel: serial for one thread, else ``n`` fixed probe ranges in parallel."""
     n = min(_config.n_threads(threads), max(x.shape[1], 1))
-    if n <= 1:
+    if n <= 1 or x.size * work_per_element < SERIAL_WORK:
         serial(*args, 0, x.shape[1])
     else:
         parallel(*args, n)
@@ -137,9 +142,10 @@ def profile_moments(x, offsets, max_lag, *, groups=None, n_groups=None, first_st
     max_lag = _nonneg(max_lag, "max_lag")
     groups, n_groups = _groups(groups, n_groups, offsets.shape[0] - 1)
     stop = x.shape[0] if first_stop is None else int(first_stop)
-    acc = np.zeros((n_groups, 6, max_lag + 1, x.shape[1]))
-    _run(_lag.profile_range, _lag.profile_parallel, x, threads, (x, offsets, groups, max_lag, stop, acc))
-    return acc
+    acc = np.zeros((n_groups, 6, x.shape[1], max_lag + 1))  # lag-last inside the kernel
+    _run(_lag.profile_range, _lag.profile_parallel, x, threads, (x, offsets, groups, max_lag, stop, acc),
+         max_lag + 1)
+    return np.ascontiguousarray(acc.transpose(0, 1, 3, 2))
 
 
 def merge_moments(*moments):
@@ -314,6 +320,6 @@ def trajectory_sums(x, offsets, mean, sd, bins=DEFAULT_BINS, max_lag=200, *, gro
     hist = np.zeros(shape)
     counts = np.zeros(shape)
     _run(_traj.trajectory_range, _traj.trajectory_parallel, x, threads,
-         (x, offsets, groups, mean, inv_sd, lo, hi, max_lag, stop, sums, hist, counts))
+         (x, offsets, groups, mean, inv_sd, lo, hi, max_lag, stop, sums, hist, counts), max_lag + 1)
     counts += np.cumsum(hist[..., ::-1], axis=-1)[..., ::-1]
     return sums.transpose(0, 1, 3, 2).copy(), counts.transpose(0, 1, 3, 2).copy()

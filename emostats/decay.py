@@ -125,7 +125,7 @@ def _fit_matrix(Y, W, tau, bounds, want, threads):
     out = np.full((Y.shape[0], _k.N_OUT), np.nan)
     n = min(_config.n_threads(threads), max(Y.shape[0], 1))
     args = (Y, W, tau, even, grid, E, math.log(t_lo), math.log(t_hi), want in ("auto", 1), want in ("auto", 2), out)
-    if n <= 1:
+    if n <= 1 or Y.shape[0] < 8:  # a few curves: not worth starting the thread pool
         _k.fit_range(*args, 0, Y.shape[0])
     else:
         _k.fit_parallel(*args, n)

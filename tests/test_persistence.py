@@ -133,7 +133,10 @@ def test_float32_offset_1e4_matches_float64_two_pass(rng):
     np.testing.assert_allclose(r, r_ref, rtol=0, atol=ATOL_FLOAT32_OFFSET)
 
 
-def test_same_bits_for_any_thread_count(rng):
+def test_same_bits_for_any_thread_count(rng, monkeypatch):
+    from emostats import _lagstats
+
+    monkeypatch.setattr(_lagstats, "SERIAL_WORK", 0)  # small inputs would otherwise run serially
     x, offsets = random_case(rng, n_series=37, max_len=80)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)

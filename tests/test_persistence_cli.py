@@ -22,13 +22,13 @@ def test_persistence_writes_results_and_refuses_to_overwrite(small_study, tmp_pa
     out = tmp_path / "p.nc"
     args = ["persistence", str(small_study), "--lag", "5", "--max-lag", "20", "--n-boot", "5", "-o", str(out), "-q"]
     assert main(args) == 0
-    tree = xr.open_datatree(out, engine="netcdf4")
-    assert {"persistence", "profile", "trajectories", "decay_trajectories", "decay_profile"} <= set(tree.children)
-    assert len(tree.attrs["input_sha256"]) == 64 and json.loads(tree.attrs["parameters"])["lag"] == 5
-    act = es.open_study(small_study)["tokens"]["probe_act"]
-    np.testing.assert_allclose(tree["persistence"]["r"].values, es.lag_persistence(act, lag=5).r.values,
-                               rtol=1e-12)
-    assert tree["decay_trajectories"].attrs["n_boot"] == 5
+    with xr.open_datatree(out, engine="netcdf4") as tree, es.open_study(small_study) as study:
+        assert {"persistence", "profile", "trajectories", "decay_trajectories", "decay_profile"} <= set(tree.children)
+        assert len(tree.attrs["input_sha256"]) == 64 and json.loads(tree.attrs["parameters"])["lag"] == 5
+        act = study["tokens"]["probe_act"]
+        np.testing.assert_allclose(tree["persistence"]["r"].values, es.lag_persistence(act, lag=5).r.values,
+                                   rtol=1e-12)
+        assert tree["decay_trajectories"].attrs["n_boot"] == 5
     capsys.readouterr()
     assert main(args) == 2
     assert "exists; pass --force" in capsys.readouterr().err

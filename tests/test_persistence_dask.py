@@ -85,10 +85,10 @@ def test_split_files_opened_lazily_match_one_file(tmp_path):
         es.save(part, tmp_path / f"part{i}.nc")
         parts.append(tmp_path / f"part{i}.nc")
     es.save(tree, tmp_path / "whole.nc")
-    whole = es.open_study(tmp_path / "whole.nc")["tokens"]["probe_act"]
-    split = es.open_study(parts, chunks={"token": 1000})["tokens"]["probe_act"]
-    assert split.chunks is not None
-    _assert_same(_all(whole), _all(split))
+    with es.open_study(tmp_path / "whole.nc") as one, es.open_study(parts, chunks={"token": 1000}) as two:
+        split = two["tokens"]["probe_act"]
+        assert split.chunks is not None
+        _assert_same(_all(one["tokens"]["probe_act"]), _all(split))
 
 
 def test_dask_distributed_local_cluster(rng):

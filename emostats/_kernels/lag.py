@@ -180,9 +180,11 @@ def lag_range(x, offsets, group, lag, first_stop, acc, p0, p1):
             syy[j] = 0.0
             sxy[j] = 0.0
         for t in range(a, e):
+            xr = x[t, p0:p1]  # row views: LLVM vectorises these loops, not x[t, p0 + j]
+            yr = x[t + lag, p0:p1]
             for j in range(P):
-                u = np.float64(x[t, p0 + j]) - h[j]
-                v = np.float64(x[t + lag, p0 + j]) - h[j]
+                u = np.float64(xr[j]) - h[j]
+                v = np.float64(yr[j]) - h[j]
                 sx[j] += u
                 sy[j] += v
                 sxx[j] += u * u
@@ -256,11 +258,18 @@ def _xcorr(d, n, f, max_lag, out):
 
 
 @numba.njit(**JIT)
-def _masked_profile(x, a, n, f, p, max_lag, acc, g, dz, mk):
-    """Profile moments of one (segment, probe) with non-finite values masked pairwise."""
+def _masked_profile(x, a, n, f, p, max_lag, dz, mk, M, SX, SY, SXX, SYY, SXY):
+    """Per-lag sums of one (segment, probe) with non-finite values masked pairwise; returns the shift."""
     h = _first_finite(x, a, a + n, p)
+    for L in range(max_lag + 1):
+        M[L] = 0.0
+        SX[L] = 0.0
+        SY[L] = 0.0
+        SXX[L] = 0.0
+        SYY[L] = 0.0
+        SXY[L] = 0.0
     if not finite(h):
-        return
+        return 0.0
     for t in range(n):
         v = np.float64(x[a + t, p]) - h
         if finite(v):
@@ -280,14 +289,55 @@ def _masked_profile(x, a, n, f, p, max_lag, acc, g, dz, mk):
         for t in range(m):
             u = dz[t]
             v = dz[t + L]
-            w = mk[t] * mk[t + L]
-            c += w
+            c += mk[t] * mk[t + L]
             sx += u * mk[t + L]
             sy += v * mk[t]
             sxx += u * u * mk[t + L]
             syy += v * v * mk[t]
             sxy += u * v
-        _merge_sums(acc, g, L, p, c, h, sx, sy, sxx, syy, sxy)
+        M[L] = c
+        SX[L] = sx
+        SY[L] = sy
+        SXX[L] = sxx
+        SYY[L] = syy
+        SXY[L] = sxy
+    return h
+
+
+@numba.njit(**JIT)
+def _merge_lags(acc, g, p, h, M, SX, SY, SXX, SYY, SXY):
+    """Merge per-lag raw sums about ``h`` into ``acc[g, :, p, :]`` (lag-last layout), branch-free.
+
+    A lag with no pairs (``M = 0``) leaves ``acc`` unchanged; an empty ``acc``
+    (n = 0) takes the new moments as they are: the same Chan et al. update as
+    :func:`_merge`, written so that the loop over lags vectorises.
+    """
+    A0 = acc[g, 0, p]
+    A1 = acc[g, 1, p]
+    A2 = acc[g, 2, p]
+    A3 = acc[g, 3, p]
+    A4 = acc[g, 4, p]
+    A5 = acc[g, 5, p]
+    for L in range(M.shape[0]):
+        m = M[L]
+        inv = 1.0 / max(m, 1.0)
+        ax = SX[L] * inv
+        ay = SY[L] * inv
+        cxx = SXX[L] - SX[L] * ax
+        cyy = SYY[L] - SY[L] * ay
+        cxy = SXY[L] - SX[L] * ay
+        na = A0[L]
+        nn = na + m
+        fb = m / max(nn, 1.0)
+        fc = na * fb
+        dx = (h + ax) - A1[L]
+        dy = (h + ay) - A2[L]
+        A0[L] = nn
+        A1[L] += dx * fb
+        A2[L] += dy * fb
+        A3[L] += cxx + dx * dx * fc
+        A4[L] += cyy + dy * dy * fc
+        A5[L] += cxy + dx * dy * fc
 
 
 @numba.njit(**JIT)
@@ -300,16 +350,28 @@ def _max_segment(offsets):
 
 @numba.njit(**JIT)
 def profile_range(x, offsets, group, max_lag, first_stop, acc, p0, p1):
-    """Moments for every lag 0..max_lag of probes ``p0:p1`` into ``acc`` (n_groups, 6, max_lag + 1, P)."""
+    """Moments for every lag 0..max_lag of probes ``p0:p1`` into ``acc``.
+
+    ``acc`` has the lag-last layout (n_groups, 6, n_probes, max_lag + 1) so that
+    the per-lag merge of each (segment, probe) runs over contiguous memory; the
+    NumPy wrapper transposes it to (n_groups, 6, max_lag + 1, n_probes).
+    """
+    nl = max_lag + 1
     longest = _max_segment(offsets)
     B = min(BLOCK, max(p1 - p0, 1))
     d = np.empty((B, longest))
     c1 = np.empty(longest + 1)
     c2 = np.empty(longest + 1)
-    xc = np.empty(max_lag + 1)
+    xc = np.empty(nl)
     h = np.empty(B)
     dz = np.empty(longest)
     mk = np.empty(longest)
+    M = np.empty(nl)
+    SX = np.empty(nl)
+    SY = np.empty(nl)
+    SXX = np.empty(nl)
+    SYY = np.empty(nl)
+    SXY = np.empty(nl)
     for s in range(offsets.shape[0] - 1):
         a = offsets[s]
         n = offsets[s + 1] - a
@@ -317,13 +379,15 @@ def profile_range(x, offsets, group, max_lag, first_stop, acc, p0, p1):
         if f <= 0 or n <= 0:
             continue
         g = group[s]
+        top = min(max_lag, n - 1)
         for q0 in range(p0, p1, B):
             nb = min(B, p1 - q0)
             for j in range(nb):
                 h[j] = np.float64(x[a, q0 + j])
             for t in range(n):
+                xr = x[a + t, q0:q0 + nb]  # a row view vectorises; x[a + t, q0 + j] does not
                 for j in range(nb):
-                    d[j, t] = np.float64(x[a + t, q0 + j]) - h[j]
+                    d[j, t] = np.float64(xr[j]) - h[j]
             for j in range(nb):
                 p = q0 + j
                 row = d[j]
@@ -333,13 +397,26 @@ def profile_range(x, offsets, group, max_lag, first_stop, acc, p0, p1):
                     c1[t + 1] = c1[t] + row[t]
                     c2[t + 1] = c2[t] + row[t] * row[t]
                 if not finite(c2[n]):
-                    _masked_profile(x, a, n, f, p, max_lag, acc, g, dz, mk)
+                    hp = _masked_profile(x, a, n, f, p, max_lag, dz, mk, M, SX, SY, SXX, SYY, SXY)
+                    _merge_lags(acc, g, p, hp, M, SX, SY, SXX, SYY, SXY)
                     continue
                 _xcorr(row, n, f, max_lag, xc)
-                for L in range(min(max_lag, n - 1) + 1):
+                for L in range(top + 1):
                     m = min(n - L, f)
-                    _merge_sums(acc, g, L, p, np.float64(m), h[j], c1[m], c1[m + L] - c1[L],
-                                c2[m], c2[m + L] - c2[L], xc[L])
+                    M[L] = m
+                    SX[L] = c1[m]
+                    SY[L] = c1[m + L] - c1[L]
+                    SXX[L] = c2[m]
+                    SYY[L] = c2[m + L] - c2[L]
+                    SXY[L] = xc[L]
+                for L in range(top + 1, nl):
+                    M[L] = 0.0
+                    SX[L] = 0.0
+                    SY[L] = 0.0
+                    SXX[L] = 0.0
+                    SYY[L] = 0.0
+                    SXY[L] = 0.0
+                _merge_lags(acc, g, p, h[j], M, SX, SY, SXX, SYY, SXY)
 
 
 @numba.njit(**PJIT)

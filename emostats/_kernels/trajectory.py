@@ -44,8 +44,9 @@ def trajectory_range(x, offsets, group, mean, inv_sd, lo, hi, max_lag, first_sto
         for q0 in range(p0, p1, B):
             nb = min(B, p1 - q0)
             for t in range(n):
+                xr = x[a + t, q0:q0 + nb]
                 for j in range(nb):
-                    z[j, t] = (np.float64(x[a + t, q0 + j]) - mean[q0 + j]) * inv_sd[q0 + j]
+                    z[j, t] = (np.float64(xr[j]) - mean[q0 + j]) * inv_sd[q0 + j]
             for j in range(nb):
                 p = q0 + j
                 row = z[j]
@@ -71,13 +72,15 @@ def trajectory_range(x, offsets, group, mean, inv_sd, lo, hi, max_lag, first_sto
                     m = min(ntau, n - t)
                     for k in range(nbin):
                         if lo[k] <= az < hi[k]:
+                            acc = sums[g, k, p]  # 1-D views keep the tau loops vectorised
                             if masked:
+                                cnt = counts[g, k, p]
                                 for tau in range(m):
-                                    sums[g, k, p, tau] += sg * zz[t + tau]
-                                    counts[g, k, p, tau] += mk[t + tau]
+                                    acc[tau] += sg * zz[t + tau]
+                                    cnt[tau] += mk[t + tau]
                             else:
                                 for tau in range(m):
-                                    sums[g, k, p, tau] += sg * row[t + tau]
+                                    acc[tau] += sg * row[t + tau]
                                 hist[g, k, p, m - 1] += 1.0
 
 

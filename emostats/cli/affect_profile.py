@@ -46,9 +46,13 @@ def _main(args):
     if "tokens" not in tree.children or "probe_act" not in tree["tokens"].data_vars:
         raise MissingGroupError(f"{inputs[0]}: group /tokens has no variable probe_act; affect-profile needs "
                                 f"per-token probe activations")
-    profile = affect_profile(tree["tokens"]["probe_act"], lag=args.lag, max_lag=args.max_lag, n_boot=args.n_boot,
-                             seed=args.seed, saturation_z=args.saturation_z, threads=args.threads,
-                             source={"study": ";".join(Path(p).name for p in inputs), "sha256": sha256(paths)})
+    try:
+        profile = affect_profile(tree["tokens"]["probe_act"], lag=args.lag, max_lag=args.max_lag,
+                                 n_boot=args.n_boot, seed=args.seed, saturation_z=args.saturation_z,
+                                 threads=args.threads,
+                                 source={"study": ";".join(Path(p).name for p in inputs), "sha256": sha256(paths)})
+    finally:
+        tree.close()  # release the file now (see emostats.cli.persistence)
     text = json.dumps(profile, indent=2, allow_nan=False)
     with atomic_path(args.output, force=args.force, inputs=inputs) as tmp:
         Path(tmp).write_text(text + "\n", encoding="utf-8")

@@ -104,8 +104,12 @@ def _main(args):
 
         raise MissingGroupError(f"{inputs[0]}: group /tokens has no variable probe_act; persistence needs "
                                 f"per-token probe activations")
-    act = tree["tokens"]["probe_act"]
-    results = _analyse(act, args)
+    try:
+        results = _analyse(tree["tokens"]["probe_act"], args)
+    finally:
+        # release the file now, not whenever the garbage collector runs: HDF5 can crash when a
+        # handle of a file is finalised while the same file is being opened again
+        tree.close()
     if args.output is not None:
         out = xr.DataTree.from_dict({f"/{name}": _storable(ds) for name, ds in results.items()})
         params = dict(lag=args.lag, max_lag=args.max_lag, n_boot=args.n_boot, seed=args.seed)
