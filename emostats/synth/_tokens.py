@@ -29,25 +29,12 @@ def blocks(offsets):
     return out
 
 
-def block_normals(seed, part, block_id, n, m):
-    """Innovations (3, n, m) float32 of one block of one latent part."""
-    return rng_for(seed, part, block_id).standard_normal((3, n, m), dtype=np.float32)
-
-
 def run_ar(hidden, offsets, cols, z, out, col0, threads=None):
     """Write the latent series ``cols`` of one block into ``out[:, col0:col0 + len(cols)]``."""
     cs, cf, cw = hidden.c_parts(cols)
     local = (offsets - offsets[0]).astype(np.int64)
     nb = min(n_threads(threads), max(1, local.size - 1))
     _k.ar_mix(z, local, cs, cf, cw, hidden.phi_slow, hidden.phi_fast, nb, out, col0)
-
-
-def simulate_latent(hidden, offsets, cols, part, seed, block_id, threads=None):
-    """Latent series (n_tokens_of_block, len(cols)) for one block of segments."""
-    n = int(offsets[-1] - offsets[0])
-    out = np.empty((n, len(cols)))
-    run_ar(hidden, offsets, cols, block_normals(seed, part, block_id, n, len(cols)), out, 0, threads)
-    return out
 
 
 class LatentMoments:
