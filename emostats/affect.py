@@ -124,11 +124,13 @@ def affect_profile(probe_act, *, lag=100, max_lag=200, n_boot=100, seed=0, ci=0.
     Examples
     --------
     >>> import emostats as es
-    >>> act = es.open_study(es.example_study())["tokens"]["probe_act"]
+    >>> study = es.open_study(es.example_study())
+    >>> act = study["tokens"]["probe_act"]
     >>> prof = affect_profile(act, max_lag=50, n_boot=0)
     >>> e = prof["emotions"][str(act.probe.values[0])]
     >>> 0 <= e["weight_fast"] <= 1 and 0 <= e["baseline"] <= 1
     True
+    >>> study.close()  # release the file handle now rather than at garbage collection
     """
     from . import persistence
     from .decay import fit_decay

@@ -229,10 +229,12 @@ def lag_persistence(probe_act, lag=100, *, threads=None):
     Examples
     --------
     >>> import emostats as es
-    >>> act = es.open_study(es.example_study())["tokens"]["probe_act"]
+    >>> study = es.open_study(es.example_study())
+    >>> act = study["tokens"]["probe_act"]
     >>> res = es.lag_persistence(act, lag=100)
     >>> bool(-1 <= float(res.r.mean()) <= 1), int(res.n_pairs) > 0
     (True, True)
+    >>> study.close()  # release the file handle now rather than at garbage collection
     """
     lag = _check_int(lag, "lag")
     act, series, offsets = _series_input(probe_act, "lag_persistence")
@@ -285,10 +287,12 @@ def lag_profile(probe_act, max_lag=200, *, threads=None):
     Examples
     --------
     >>> import emostats as es
-    >>> act = es.open_study(es.example_study())["tokens"]["probe_act"]
+    >>> study = es.open_study(es.example_study())
+    >>> act = study["tokens"]["probe_act"]
     >>> prof = es.lag_profile(act, max_lag=20)
     >>> prof.r.sizes["lag"], float(prof.r.sel(lag=0).mean().round(12))
     (21, 1.0)
+    >>> study.close()  # release the file handle now rather than at garbage collection
     """
     max_lag = _check_int(max_lag, "max_lag")
     act, series, offsets = _series_input(probe_act, "lag_profile")
@@ -388,10 +392,12 @@ def trajectories(probe_act, bins=DEFAULT_BINS, max_lag=200, *, threads=None):
     Examples
     --------
     >>> import emostats as es
-    >>> act = es.open_study(es.example_study())["tokens"]["probe_act"]
+    >>> study = es.open_study(es.example_study())
+    >>> act = study["tokens"]["probe_act"]
     >>> tr = es.trajectories(act, max_lag=50)
     >>> list(tr["mean"].dims), tr.bin.values.tolist()
     (['bin', 'tau'], ['[1,2)', '[2,3)', '[3,4)', '[4,inf)'])
+    >>> study.close()  # release the file handle now rather than at garbage collection
     """
     max_lag = _check_int(max_lag, "max_lag")
     lo, hi = _lagstats.as_bins(bins)

@@ -53,10 +53,12 @@ def plot_trajectories(traj, ax=None, baseline=True):
     --------
     >>> import emostats as es
     >>> from emostats.plots.persistence import plot_trajectories
-    >>> act = es.open_study(es.example_study())["tokens"]["probe_act"]
+    >>> study = es.open_study(es.example_study())
+    >>> act = study["tokens"]["probe_act"]
     >>> ax = plot_trajectories(es.trajectories(act, max_lag=50))
     >>> ax.get_xlabel()
     'tokens after the initial token (tau)'
+    >>> study.close()  # release the file handle now rather than at garbage collection
     """
     PALETTE, _, bin_colors = _style()
     ax = _axes(ax)
@@ -97,10 +99,12 @@ def plot_lag_profile(profile, ax=None, band=(0.1, 0.9), show_probes=False):
     --------
     >>> import emostats as es
     >>> from emostats.plots.persistence import plot_lag_profile
-    >>> act = es.open_study(es.example_study())["tokens"]["probe_act"]
+    >>> study = es.open_study(es.example_study())
+    >>> act = study["tokens"]["probe_act"]
     >>> ax = plot_lag_profile(es.lag_profile(act, max_lag=50))
     >>> ax.get_ylabel()
     'lag correlation r(L)'
+    >>> study.close()  # release the file handle now rather than at garbage collection
     """
     PALETTE, _, _ = _style()
     ax = _axes(ax)
@@ -157,11 +161,13 @@ def plot_decay_fit(profile_or_traj, fit, ax=None, log_x=False):
     --------
     >>> import emostats as es
     >>> from emostats.plots.persistence import plot_decay_fit
-    >>> act = es.open_study(es.example_study())["tokens"]["probe_act"]
+    >>> study = es.open_study(es.example_study())
+    >>> act = study["tokens"]["probe_act"]
     >>> tr = es.trajectories(act, max_lag=50)
     >>> ax = plot_decay_fit(tr, es.fit_decay(tr, n_boot=0))
     >>> len(ax.get_lines()) >= 8
     True
+    >>> study.close()  # release the file handle now rather than at garbage collection
     """
     PALETTE, _, bin_colors = _style()
     ax = _axes(ax)
