@@ -199,7 +199,7 @@ def rating_analyses(features, persistence=None, n=20, stat="mean", *, probe_vect
     >>> tree, _ = synth.make_study(n_tokens=4000, n_probes=6, n_features=200, k=8, hidden=24, seed=2,
     ...                            groups=["tokens", "features"])
     >>> res = rating_analyses(tree, firing_persistence(tree, min_fires=20), n=5)
-    >>> res["pair"].values[0], int(res["n"].sel(pair="self_rating:text_rating")) == res.sizes["feature"]
+    >>> str(res["pair"].values[0]), int(res["n"].sel(pair="self_rating:text_rating")) == res.sizes["feature"]
     ('subspace_fraction:self_rating', True)
     """
     from .sae import _aligned, feature_table, matched_residuals

@@ -51,10 +51,12 @@ def _check_args(lag, n_features):
         raise StudyError(f"n_features must be a non-negative integer, got {n_features!r}")
 
 
-def _raise_bad(index_block, bad, base, n_features, group="/tokens"):
-    row = np.asarray(index_block[bad - base])
-    wrong = row[(row < -1) | (row >= n_features)]
-    raise StudyError(f"{group}: sae_index at token {bad} holds id {int(wrong[0])}, outside "
+def _raise_bad(index, base, own_from, n_features, group="/tokens"):
+    owned = index[own_from - base:]
+    wrong = (owned < -1) | (owned >= n_features)
+    row = int(np.flatnonzero(wrong.any(axis=1))[0])
+    value = int(owned[row][wrong[row]][0])
+    raise StudyError(f"{group}: sae_index at token {own_from + row} holds id {value}, outside "
                      f"[-1, {n_features}) (n_features = size of /features' feature dim); "
                      f"fix the ids or pass a larger n_features")
 
@@ -66,8 +68,8 @@ def _count_block(index, offsets, lag, n_features, base, own_from, threads):
         raise ValueError(f"block at token {own_from} needs {lag} rows of context, got {own_from - base}")
     counts, bad = _kernel.firing_counts(index, offsets, -1 if lag is None else int(lag),
                                         int(n_features), int(base), int(own_from), n_threads(threads))
-    if bad >= 0:
-        _raise_bad(index, bad, base, n_features)
+    if bad:
+        _raise_bad(index, base, own_from, n_features)
     return counts
 
 
@@ -458,7 +460,7 @@ def sae_matched(persistence, features, n=20, stat="median", *, probe_vectors=Non
     ...                            groups=["tokens", "features"])
     >>> per = firing_persistence(tree, min_fires=20)
     >>> res = sae_matched(per, tree, n=5)
-    >>> int(res["n"]) == int(per["included"].sum())
+    >>> int(res["n"]) == int((per["included"] & per["persistence"].notnull()).sum())
     True
     """
     from . import spearman

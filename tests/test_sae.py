@@ -230,7 +230,7 @@ def test_sae_matched_vs_brute_force(sae_study, stat):
     np.testing.assert_allclose(res["residual"].values, brute_force_residual(values, variance, 7, stat),
                                rtol=RTOL_KERNEL, atol=1e-14, equal_nan=True)
     ok = np.isfinite(res["residual"].values)
-    assert int(res["n"]) == ok.sum() == int(per["included"].sum())
+    assert int(res["n"]) == ok.sum() == int((per["included"] & per["persistence"].notnull()).sum())
     rho, p = scipy.stats.spearmanr(res["residual"].values[ok], res["subspace_fraction"].values[ok])
     np.testing.assert_allclose([float(res["rho"]), float(res["p"])], [rho, p], rtol=RTOL_REFERENCE)
     matched = res["matched"].values[ok]

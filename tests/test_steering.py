@@ -118,15 +118,15 @@ def test_planted_effects_recovered(planted):
     assert strong[kind == "elevated", 5].sum() > 5 and strong[kind == "suppressed", 5].sum() >= 1
     assert (sig & (z > 0))[strong & (shift > 0)].mean() > 0.9
     assert (sig & (z < 0))[strong & (shift < 0)].mean() > 0.9
-    # at offset 5: elevated found elevated, suppressed suppressed, never the wrong sign
-    for e in np.flatnonzero(kind == "elevated"):
-        assert not (sig[e] & (z[e] < 0)).any()
-    for e in np.flatnonzero(kind == "suppressed"):
-        assert not (sig[e] & (z[e] > 0)).any()
-    # null emotions: false discoveries within the FDR budget
-    null = kind == "null"
-    assert null.sum() >= 3
-    assert (sig[null]).mean() <= 0.05
+    # where the planted shift is strong the sign is never wrong
+    assert not (sig & (z < 0))[strong & (shift > 0)].any()
+    assert not (sig & (z > 0))[strong & (shift < 0)].any()
+    # cells with (almost) no planted effect: null emotions at every offset, and the decayed
+    # tails of the others; discoveries there stay within the FDR budget
+    none = np.abs(shift) < 0.02
+    assert (kind == "null").sum() >= 3 and none.sum() > 1000
+    assert sig[kind == "null"].mean() <= 0.05
+    assert sig[none].mean() <= 0.05
     assert es.steering_effect is steering_effect
 
 

@@ -23,7 +23,11 @@ The pair count uses a marker array of ``n_features`` per chunk: processing row
 ``u`` writes ``mark[f] = u`` for its features (the write also deduplicates the
 row), then every feature ``f`` of row ``u - lag`` with ``mark[f] == u`` fires at
 both tokens, and its marker is cleared so that a duplicate in row ``u - lag``
-counts once.
+counts once. Marker and ``n_fires`` of a feature share one cache line.
+
+Every row is range-checked (a vectorised min/max) before its ids are used as
+indices, so a bad id stops the kernel instead of writing out of bounds.
+Memory: about 44 bytes x n_features per chunk (int64 totals, int32 scratch).
 
 Parallelism: the owned rows are split into ``n_chunks`` contiguous pieces (a
 ``prange`` over pieces); each piece has its own count and marker buffers, which
@@ -61,16 +65,28 @@ def _segment_of(offsets, u):
 
 
 @numba.njit(**JIT)
-def _count_piece(index, offsets, lag, n_features, base, start, stop, counts, state):
+def _row_ok(row, n_features):
+    """Whether every id of ``row`` lies in ``[-1, n_features)``."""
+    lo = np.int32(0)
+    hi = np.int32(-1)
+    for j in range(row.shape[0]):
+        lo = min(lo, row[j])
+        hi = max(hi, row[j])
+    return lo >= -1 and hi < n_features
+
+
+@numba.njit(**JIT)
+def _count_piece(index, offsets, lag, n_features, base, start, stop, counts, state, both):
     """Count rows ``start <= u < stop`` (global token ids) into ``counts`` (4, n_features).
 
     ``state`` is an int32 (n_features, 2) scratch array: column 0 the marker
     (``u - start``, so it fits int32), column 1 this piece's ``n_fires``; the two
-    sit side by side so that one cache line serves both. Returns the global
-    token of the first row holding an id outside ``[-1, n_features)``, or -1.
+    sit side by side so that one cache line serves both. ``both`` (int32,
+    n_features) holds this piece's pair counts. Returns True if some id lies
+    outside ``[-1, n_features)`` (such ids are skipped).
     """
     k = index.shape[1]
-    bad = -1
+    bad = False
     if start >= stop:
         return bad
     s = _segment_of(offsets, start)
@@ -81,35 +97,46 @@ def _count_piece(index, offsets, lag, n_features, base, start, stop, counts, sta
             s += 1
             seg_lo = offsets[s]
             seg_hi = offsets[s + 1]
-        row = u - base
+        cur = index[u - base]
+        if not _row_ok(cur, n_features):
+            return True
         stamp = np.int32(u - start)
         has_pred = lag >= 0 and u - lag >= seg_lo
-        edge = lag >= 0 and not (has_pred and u + lag < seg_hi)
-        # mark row u (deduplicates it) and count its fires
-        for j in range(k):
-            f = index[row, j]
-            if f < 0 or f >= n_features:
-                if f != -1 and bad < 0:
-                    bad = u
-                continue
-            if state[f, 0] != stamp:
-                state[f, 0] = stamp
-                state[f, 1] += 1
-                if edge:
-                    if not has_pred:
-                        counts[NO_PRED, f] += 1
-                    if u + lag >= seg_hi:
-                        counts[NO_SUCC, f] += 1
-        # features of row u - lag that are marked fire at both ends of the pair
-        if has_pred:
-            prev = row - lag
+        if has_pred and u + lag < seg_hi:
+            # interior token (the common case): mark row u (this also deduplicates it)
+            # and count its fires
             for j in range(k):
-                f = index[prev, j]
-                if f >= 0 and f < n_features and state[f, 0] == stamp:
-                    counts[N_BOTH, f] += 1
+                f = cur[j]
+                if f >= 0 and state[f, 0] != stamp:
+                    state[f, 0] = stamp
+                    state[f, 1] += 1
+        else:
+            # first or last `lag` tokens of a segment: also the boundary counts
+            no_pred = lag >= 0 and not has_pred
+            no_succ = lag >= 0 and u + lag >= seg_hi
+            for j in range(k):
+                f = cur[j]
+                if f >= 0 and state[f, 0] != stamp:
+                    state[f, 0] = stamp
+                    state[f, 1] += 1
+                    if no_pred:
+                        counts[NO_PRED, f] += 1
+                    if no_succ:
+                        counts[NO_SUCC, f] += 1
+        # features of row u - lag that are marked fire at both ends of the pair; the
+        # marker is cleared so that a duplicate in row u - lag counts once
+        if has_pred:
+            prev = index[u - lag - base]
+            if u - lag < start and not _row_ok(prev, n_features):  # rows >= start: checked as cur
+                return True
+            for j in range(k):
+                f = prev[j]
+                if f >= 0 and state[f, 0] == stamp:
+                    both[f] += 1
                     state[f, 0] = -1
     for f in range(n_features):
         counts[N_FIRES, f] += state[f, 1]
+        counts[N_BOTH, f] += both[f]
     return bad
 
 
@@ -125,12 +152,12 @@ def firing_counts(index, offsets, lag, n_features, base, own_from, n_chunks):
         Global CSR segment offsets (last = total number of tokens).
     lag : int
         The lag L >= 0; ``lag < 0`` counts ``n_fires`` only (the boundary and pair
-        counts are then meaningless).
+        counts stay 0).
     n_features : int
         Size of the count arrays; ids must lie in ``[-1, n_features)``.
     base, own_from : int
-        Global token of row 0, and the first global token whose row is counted
-        (``own_from - base >= min(lag, own_from - segment start)`` rows of context).
+        Global token of row 0, and the first global token whose row is counted;
+        the caller passes ``base == 0`` or ``own_from - base >= lag`` rows of context.
     n_chunks : int
         Number of independent pieces (each with its own buffers).
 
@@ -138,32 +165,33 @@ def firing_counts(index, offsets, lag, n_features, base, own_from, n_chunks):
     -------
     counts : int64 array (4, n_features)
         ``n_fires``, ``n_both``, ``no_pred``, ``no_succ``.
-    bad : int
-        Global token of the first row with an id outside ``[-1, n_features)``, or -1.
+    bad : bool
+        Whether some row holds an id outside ``[-1, n_features)``; counting stops
+        there (the counts are then incomplete) and the caller reports it.
     """
     stop = base + index.shape[0]
     n_own = max(stop - own_from, 0)
     n_chunks = max(1, min(n_chunks, max(n_own, 1)))
-    # pieces of fewer than 2**31 rows, so that int32 markers and counts cannot overflow
+    # pieces of fewer than 2**30 rows, so that int32 markers and counts cannot overflow
     n_chunks = max(n_chunks, (n_own >> 30) + 1)
     buffers = np.zeros((n_chunks, 4, n_features), dtype=np.int64)
     states = np.zeros((n_chunks, n_features, 2), dtype=np.int32)
     states[:, :, 0] = -1
-    bads = np.full(n_chunks, -1, dtype=np.int64)
+    boths = np.zeros((n_chunks, n_features), dtype=np.int32)
+    bads = np.zeros(n_chunks, dtype=np.bool_)
+    if n_chunks == 1:  # no parallel region (its idle threads would only spin)
+        bads[0] = _count_piece(index, offsets, lag, n_features, base, own_from, stop,
+                               buffers[0], states[0], boths[0])
+        return buffers[0], bads[0]
     for c in numba.prange(n_chunks):
         lo = own_from + (n_own * c) // n_chunks
         hi = own_from + (n_own * (c + 1)) // n_chunks
         bads[c] = _count_piece(index, offsets, lag, n_features, base, lo, hi,
-                               buffers[c], states[c])
+                               buffers[c], states[c], boths[c])
     counts = np.zeros((4, n_features), dtype=np.int64)
     for c in range(n_chunks):  # fixed order (integers: exact anyway)
         counts += buffers[c]
-    bad = -1
-    for c in range(n_chunks):
-        if bads[c] >= 0:
-            bad = bads[c]
-            break
-    return counts, bad
+    return counts, bads.any()
 
 
 @numba.njit(**JIT)
