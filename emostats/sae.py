@@ -23,6 +23,9 @@ from .segments import segments_of
 __all__ = ["firing_counts", "firing_persistence", "feature_density", "sae_matched", "feature_table",
            "matched_residuals"]
 
+#: smallest number of rows worth a thread of its own
+MIN_PIECE = 50_000
+
 #: added to ``frac_nonzero`` before taking log10, as SAELens does, so dead features get -10
 LOG_DENSITY_EPS = 1e-10
 
@@ -51,12 +54,15 @@ def _check_args(lag, n_features):
         raise StudyError(f"n_features must be a non-negative integer, got {n_features!r}")
 
 
-def _raise_bad(index, base, own_from, n_features, group="/tokens"):
-    owned = index[own_from - base:]
-    wrong = (owned < -1) | (owned >= n_features)
+def _check_range(index, base, n_features, group="/tokens"):
+    """One-line StudyError naming the first token with an id outside [-1, n_features)."""
+    lo, hi = _kernel.index_range(index)
+    if lo >= -1 and hi < n_features:
+        return
+    wrong = (index < -1) | (index >= n_features)
     row = int(np.flatnonzero(wrong.any(axis=1))[0])
-    value = int(owned[row][wrong[row]][0])
-    raise StudyError(f"{group}: sae_index at token {own_from + row} holds id {value}, outside "
+    value = int(index[row][wrong[row]][0])
+    raise StudyError(f"{group}: sae_index at token {base + row} holds id {value}, outside "
                      f"[-1, {n_features}) (n_features = size of /features' feature dim); "
                      f"fix the ids or pass a larger n_features")
 
@@ -66,11 +72,12 @@ def _count_block(index, offsets, lag, n_features, base, own_from, threads):
     index = _as_index(index)
     if not (base == 0 or own_from - base >= (0 if lag is None else lag)):
         raise ValueError(f"block at token {own_from} needs {lag} rows of context, got {own_from - base}")
-    counts, bad = _kernel.firing_counts(index, offsets, -1 if lag is None else int(lag),
-                                        int(n_features), int(base), int(own_from), n_threads(threads))
-    if bad:
-        _raise_bad(index, base, own_from, n_features)
-    return counts
+    _check_range(index, base, n_features)  # the kernel trusts its ids
+    # one piece per thread, but no piece smaller than MIN_PIECE rows: below that a
+    # parallel region costs more than it saves (counts are the same either way)
+    pieces = max(1, min(n_threads(threads), (base + index.shape[0] - own_from) // MIN_PIECE))
+    return _kernel.firing_counts(index, offsets, -1 if lag is None else int(lag), int(n_features),
+                                 int(base), int(own_from), pieces)
 
 
 def firing_counts(index, offsets, lag=100, n_features=None, threads=None):

@@ -19,6 +19,14 @@ from tests.naive import firing as naive
 COUNTS = ("n_fires", "n_t", "n_tl", "n_both", "n_valid")
 
 
+@pytest.fixture
+def small_pieces(monkeypatch):
+    """Let even tiny inputs be split into one piece per thread (exercises the parallel path)."""
+    import emostats.sae
+
+    monkeypatch.setattr(emostats.sae, "MIN_PIECE", 1)
+
+
 def random_case(rng, n_tokens, k, n_features, max_len):
     """Index array with empty slots and duplicates, segments of 1..max_len tokens."""
     index = rng.integers(-1, n_features, size=(n_tokens, k)).astype(np.int32)
@@ -44,7 +52,7 @@ def assert_counts_equal(got, want):
 
 # --------------------------------------------------------------------------- exact counts
 @pytest.mark.parametrize("lag", [0, 1, 3, 7, 40])
-def test_counts_equal_set_reference(rng, lag):
+def test_counts_equal_set_reference(rng, lag, small_pieces):
     for _ in range(15):
         index, offsets = random_case(rng, int(rng.integers(0, 120)), int(rng.integers(1, 7)),
                                      int(rng.integers(1, 15)), max_len=int(rng.integers(1, 30)))
@@ -111,15 +119,21 @@ def test_counts_equal_scipy_sparse(rng):
     np.testing.assert_array_equal(c["n_fires"], np.asarray(X.sum(0)).ravel())
 
 
-def test_thread_count_invariance(rng):
+def test_thread_count_invariance(rng, small_pieces):
     index, offsets = random_case(rng, 5000, 6, 300, max_len=400)
     ref = firing_counts(index, offsets, lag=50, n_features=300, threads=1)
     for threads in (2, 3, 8):
         assert_counts_equal(firing_counts(index, offsets, lag=50, n_features=300, threads=threads), ref)
+    # the kernel itself, with more pieces than threads and pieces shorter than the lag
+    from emostats._kernels.firing import firing_counts as kernel
+
+    one = kernel(index, offsets, 50, 300, 0, 0, 1)
+    for pieces in (2, 7, 333):
+        np.testing.assert_array_equal(kernel(index, offsets, 50, 300, 0, 0, pieces), one)
 
 
 @pytest.mark.parametrize("chunks", [13, 64, 333, 5000])
-def test_dask_chunking_invariance(rng, chunks):
+def test_dask_chunking_invariance(rng, chunks, small_pieces):
     index, offsets = random_case(rng, 2000, 5, 60, max_len=300)
     da = as_dataarray(index, offsets)
     eager = firing_persistence(da, lag=40, min_fires=10, n_features=60)
