@@ -184,23 +184,42 @@ class _Display:
 # --------------------------------------------------------------------------- run
 
 
-def _open(study):
-    """(tree, sha256 or '', file names) of a path, several paths, or a DataTree."""
+def _is_dask(tree):
+    return any(var.chunks for node in tree.subtree for var in node.variables.values())
+
+
+def _open(study, chunks, times):
+    """(tree, sha256 or '', file names) of a path, several paths, or a DataTree.
+
+    A study that is not dask-backed is read into memory once (every analysis
+    would otherwise read the file again); a dask-backed one stays lazy.
+    """
     from .io import open_study, sha256
 
+    t0 = time.perf_counter()
     if isinstance(study, xr.DataTree):
         files = [p for p in str(study.attrs.get("source_files", "")).split(";") if p]
-        digest = sha256(files if len(files) > 1 else files[0]) if files and all(Path(f).is_file() for f in files) \
-            else ""
-        return study, digest, files
-    paths = [study] if isinstance(study, (str, Path)) else list(study)
-    tree = open_study(paths if len(paths) > 1 else paths[0])
-    return tree, sha256(paths if len(paths) > 1 else paths[0]), [str(p) for p in paths]
+        tree = study
+        if not _is_dask(tree):
+            tree = tree.copy().load()  # the caller's tree stays as it was
+    else:
+        files = [str(p) for p in ([study] if isinstance(study, (str, Path)) else list(study))]
+        tree = open_study(files if len(files) > 1 else files[0], chunks=chunks)
+        if chunks is None:
+            tree.load()
+    times["time_open"] = round(time.perf_counter() - t0, 4)
+    t0 = time.perf_counter()
+    digest = ""
+    if files and all(Path(f).is_file() for f in files):
+        digest = sha256(files if len(files) > 1 else files[0])
+    times["time_sha256"] = round(time.perf_counter() - t0, 4)
+    return tree, digest, files
 
 
 def run(study, lag=100, max_lag=200, seed=0, n_perm=10_000, n_random=1000, n_candidates=5420,
         k_sweep=None, n_matched=20, match_stat="median", rating_stat="mean", min_fires=101,
-        min_mentions=5, alpha=0.05, n_boot=200, steps=None, progress=True, quiet=False, threads=None):
+        min_mentions=5, alpha=0.05, n_boot=200, steps=None, progress=True, quiet=False, threads=None,
+        chunks=None):
     """Run every analysis that the study supports; return the results as a DataTree.
 
     Parameters
@@ -249,6 +268,10 @@ def run(study, lag=100, max_lag=200, seed=0, n_perm=10_000, n_random=1000, n_can
         Print nothing (skipped steps are still recorded in the attrs).
     threads : int, optional
         Threads of the parallel kernels (results do not depend on it).
+    chunks : dict, optional
+        Open a study path dask-backed with these chunks (e.g. ``{"token": 1_000_000}``)
+        instead of reading it into memory once (the default); for studies larger
+        than memory.
 
     Returns
     -------
@@ -262,7 +285,8 @@ def run(study, lag=100, max_lag=200, seed=0, n_perm=10_000, n_random=1000, n_can
     >>> float(results["summary"]["value"].sel(row="probe_persistence"))  # doctest: +SKIP
     """
     started = time.perf_counter()
-    tree, digest, files = _open(study)
+    times = {}
+    tree, digest, files = _open(study, chunks, times)
     opened_here = not isinstance(study, xr.DataTree)
     params = dict(lag=int(lag), max_lag=int(max_lag), seed=int(seed), n_perm=int(n_perm),
                   n_random=int(n_random), n_candidates=int(n_candidates),
@@ -284,6 +308,7 @@ def run(study, lag=100, max_lag=200, seed=0, n_perm=10_000, n_random=1000, n_can
         "python": platform.python_version(),
         "numpy": np.__version__,
         "xarray": xr.__version__,
+        **times,
     }
     for key, value in params.items():
         attrs[f"param_{key}"] = _attr_value(value)

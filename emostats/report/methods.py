@@ -125,7 +125,8 @@ def provenance_section(results):
         rows.append(["study: longer attributes", "in the results file: " + ", ".join(f"`study_{k}`" for k in long)])
     sec.add(Table(["item", "value"], rows, "Inputs, versions and seeds.", label="tbl-provenance", align="ll",
                   widths=("auto", "1fr")))
-    step_rows = []
+    step_rows = [["(read the study)", "into memory unless dask-backed", num(a.get("time_open"), 3), "–"],
+                  ["(SHA-256 of the input)", "", num(a.get("time_sha256"), 3), "–"]]
     for name in STEPS:
         seconds = a.get(f"time_{name}")
         seed = a.get(f"seed_{name}")
