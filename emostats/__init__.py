@@ -31,7 +31,7 @@ _PUBLIC = {
     "random_direction_sweep": "nullmodels", "nullmodel_analysis": "nullmodels",
     "subspace_fraction": "geometry", "cosine": "geometry",
     # SAE, steering, ratings
-    "firing_persistence": "sae", "feature_density": "sae",
+    "firing_persistence": "sae", "feature_density": "sae", "sae_matched": "sae",
     "steering_effect": "steering",
     "mention_tests": "ratings", "rating_analyses": "ratings",
     # the whole study
