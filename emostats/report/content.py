@@ -88,7 +88,8 @@ def _sec_summary(results, figures):
     sec.add(Table(["quantity", "value", "p", "n", "detail", "in the study (Kimi K2.5)"], rows,
                   "The study's closing paragraph as a table: this study's numbers beside the published ones. "
                   "Empty cells: the analysis did not run (see its section) or has no p-value.",
-                  label="tbl-summary", align="lrrrll", widths=("1.6fr", "auto", "auto", "auto", "1fr", "1.2fr")))
+                  label="tbl-summary", align="lrrrll", widths=("1.6fr", "auto", "auto", "auto", "1fr", "1.2fr"),
+                  breakable=True))
     sec.add(Paragraph(_closing_paragraph(results)))
     return sec
 
@@ -224,10 +225,12 @@ def _sec_random(results, figures):
     if rnd is None or per is None:
         return sec.add(_missing_note(results, ["random_directions", "persistence"], "Random-direction results"))
     rr, pr = rnd["r"], per["r"]
+    population = ("uniform on the unit sphere of the hidden space" if rnd.attrs.get("source") == "moments"
+                  else "the study's /random directions")
     above = float((pr > float(rr.quantile(0.99))).mean())
     sec.add(Paragraph(
-        f"Mean lag persistence of {f.count(rr.size)} random unit directions "
-        f"({literal(rnd.attrs.get('population', ''))}): **{f.num(float(rr.mean()))}** (sd "
+        f"Mean lag persistence of {f.count(rr.size)} random unit directions ({population}): "
+        f"**{f.num(float(rr.mean()))}** (sd "
         f"{f.num(float(rr.std()))}); of the {f.count(pr.size)} probes: **{f.num(float(pr.mean()))}**. "
         f"{100 * above:.0f}% of the probes lie above the 99th percentile of the random directions. Random "
         "directions persist too (the model is autoregressive), which is why the next section matches "
@@ -264,7 +267,8 @@ def _sec_matched(results, figures):
         return sec.add(_missing_note(results, ["variance_matched"], "Variance-matched results"))
     cand = _ds(results, "candidates")
     n_cand = vm.attrs.get("n_candidates", cand.sizes.get("direction") if cand is not None else None)
-    pop = cand.attrs.get("population", "") if cand is not None else ""
+    pop = ("uniform on the unit spheres of the top-k eigenspaces of the activation covariance"
+           if cand is not None and cand.attrs.get("source") == "moments" else "the study's /random directions")
     sec.add(Paragraph(
         f"Each probe is matched to the {param(results, 'n_matched')} of {f.count(n_cand)} candidate directions "
         f"({literal(pop)}) nearest in variance explained; residual = probe persistence − "

@@ -96,7 +96,7 @@ def methods_section(results):
         text = ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
         rows.append([f"`{key}`", literal(text)])
     sec.add(Table(["parameter", "value"], rows, "Parameters of this run (`emostats run`).",
-                  label="tbl-parameters", align="ll"))
+                  label="tbl-parameters", align="ll", breakable=True))
     return sec
 
 
@@ -124,7 +124,7 @@ def provenance_section(results):
     if long:
         rows.append(["study: longer attributes", "in the results file: " + ", ".join(f"`study_{k}`" for k in long)])
     sec.add(Table(["item", "value"], rows, "Inputs, versions and seeds.", label="tbl-provenance", align="ll",
-                  widths=("auto", "1fr")))
+                  widths=("auto", "1fr"), breakable=True))
     step_rows = [["(read the study)", "into memory unless dask-backed", num(a.get("time_open"), 3), "–"],
                   ["(SHA-256 of the input)", "", num(a.get("time_sha256"), 3), "–"]]
     for name in STEPS:
@@ -140,7 +140,7 @@ def provenance_section(results):
                           "–" if seed is None else str(seed)])
     sec.add(Table(["step", "status", "seconds", "seed"], step_rows,
                   f"Steps of `emostats run` (total {num(a.get('time_total'), 3)} s).", label="tbl-steps",
-                  align="llrr", widths=("auto", "1fr", "auto", "auto")))
+                  align="llrr", widths=("auto", "1fr", "auto", "auto"), breakable=True))
     sec.add(Paragraph("To reproduce these numbers, run the same emostats version on the file with the SHA-256 "
                       "above:"))
     sec.add(Code(f"emostats run STUDY.nc -o results.nc --lag {param(results, 'lag')} --seed {a.get('seed', 0)}\n"

@@ -94,7 +94,10 @@ class Note:
 
 @dataclass
 class Table:
-    """A table: header cells, rows of cells (inline markup), caption, alignments l/c/r."""
+    """A table: header cells, rows of cells (inline markup), caption, alignments l/c/r.
+
+    ``breakable`` lets a long table continue on the next page (its header repeats).
+    """
 
     columns: list
     rows: list
@@ -102,6 +105,7 @@ class Table:
     label: str = ""
     align: str = ""
     widths: tuple = ()
+    breakable: bool = False
 
     def __post_init__(self):
         if not self.align:

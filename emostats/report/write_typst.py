@@ -73,7 +73,7 @@ def _block(block):
     if isinstance(block, Figure):
         label = f" <{block.label}>" if block.label else ""
         return (f"#figure(image({_string(block.path)}, width: {round(block.width * 100)}%),\n"
-                f"  caption: {_content(block.caption)},\n){label}")
+                f"  placement: auto, caption: {_content(block.caption)},\n){label}")
     if isinstance(block, Table):
         names = {"l": "left", "r": "right", "c": "center"}
         columns = ", ".join(block.widths) if block.widths else ", ".join("auto" for _ in block.columns)
@@ -82,14 +82,19 @@ def _block(block):
         cells += [", ".join(_content(str(c)) for c in row) for row in block.rows]
         body = ",\n    ".join([f"table.header({cells[0]})"] + cells[1:])
         label = f" <{block.label}>" if block.label else ""
-        return (f"#figure(\n  table(columns: ({columns},), align: ({align},),\n    {body},\n  ),\n"
-                f"  caption: {_content(block.caption)}, kind: table,\n){label}")
+        figure = (f"figure(\n  table(columns: ({columns},), align: ({align},),\n    {body},\n  ),\n"
+                  f"  caption: {_content(block.caption)}, kind: table,\n)")
+        if block.breakable:
+            return f"#{{\n  show figure: set block(breakable: true)\n  [#{figure}{label}]\n}}"
+        return f"#{figure}{label}"
     raise TypeError(f"unknown block {type(block).__name__}")
 
 
 def _section(section, level):
     label = f" <{section.label}>" if section.label else ""
-    parts = [f"{'=' * level} {inline(section.title)}{label}"]
+    # figures float (placement: auto) but never past the end of their section
+    flush = "#place.flush()\n" if level == 1 else ""
+    parts = [f"{flush}{'=' * level} {inline(section.title)}{label}"]
     parts += [_block(b) for b in section.blocks]
     parts += [_section(s, level + 1) for s in section.subsections]
     return "\n\n".join(parts)
