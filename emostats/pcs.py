@@ -67,10 +67,18 @@ def _scores_persistence(probe_act, mean, loadings, lag, threads):
 
     pdim = probe_act.dims[1]
     keep = {k: c for k, c in probe_act.coords.items() if c.dims == ("token",)}
-    x = probe_act.drop_vars([c for c in probe_act.coords if c not in keep]).astype(np.float64)
-    load = xr.DataArray(loadings, dims=(pdim, "pc"), coords={"pc": np.arange(1, loadings.shape[1] + 1)})
-    centred = x - xr.DataArray(mean, dims=(pdim,))
-    scores = xr.dot(centred, load, dim=pdim).transpose("token", "pc").assign_coords(keep)
+    x = probe_act.drop_vars([c for c in probe_act.coords if c not in keep])
+    mean = np.asarray(mean, dtype=np.float64)
+    loadings = np.ascontiguousarray(loadings, dtype=np.float64)
+
+    def project(block):  # one BLAS matmul per block (xr.dot goes through einsum, ~30x slower here)
+        return (block.astype(np.float64) - mean) @ loadings
+
+    scores = xr.apply_ufunc(project, x, input_core_dims=[[pdim]], output_core_dims=[["pc"]],
+                            dask="parallelized", output_dtypes=[np.float64],
+                            dask_gufunc_kwargs={"output_sizes": {"pc": loadings.shape[1]}})
+    scores = scores.assign_coords(pc=np.arange(1, loadings.shape[1] + 1)).transpose("token", "pc")
+    scores = scores.assign_coords(keep)
     lp = lag_persistence(scores, lag=lag, threads=threads)
     return (np.asarray(lp["r"].values, dtype=np.float64), np.full(loadings.shape[1], int(lp["n_pairs"])),
             np.asarray(lp["n_masked"].values))
