@@ -281,8 +281,13 @@ def run(study, lag=100, max_lag=200, seed=0, n_perm=10_000, n_random=1000, n_can
     Examples
     --------
     >>> import emostats as es
-    >>> results = es.run(es.example_study(), progress=False, quiet=True)  # doctest: +SKIP
-    >>> float(results["summary"]["value"].sel(row="probe_persistence"))  # doctest: +SKIP
+    >>> res = es.run(es.example_study(), steps=["persistence", "steering", "summary"], progress=False)
+    >>> sorted(res.children)
+    ['persistence', 'steering', 'summary']
+    >>> res["summary"]["value"].sel(row="probe_persistence").item() == res["persistence"]["r"].mean().item()
+    True
+    >>> res.attrs["param_lag"], res.attrs["steps_run"]
+    (100, 'persistence steering summary')
     """
     started = time.perf_counter()
     times = {}

@@ -13,7 +13,7 @@ from emostats.report.model import Bullets, Code, Document, Figure, Note, Paragra
 from emostats.report.write_qmd import to_qmd
 from emostats.report.write_typst import compile_pdf, to_typst
 
-pypdf = pytest.importorskip("pypdf")
+import pypdf  # test dependency (pip install pypdf): reads the PDF's pages and text
 
 NASTY = "a*b_c `d` #e $f @g <h> [i] ~j // k /* l \\ m; n | o ^p {q} 100% & 'r' \"s\" 1. t"
 

@@ -247,3 +247,21 @@ def test_moments_without_the_run_lag_skip_in_one_line(small_study, capsys):
     assert "persistence" in res.children
     assert err[0].startswith("emostats run: skipped random_directions: /moments: lag 50 not among the stored")
     assert len(err) == 3
+
+
+def test_dask_backed_study_gives_the_same_numbers(small_study, real_results):
+    from tests.conftest import ATOL_DASK, RTOL_REFERENCE
+
+    lazy = es.run(small_study, seed=2, progress=False, quiet=True, chunks={"token": 700}, **FAST)
+    assert set(lazy.children) == set(real_results.children)
+    for name in real_results.children:
+        a, b = real_results[name].to_dataset(), lazy[name].to_dataset()
+        #: nonlinear least squares stops within its own tolerance: a 1e-15 change in the curve moves
+        #: a fitted half-life by up to ~1e-7 relative
+        rtol = 1e-5 if name.startswith("decay") else RTOL_REFERENCE
+        for var in a.data_vars:
+            x, y = np.asarray(a[var].values), np.asarray(b[var].values)
+            if x.dtype.kind == "f":
+                np.testing.assert_allclose(y, x, rtol=rtol, atol=ATOL_DASK, err_msg=f"{name}/{var}")
+            else:
+                np.testing.assert_array_equal(y, x, err_msg=f"{name}/{var}")
