@@ -81,18 +81,29 @@ def _nonneg(value, name):
     return value
 
 
-#: below this much work (array elements x lags) a kernel runs serially: starting the
-#: thread pool costs more than it saves (the result has the same bits either way)
+#: below this much work (array elements x lags) a kernel runs in the calling thread:
+#: starting threads costs more than it saves (the result has the same bits either way)
 SERIAL_WORK = 1 << 21
 
 
-def _run(serial, parallel, x, threads, args, work_per_element=1):
-    """Run a probe-split kernel: serial for one thread, else ``n`` fixed probe ranges in parallel."""
-    n = min(_config.n_threads(threads), max(x.shape[1], 1))
-    if n <= 1 or x.size * work_per_element < SERIAL_WORK:
-        serial(*args, 0, x.shape[1])
-    else:
-        parallel(*args, n)
+def run_ranges(kernel, n_items, threads, args, work=None):
+    """Call ``kernel(*args, i0, i1)`` on fixed contiguous ranges of ``n_items``, one per thread.
+
+    The kernels release the GIL, so Python threads run them in parallel. The
+    ranges depend only on the thread count and every item is computed by the
+    same code whatever range it falls in, so results are the same bits for any
+    count. Small work (``work < SERIAL_WORK``) runs in the calling thread.
+    """
+    n = min(_config.n_threads(threads), max(int(n_items), 1))
+    if n <= 1 or (work is not None and work < SERIAL_WORK):
+        kernel(*args, 0, n_items)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    bounds = [(n_items * c // n, n_items * (c + 1) // n) for c in range(n)]
+    with ThreadPoolExecutor(max_workers=n, thread_name_prefix="emostats") as pool:
+        for future in [pool.submit(kernel, *args, i0, i1) for i0, i1 in bounds]:
+            future.result()
 
 
 def lag_moments(x, offsets, lag, *, groups=None, n_groups=None, first_stop=None, threads=None):
@@ -126,7 +137,7 @@ def lag_moments(x, offsets, lag, *, groups=None, n_groups=None, first_stop=None,
     groups, n_groups = _groups(groups, n_groups, offsets.shape[0] - 1)
     stop = x.shape[0] if first_stop is None else int(first_stop)
     acc = np.zeros((n_groups, 6, 1, x.shape[1]))
-    _run(_lag.lag_range, _lag.lag_parallel, x, threads, (x, offsets, groups, lag, stop, acc))
+    run_ranges(_lag.lag_range, x.shape[1], threads, (x, offsets, groups, lag, stop, acc), work=x.size)
     return acc
 
 
@@ -143,8 +154,8 @@ def profile_moments(x, offsets, max_lag, *, groups=None, n_groups=None, first_st
     groups, n_groups = _groups(groups, n_groups, offsets.shape[0] - 1)
     stop = x.shape[0] if first_stop is None else int(first_stop)
     acc = np.zeros((n_groups, 6, x.shape[1], max_lag + 1))  # lag-last inside the kernel
-    _run(_lag.profile_range, _lag.profile_parallel, x, threads, (x, offsets, groups, max_lag, stop, acc),
-         max_lag + 1)
+    run_ranges(_lag.profile_range, x.shape[1], threads, (x, offsets, groups, max_lag, stop, acc),
+               work=x.size * (max_lag + 1))
     return np.ascontiguousarray(acc.transpose(0, 1, 3, 2))
 
 
@@ -319,7 +330,8 @@ def trajectory_sums(x, offsets, mean, sd, bins=DEFAULT_BINS, max_lag=200, *, gro
     sums = np.zeros(shape)
     hist = np.zeros(shape)
     counts = np.zeros(shape)
-    _run(_traj.trajectory_range, _traj.trajectory_parallel, x, threads,
-         (x, offsets, groups, mean, inv_sd, lo, hi, max_lag, stop, sums, hist, counts), max_lag + 1)
+    run_ranges(_traj.trajectory_range, x.shape[1], threads,
+               (x, offsets, groups, mean, inv_sd, lo, hi, max_lag, stop, sums, hist, counts),
+               work=x.size * (max_lag + 1))
     counts += np.cumsum(hist[..., ::-1], axis=-1)[..., ::-1]
     return sums.transpose(0, 1, 3, 2).copy(), counts.transpose(0, 1, 3, 2).copy()

@@ -13,8 +13,8 @@ import numpy as np
 import xarray as xr
 
 from . import _lagstats
+from ._lagstats import run_ranges
 from . import persistence as _pers
-from ._kernels import _config
 from ._kernels import decay as _k
 from ._version import __version__
 from .errors import EmostatsError
@@ -123,12 +123,9 @@ def _fit_matrix(Y, W, tau, bounds, want, threads):
     d = np.diff(tau)
     even = bool(tau.size > 1 and np.allclose(d, d[0], rtol=1e-12, atol=0))
     out = np.full((Y.shape[0], _k.N_OUT), np.nan)
-    n = min(_config.n_threads(threads), max(Y.shape[0], 1))
     args = (Y, W, tau, even, grid, E, math.log(t_lo), math.log(t_hi), want in ("auto", 1), want in ("auto", 2), out)
-    if n <= 1 or Y.shape[0] < 8:  # a few curves: not worth starting the thread pool
-        _k.fit_range(*args, 0, Y.shape[0])
-    else:
-        _k.fit_parallel(*args, n)
+    # a few curves are not worth starting threads for (same bits either way)
+    run_ranges(_k.fit_range, Y.shape[0], threads, args, work=Y.shape[0] * _lagstats.SERIAL_WORK // 8)
     return out, (W > 0).sum(axis=1)
 
 

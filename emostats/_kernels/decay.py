@@ -8,8 +8,9 @@ search over log T followed by a local refinement (golden section for one
 component, a 3 x 3 stencil search with Newton steps for two), always within
 ``[t_min, t_max]`` and with ``T1 <= T2``.
 
-Each curve's row of the output is written by one thread only; curves are
-independent, so results are the same bits for any number of threads.
+:func:`fit_range` fits curves ``c0:c1``; the caller runs fixed ranges on
+threads (the kernels release the GIL). Curves are independent and each row of
+the output has one writer, so results are the same bits for any number of threads.
 
 Output columns (``out[curve, :]``)::
 
@@ -22,7 +23,7 @@ import math
 import numba
 import numpy as np
 
-from ._config import JIT, PJIT
+from ._config import JIT
 from .lag import finite
 
 N_OUT = 10
@@ -361,11 +362,3 @@ def fit_range(Y, W, tau, even, grid, E, lo, hi, want1, want2, out, c0, c1):
     """Fit curves ``c0:c1`` of ``Y`` (curves x tau) into ``out`` (curves x N_OUT)."""
     for c in range(c0, c1):
         fit_curve(Y[c], W[c], tau, even, grid, E, lo, hi, want1, want2, out[c])
-
-
-@numba.njit(**PJIT)
-def fit_parallel(Y, W, tau, even, grid, E, lo, hi, want1, want2, out, n_chunks):
-    """:func:`fit_range` over ``n_chunks`` fixed ranges of curves in parallel."""
-    n = Y.shape[0]
-    for c in numba.prange(n_chunks):
-        fit_range(Y, W, tau, even, grid, E, lo, hi, want1, want2, out, n * c // n_chunks, n * (c + 1) // n_chunks)

@@ -33,9 +33,13 @@ register-blocked loop (eight lags per sweep); the sums of ``x[t]``,
 ``x[t + L]`` and their squares come from prefix sums. A (segment, probe) with a
 non-finite value is redone on a masked path.
 
-Parallel wrappers split the *probes* into ``n_chunks`` contiguous ranges; each
-thread owns its output columns and a probe's arithmetic does not depend on the
-split, so results are the same bits for any number of threads.
+Every kernel works on a range of probes ``p0:p1`` and releases the GIL
+(``nogil``); the NumPy layer runs fixed contiguous probe ranges on Python
+threads, one per thread. Each thread owns its output columns and a probe's
+arithmetic does not depend on the split, so results are the same bits for any
+number of threads. (Threads rather than ``prange``: no second, parallel
+compilation of every kernel, no OpenMP spin-waiting on a loaded machine, and
+safe to call from dask's worker threads.)
 """
 
 import math
@@ -43,7 +47,7 @@ import math
 import numba
 import numpy as np
 
-from ._config import JIT, PJIT
+from ._config import JIT
 
 #: index of each statistic along axis 1 of a moments array
 N, MX, MY, CXX, CYY, CXY = range(6)
@@ -196,14 +200,6 @@ def lag_range(x, offsets, group, lag, first_stop, acc, p0, p1):
                 _merge_sums(acc, g, 0, p0 + j, m, h[j], sx[j], sy[j], sxx[j], syy[j], sxy[j])
             else:  # a NaN/inf somewhere in this segment and probe: redo it masked
                 _masked_lag(x, a, b, e, lag, p0 + j, acc, g, 0)
-
-
-@numba.njit(**PJIT)
-def lag_parallel(x, offsets, group, lag, first_stop, acc, n_chunks):
-    """:func:`lag_range` with the probes split into ``n_chunks`` ranges run in parallel."""
-    P = x.shape[1]
-    for c in numba.prange(n_chunks):
-        lag_range(x, offsets, group, lag, first_stop, acc, P * c // n_chunks, P * (c + 1) // n_chunks)
 
 
 @numba.njit(**JIT)
@@ -417,14 +413,6 @@ def profile_range(x, offsets, group, max_lag, first_stop, acc, p0, p1):
                     SYY[L] = 0.0
                     SXY[L] = 0.0
                 _merge_lags(acc, g, p, h[j], M, SX, SY, SXX, SYY, SXY)
-
-
-@numba.njit(**PJIT)
-def profile_parallel(x, offsets, group, max_lag, first_stop, acc, n_chunks):
-    """:func:`profile_range` with the probes split into ``n_chunks`` ranges run in parallel."""
-    P = x.shape[1]
-    for c in numba.prange(n_chunks):
-        profile_range(x, offsets, group, max_lag, first_stop, acc, P * c // n_chunks, P * (c + 1) // n_chunks)
 
 
 @numba.njit(**JIT)

@@ -12,14 +12,14 @@ with a reverse cumulative sum; segments with NaN count directly in ``counts``.
 Sums and counts are additive, so chunks and groups merge by addition.
 
 Only events whose first token is before ``first_stop`` count (the dask path).
-Probes are split into ranges owned by one thread each: same bits for any
-number of threads.
+The kernel handles probes ``p0:p1``; the NumPy layer runs probe ranges on
+threads, each owning its columns: same bits for any number of threads.
 """
 
 import numba
 import numpy as np
 
-from ._config import JIT, PJIT
+from ._config import JIT
 from .lag import BLOCK, _max_segment, finite
 
 
@@ -82,13 +82,3 @@ def trajectory_range(x, offsets, group, mean, inv_sd, lo, hi, max_lag, first_sto
                                 for tau in range(m):
                                     acc[tau] += sg * row[t + tau]
                                 hist[g, k, p, m - 1] += 1.0
-
-
-@numba.njit(**PJIT)
-def trajectory_parallel(x, offsets, group, mean, inv_sd, lo, hi, max_lag, first_stop,
-                        sums, hist, counts, n_chunks):
-    """:func:`trajectory_range` with the probes split into ``n_chunks`` ranges run in parallel."""
-    P = x.shape[1]
-    for c in numba.prange(n_chunks):
-        trajectory_range(x, offsets, group, mean, inv_sd, lo, hi, max_lag, first_stop,
-                         sums, hist, counts, P * c // n_chunks, P * (c + 1) // n_chunks)
