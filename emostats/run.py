@@ -64,7 +64,7 @@ class _Context:
         self.params = params
         self.seed = seed
         self.results = {}
-        self.notes = {}
+        self.progress = None  # callable(done, total) for long steps, or None
 
     def group(self, name):
         return self.study[name].to_dataset(inherit=False)
@@ -164,8 +164,15 @@ class _Display:
             self.progress.stop()
 
     def start(self, step):
+        self.step = step
         if self.progress is not None:
             self.progress.update(self.task, description=f"{step.name}: {step.title}")
+
+    def inner(self, done, total):
+        """Progress inside a long step (e.g. bootstrap replicates): shown in the step's line."""
+        if self.progress is not None:
+            self.progress.update(self.task, description=f"{self.step.name}: {self.step.title} "
+                                                        f"({done}/{total})")
 
     def done(self, step, seconds):
         if self.progress is not None:
@@ -340,6 +347,7 @@ def run(study, lag=100, max_lag=200, seed=0, n_perm=10_000, n_random=1000, n_can
 def _run_steps(ctx, selected, attrs, skipped, ran, progress, quiet):
     """Run the selected steps in order, recording results, times, seeds and skips."""
     with _Display(len(selected), progress, quiet) as display:
+        ctx.progress = display.inner if display.progress is not None else None
         for name in selected:
             step = STEPS[name]
             reason = _missing(ctx, step, skipped)
@@ -441,7 +449,7 @@ def _step_decay(ctx):
     from . import fit_decay
 
     return fit_decay(ctx.results["trajectories"], probe_act=_probe_act(ctx), n_boot=ctx.params["n_boot"],
-                     seed=ctx.step_seed("decay"), threads=ctx.params["threads"])
+                     seed=ctx.step_seed("decay"), threads=ctx.params["threads"], progress=ctx.progress)
 
 
 def _step_decay_profile(ctx):
@@ -449,7 +457,8 @@ def _step_decay_profile(ctx):
     from . import fit_decay
 
     return fit_decay(ctx.results["profile"], average_probes=True, probe_act=_probe_act(ctx),
-                     n_boot=ctx.params["n_boot"], seed=ctx.step_seed("decay_profile"), threads=ctx.params["threads"])
+                     n_boot=ctx.params["n_boot"], seed=ctx.step_seed("decay_profile"), threads=ctx.params["threads"],
+                     progress=ctx.progress)
 
 
 def _step_random_directions(ctx):
