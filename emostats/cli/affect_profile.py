@@ -1,4 +1,4 @@
-"""``emostats affect-profile STUDY -o profile.json``: per-emotion half-lives for agents with decaying emotion scalars."""
+"""``emostats affect-profile STUDY -o profile.json``: per-emotion half-lives for agents with decaying emotions."""
 
 from pathlib import Path
 
