@@ -39,7 +39,13 @@ def _open_one(path, chunks):
         with warnings.catch_warnings():
             # chunks that cut the stored chunks are the user's choice, not a problem
             warnings.filterwarnings("ignore", message="The specified chunks separate")
-            return xr.open_datatree(path, engine="netcdf4", chunks=chunks)
+            tree = xr.open_datatree(path, engine="netcdf4", chunks=chunks)
+            if chunks is None:
+                # In memory and closed: an open handle finalised by the garbage collector
+                # while the same file is opened again can crash HDF5 (seen in tests).
+                tree.load()
+                tree.close()
+            return tree
     except Exception as exc:  # netCDF4 raises OSError/RuntimeError/ValueError variously
         raise StudyError(f"{path}: cannot be read as NetCDF-4 ({type(exc).__name__}: {exc})") from exc
 
@@ -79,7 +85,9 @@ def open_study(path_or_paths, chunks=None, validate=True):
         One NetCDF-4 study file, or the parts of a study split along ``token``
         (the token groups are concatenated in the order given).
     chunks : dict or None
-        Passed to xarray, e.g. ``{"token": 100_000}`` for dask-backed arrays.
+        ``None`` (default) reads the study into memory and closes the file;
+        a dict such as ``{"token": 100_000}`` gives lazy dask-backed arrays
+        (the file stays open while the tree is in use).
     validate : bool
         Check the study with :func:`emostats.validate` and raise on the first
         problem. NaN/inf activations only warn: analyses mask them pairwise.

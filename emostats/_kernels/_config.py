@@ -3,6 +3,11 @@
 ``FASTMATH`` leaves out the ``nnan``/``ninf`` flags so that NaN checks inside
 kernels survive (as stumpy does); ``cache=True`` makes a new process load a
 compiled kernel in a fraction of a second instead of recompiling it.
+
+Caution: with ``reassoc`` and ``nsz`` LLVM may fold ``isfinite`` to True inside
+vectorised loops (seen once in the lag kernels); test NaN with ``v != v`` or
+``np.isnan`` and inf with ``np.isinf``, and keep a NaN edge case in every
+kernel's tests.
 """
 
 import numba
