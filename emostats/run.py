@@ -213,7 +213,11 @@ def _open(study, chunks, times):
         files = [str(p) for p in ([study] if isinstance(study, (str, Path)) else list(study))]
         tree = open_study(files if len(files) > 1 else files[0], chunks=chunks)
         if chunks is None:
-            tree.load()
+            try:
+                tree.load()
+            except BaseException:
+                tree.close()
+                raise
     times["time_open"] = round(time.perf_counter() - t0, 4)
     t0 = time.perf_counter()
     digest = ""
@@ -298,8 +302,6 @@ def run(study, lag=100, max_lag=200, seed=0, n_perm=10_000, n_random=1000, n_can
     """
     started = time.perf_counter()
     times = {}
-    tree, digest, files = _open(study, chunks, times)
-    opened_here = not isinstance(study, xr.DataTree)
     params = dict(lag=int(lag), max_lag=int(max_lag), seed=int(seed), n_perm=int(n_perm),
                   n_random=int(n_random), n_candidates=int(n_candidates),
                   k_sweep=None if k_sweep is None else [int(k) for k in k_sweep],
@@ -308,6 +310,17 @@ def run(study, lag=100, max_lag=200, seed=0, n_perm=10_000, n_random=1000, n_can
                   n_boot=int(n_boot), threads=threads)
     _check_params(params)
     selected = list(STEPS) if steps is None else _select(steps)
+    tree, digest, files = _open(study, chunks, times)  # after every check: no file left open on a bad option
+    opened_here = not isinstance(study, xr.DataTree)
+    try:
+        return _run_opened(tree, digest, files, times, params, selected, seed, progress, quiet, started,
+                           opened_here)
+    finally:
+        if opened_here:  # run(path) leaves no open file handle behind, whatever happens
+            tree.close()
+
+
+def _run_opened(tree, digest, files, times, params, selected, seed, progress, quiet, started, opened_here):
     ctx = _Context(tree, params, seed)
     attrs = {
         RESULTS_MARKER: 1,
@@ -328,14 +341,10 @@ def run(study, lag=100, max_lag=200, seed=0, n_perm=10_000, n_random=1000, n_can
         if key not in ("source_files",):
             attrs[f"study_{key}"] = _attr_value(value)
     skipped, ran = {}, []
-    try:
-        _run_steps(ctx, selected, attrs, skipped, ran, progress, quiet)
-        if opened_here:  # results in memory before the study file closes
-            for ds in ctx.results.values():
-                ds.load()
-    finally:
-        if opened_here:  # run(path) leaves no open file handle behind
-            tree.close()
+    _run_steps(ctx, selected, attrs, skipped, ran, progress, quiet)
+    if opened_here:  # results in memory before the study file closes
+        for ds in ctx.results.values():
+            ds.load()
     attrs["steps_run"] = " ".join(ran)
     attrs["steps_skipped"] = " ".join(skipped)
     attrs["time_total"] = round(time.perf_counter() - started, 4)

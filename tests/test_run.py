@@ -106,7 +106,7 @@ def test_results_round_trip_and_same_bits(fake_steps, tiny_path, tmp_path):
     b = es.run(tiny_path, seed=5, progress=False)
     c = es.run(tiny_path, seed=6, progress=False)
     es.save(a, tmp_path / "a.nc")
-    back = xr.open_datatree(tmp_path / "a.nc")
+    back = xr.load_datatree(tmp_path / "a.nc")  # loaded and closed: tests leave no HDF5 handle open
     assert back.attrs["emostats_results"] == 1
     assert back["mean"].attrs["flag"] == 1 and back["mean"].attrs["nothing"] == "none"
     for name in a.children:
@@ -150,7 +150,7 @@ def test_cli_run_writes_and_refuses_to_overwrite(fake_steps, tiny_path, tmp_path
     out = tmp_path / "res.nc"
     assert main(["run", str(tiny_path), "-o", str(out), "--no-progress", "--seed", "3"]) == 0
     assert "wrote" in capsys.readouterr().out
-    assert xr.open_datatree(out).attrs["seed"] == 3
+    assert xr.load_datatree(out).attrs["seed"] == 3
     assert main(["run", str(tiny_path), "-o", str(out), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "exists; pass --force" in err[0]
@@ -204,7 +204,7 @@ def test_same_seed_same_results_files(small_study, real_results, tmp_path):
     assert a.attrs["steps_skipped"] == "", a.attrs["steps_skipped"]
     es.save(a, tmp_path / "a.nc")
     es.save(b, tmp_path / "b.nc")
-    _assert_same_data(xr.open_datatree(tmp_path / "a.nc"), xr.open_datatree(tmp_path / "b.nc"))
+    _assert_same_data(xr.load_datatree(tmp_path / "a.nc"), xr.load_datatree(tmp_path / "b.nc"))
     c = es.run(small_study, seed=3, progress=False, quiet=True, steps=["random_directions"], **FAST)
     assert not np.array_equal(a["random_directions"]["r"].values, c["random_directions"]["r"].values)
 
@@ -236,7 +236,7 @@ def test_summary_rows_match_the_analyses(small_study, real_results):
     ratings = res["ratings"]
     assert val("self_text_rating") == float(ratings["rho"].sel(pair="self_rating:text_rating"))
     assert val("mentions_significant") == int(res["mentions"]["significant"].sum())
-    conversations = xr.open_datatree(small_study)["tokens"]["conversation"].values
+    conversations = xr.load_datatree(small_study)["tokens"]["conversation"].values
     assert s.attrs["n_conversations"] == len(np.unique(conversations))
 
 

@@ -42,12 +42,16 @@ def load_results(source=None, progress=True, quiet=False, **run_kwargs):
         return run(source, progress=progress, quiet=quiet, **run_kwargs), True
     paths = [source] if isinstance(source, (str, Path)) else list(source)
     first = open_study(paths[0], validate=False)  # one-line errors for missing / non-NetCDF files
-    if is_results(first):
-        if len(paths) > 1:
+    try:
+        results = is_results(first)
+        if results and len(paths) > 1:
             from ..errors import EmostatsError
 
             raise EmostatsError(f"{paths[0]} is a results file; give one results file, not {len(paths)} files")
-        return first, False
+        if results:
+            return first.load(), False  # small; loaded so that no file handle stays open
+    finally:
+        first.close()
     return run(paths if len(paths) > 1 else paths[0], progress=progress, quiet=quiet, **run_kwargs), True
 
 
