@@ -47,10 +47,11 @@ def _missing_note(results, steps, what):
     reasons = [r for r in reasons if r]
     if reasons:
         why = "; ".join(dict.fromkeys(reasons))
-        text = f"{what} are missing: `emostats run` skipped this step because it {why}."
+        because = "because it " if why.startswith("needs") else "because "
+        text = f"{literal(what)} are missing: `emostats run` skipped this step {because}{literal(why)}."
     else:
-        text = f"{what} are missing: the results do not contain the {', '.join(steps)} step(s)."
-    return Note(literal(text).replace("\\`", "`"), title="Not available")
+        text = f"{literal(what)} are missing: the results do not contain the {literal(', '.join(steps))} step(s)."
+    return Note(text, title="Not available")
 
 
 def _figure(figures, name, caption, width=1.0):
