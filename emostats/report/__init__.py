@@ -118,6 +118,7 @@ def build_report(source=None, outdir="report", format="both", force=False, progr
         for path in _outputs(folder, format, save_results and ran):
             check_output(path, force=force)
     folder.mkdir(parents=True, exist_ok=True)
+    results = results.copy()  # shallow: the caller's tree keeps its attrs
     results.attrs["report_created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     written = {}
     if ran and save_results:
