@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-__all__ = ["num", "pval", "count", "signed", "frac", "scalar", "rho"]
+__all__ = ["num", "pval", "p_is", "count", "signed", "frac", "scalar", "rho"]
 
 MINUS = "\u2212"
 
@@ -121,3 +121,15 @@ def rho(x):
         return "\u2013"
     text = f"{float(x):+.3f}"
     return text.replace("-", MINUS)
+
+
+def p_is(p):
+    """``"p = 0.046"`` for a sentence, or ``"p < 1e−300"`` when it underflowed.
+
+    Examples
+    --------
+    >>> p_is(0.04567), p_is(0.0)
+    ('p = 0.046', 'p < 1e−300')
+    """
+    text = pval(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"

@@ -114,7 +114,7 @@ def _closing_paragraph(results):
     if s("residual_mean") is not None:
         out.append(f"Each probe's persistence minus the {param(results, 'match_stat')} of its "
                    f"{param(results, 'n_matched')} variance-matched random directions averages "
-                   f"{f.signed(s('residual_mean'))} (t-test p = {f.pval(s('residual_mean', 'p'))}, "
+                   f"{f.signed(s('residual_mean'))} (t-test {f.p_is(s('residual_mean', 'p'))}, "
                    f"{f.count(s('residual_positive'))} of {f.count(s('residual_positive', 'n'))} probes positive).")
     if s("steering_5") is not None:
         text = (f"Steering pulses make {f.count(s('steering_5'))} of {f.count(s('steering_5', 'n'))} emotions "
@@ -125,11 +125,11 @@ def _closing_paragraph(results):
         out.append(text + ".")
     if s("sae_spearman") is not None:
         out.append(f"The overlap of SAE features with the emotion subspace correlates with their residual firing "
-                   f"persistence (Spearman {f.rho(s('sae_spearman'))}, p = {f.pval(s('sae_spearman', 'p'))}, "
+                   f"persistence (Spearman {f.rho(s('sae_spearman'))}, {f.p_is(s('sae_spearman', 'p'))}, "
                    f"n = {f.count(s('sae_spearman', 'n'))}).")
     if s("self_rating_residual") is not None:
         out.append(f"The self-evaluated emotionality of SAE features correlates with their residual persistence "
-                   f"(ρ = {f.rho(s('self_rating_residual'))}, p = {f.pval(s('self_rating_residual', 'p'))}).")
+                   f"(ρ = {f.rho(s('self_rating_residual'))}, {f.p_is(s('self_rating_residual', 'p'))}).")
     if not out:
         return "No analysis of the closing paragraph could run on this study (see the sections below)."
     return "In the words of the study's summary: " + " ".join(out)
@@ -274,7 +274,7 @@ def _sec_matched(results, figures):
         f"Each probe is matched to the {param(results, 'n_matched')} of {f.count(n_cand)} candidate directions "
         f"({literal(pop)}) nearest in variance explained; residual = probe persistence − "
         f"{param(results, 'match_stat')} persistence of its matches. Mean residual "
-        f"**{f.signed(_v(vm, 'mean'))}** (t-test p = {f.pval(_v(vm, 't_p'))}), "
+        f"**{f.signed(_v(vm, 'mean'))}** (t-test {f.p_is(_v(vm, 't_p'))}), "
         f"{f.frac(_v(vm, 'n_positive'), _v(vm, 'n'))} probes positive."))
     sec.add(_tests_table(vm, "probes", "tbl-matched-tests"))
     _add(sec, _figure(figures, "fig-residuals",
@@ -301,7 +301,7 @@ def _sec_pcs(results, figures):
         return sec
     sec.add(Paragraph(
         f"Spearman's ρ of PC rank (1 = most variance) against residual persistence: "
-        f"**{f.rho(_v(pcs, 'rank_rho'))}** (p = {f.pval(_v(pcs, 'rank_p'))}, n = {f.count(_v(pcs, 'rank_n'))}). "
+        f"**{f.rho(_v(pcs, 'rank_rho'))}** ({f.p_is(_v(pcs, 'rank_p'))}, n = {f.count(_v(pcs, 'rank_n'))}). "
         "A negative ρ means the leading, less noisy PCs are the more persistent ones, as the study found. Mean "
         f"residual {f.signed(_v(pcs, 'residual_mean'))}, {f.frac(_v(pcs, 'residual_n_positive'), _v(pcs, 'residual_n'))} "
         "PCs positive."))
@@ -361,8 +361,8 @@ def _sec_sae(results, figures):
         return sec.add(_missing_note(results, ["sae_matched"], "Variance-matched SAE results"))
     sec.add(Paragraph(
         "Spearman's ρ of subspace fraction (the share of a feature's decoder vector inside the span of the probe "
-        f"vectors) against residual firing persistence: **{f.rho(_v(sm, 'rho'))}** (p = "
-        f"{f.pval(_v(sm, 'p'))}, n = {f.count(_v(sm, 'n'))})."))
+        f"vectors) against residual firing persistence: **{f.rho(_v(sm, 'rho'))}** ("
+        f"{f.p_is(_v(sm, 'p'))}, n = {f.count(_v(sm, 'n'))})."))
     sec.add(_tests_table(sm, "features", "tbl-sae-tests", prefix="residual_"))
     _add(sec, _figure(figures, "fig-sae",
          "Residual firing persistence of SAE features (persistence minus the "
@@ -415,7 +415,8 @@ def _sec_mentions(results, figures):
         f"{param(results, 'min_mentions')} rated features' transcripts have a significant association (BH-FDR "
         f"q ≤ {alpha}); {f.count(_v(me, 'n_positive'))} have a positive effect (features whose transcript names "
         "the emotion have a higher mean cosine with its probe)."))
-    top = me.where(tested, drop=True).sortby("p")
+    top = me.where(tested, drop=True)
+    top = top.sortby([top["p"], -top["effect"]])  # ties at the permutation floor: largest effect first
     top = top.isel(emotion=slice(0, min(10, top.sizes["emotion"])))
     rows = [[literal(str(top["emotion"].values[i])), f.count(f.scalar(top["n_mentions"][i])),
              f.signed(f.scalar(top["effect"][i])), f.pval(f.scalar(top["p"][i])), f.pval(f.scalar(top["q"][i]))]
@@ -427,7 +428,8 @@ def _sec_mentions(results, figures):
     _add(sec, _figure(figures, "fig-mentions",
          "Effect (difference in mean cosine with the emotion's probe between features whose self-evaluation "
          "transcript names the emotion and the other features) against significance for each emotion tested "
-         "(one-sided permutation test, BH-FDR; equivalent of the study's Figure 9)."))
+         "(one-sided permutation test, BH-FDR; equivalent of the study's Figure 9). The emotions with the "
+         "smallest p-values are named in @tbl-mentions."))
     return sec
 
 

@@ -48,15 +48,15 @@ def _g(results, name):
     return results[name].to_dataset(inherit=False)
 
 
-def _spec(name, needs, module, function, kind, args, size="full"):
-    """A spec whose plot function is called with the datasets of ``args`` (group names)."""
+def _spec(name, needs, module, function, kind, args, size="full", **options):
+    """A spec whose plot function is called with the datasets of ``args`` (group names) and ``options``."""
 
     def draw(results, plot):
         data = [_g(results, a) for a in args]
         fig = _new_figure(size)
         if kind == "ax":
-            return _as_figure(plot(*data, ax=fig.add_subplot()), fig)
-        return _as_figure(plot(*data, fig=fig), fig)
+            return _as_figure(plot(*data, ax=fig.add_subplot(), **options), fig)
+        return _as_figure(plot(*data, fig=fig, **options), fig)
 
     return FigureSpec(name, tuple(needs), module, function, draw, size)
 
@@ -84,7 +84,7 @@ FIGURES = {s.name: s for s in [
     _spec("fig-steering", ["steering"], "steering", "plot_steering", "fig", ["steering"], size="tall"),
     _spec("fig-sae", ["sae_matched"], "sae", "plot_sae_residual_vs_subspace", "ax", ["sae_matched"]),
     _spec("fig-ratings", ["ratings"], "ratings", "plot_ratings", "fig", ["ratings"], size="pair"),
-    _spec("fig-mentions", ["mentions"], "ratings", "plot_mention_volcano", "ax", ["mentions"]),
+    _spec("fig-mentions", ["mentions"], "ratings", "plot_mention_volcano", "ax", ["mentions"], n_labels=0),
     _spec("fig-residual-ratings", ["ratings"], "ratings", "plot_residual_vs_ratings", "fig", ["ratings"],
           size="pair"),
 ]}
