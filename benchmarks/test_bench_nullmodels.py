@@ -24,7 +24,7 @@ import xarray as xr
 from benchmarks.conftest import FULL, best_time, scale
 from emostats.directions import random_direction_sweep, random_directions
 from emostats.matching import nearest_by_variance, variance_matched
-from emostats.moments import moment_arrays
+from emostats.moment_stream import moment_arrays
 from emostats.projection import direction_persistence
 
 HIDDEN = scale(7168, 64)

@@ -17,7 +17,7 @@ from .errors import EmostatsError, MissingGroupError, OutputExistsError, StudyEr
 _PUBLIC = {
     # study files
     "open_study": "io", "save": "io", "example_study": "io", "sha256": "io",
-    "validate": "validate",
+    "validate": "validation",
     "segment_offsets": "segments", "segments_of": "segments",
     # statistical core
     "permutation_test": "stats", "spearman": "stats", "pearson": "stats",
@@ -35,7 +35,7 @@ _PUBLIC = {
     "steering_effect": "steering",
     "mention_tests": "ratings", "rating_analyses": "ratings",
     # the whole study
-    "run": "run",
+    "run": "runner",
 }
 
 __all__ = sorted([*_PUBLIC, "__version__", "EmostatsError", "StudyError",

@@ -110,10 +110,11 @@ def open_study(path_or_paths, chunks=None, validate=True):
     tree = trees[0] if len(trees) == 1 else _concat_along_token(trees, paths)
     tree.attrs.setdefault("source_files", ";".join(str(Path(p)) for p in paths))
     if validate:
-        from .validate import problems_with_severity
+        from .validation import problems_with_severity
 
         errors, warns = problems_with_severity(tree)
         if errors:
+            tree.close()  # never leave a handle for the garbage collector to finalise
             more = f" (and {len(errors) - 1} more problems; run 'emostats validate')" if len(errors) > 1 else ""
             raise StudyError(f"{paths[0]}: {errors[0]}{more}")
         for message in warns:

@@ -9,7 +9,7 @@ persist". The public functions live in small modules and are re-exported here:
 - :func:`direction_persistence` (:mod:`emostats.projection`): their lag
   persistence and variance explained, exactly from ``/moments`` (or read from
   ``/random``);
-- :func:`moments` (:mod:`emostats.moments`): the ``/moments`` group from raw
+- :func:`moments` (:mod:`emostats.moment_stream`): the ``/moments`` group from raw
   activations in one streaming pass;
 - :func:`variance_matched` (:mod:`emostats.matching`): residual persistence
   above the ``n`` candidates nearest in variance explained, with one-sample tests;
@@ -21,7 +21,7 @@ persist". The public functions live in small modules and are re-exported here:
 
 from .directions import default_ks, random_direction_sweep, random_directions
 from .matching import variance_matched
-from .moments import moments
+from .moment_stream import moments
 from .pcs import emotion_pcs
 from .projection import direction_persistence
 

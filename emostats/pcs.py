@@ -127,7 +127,7 @@ def emotion_pcs(probe_act, probe_vectors=None, moments=None, candidates=None, la
         attrs: parameters, ``n_tokens_used``, ``n_tokens_dropped``.
     """
     from .matching import variance_matched
-    from .moments import moment_arrays
+    from .moment_stream import moment_arrays
     from .projection import direction_persistence
 
     if not isinstance(probe_act, xr.DataArray) or probe_act.ndim != 2 or "token" not in probe_act.dims:

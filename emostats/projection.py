@@ -246,7 +246,7 @@ def direction_persistence(moments, directions=None, lag=None, *, block=BLOCK, me
     --------
     >>> rng = np.random.default_rng(0)
     >>> acts = np.cumsum(rng.normal(size=(400, 4)), axis=0)
-    >>> from emostats.moments import moments
+    >>> from emostats.moment_stream import moments
     >>> m = moments(acts, lags=[5], offsets=[0, 200, 400])
     >>> res = direction_persistence(m, np.eye(4))
     >>> res["r"].shape, bool(abs(res["variance_explained"].sum() - 1) < 1e-12)

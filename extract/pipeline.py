@@ -50,6 +50,7 @@ class Config:
     sae_steps: int = 1500
     sae_batch: int = 256
     sae_lr: float = 4e-4
+    sae_data: str = "both"          # train the SAE on "both" story and conversation tokens, or "stories"
     steer_emotions: int = 16
     steer_samples: int = 4
     steer_baselines: int = 8
@@ -78,9 +79,11 @@ class Config:
                                   "n_pcs", "ridge", "story_shards", "story_batch", "steer_emotions", "steer_samples",
                                   "steer_baselines", "pulse", "steer_after", "steer_strength"),
         }
-        fields["sae"] = tuple(dict.fromkeys(fields["stories"] + fields["conversations"]
-                                            + ("sae_features", "sae_k", "sae_steps", "sae_batch",
-                                               "sae_lr")))
+        sae_fields = ("sae_features", "sae_k", "sae_steps", "sae_batch", "sae_lr", "sae_data")
+        if self.sae_data == "stories":
+            fields["sae"] = fields["stories"] + sae_fields
+        else:
+            fields["sae"] = tuple(dict.fromkeys(fields["stories"] + fields["conversations"] + sae_fields))
         return json.dumps({f: getattr(self, f) for f in fields[stage]}, sort_keys=True, default=list)
 
 
@@ -293,10 +296,14 @@ def _stage_sae(cfg, ctx, workdir):
             raise RuntimeError(f"sae: {workdir}/stories.npz did not appear; run the stories stage first")
         ctx.log("sae: waiting for stories.npz (made by another process)")
         time.sleep(30)
-    with np.load(workdir / "stories.npz", allow_pickle=True) as s, \
-            np.load(workdir / "conversations.npz", allow_pickle=True) as c:
-        acts = np.concatenate([c["hidden"], s["token_acts"]])
-        attrs = json.loads(str(c["attrs"]))
+    if cfg.sae_data not in ("both", "stories"):
+        raise ValueError(f"sae_data must be 'both' or 'stories', got {cfg.sae_data!r}")
+    with np.load(workdir / "stories.npz", allow_pickle=True) as s:
+        acts = s["token_acts"]
+        attrs = json.loads(str(s["attrs"]))
+    if cfg.sae_data == "both":
+        with np.load(workdir / "conversations.npz", allow_pickle=True) as c:
+            acts = np.concatenate([c["hidden"], acts])
     sae, stats = train_topk_sae(acts, cfg.sae_features, cfg.sae_k, steps=cfg.sae_steps,
                                 batch_size=cfg.sae_batch, lr=cfg.sae_lr, seed=cfg.seed, progress=ctx.log,
                                 meta={"hook_layer": attrs["layer"], "hook_name": f"block {attrs['layer']} output",
@@ -387,7 +394,7 @@ def assemble(cfg, workdir, output, force=False, command=""):
     import xarray as xr
 
     from emostats.io import save
-    from emostats.moments import moments as moment_group
+    from emostats.nullmodels import moments as moment_group
 
     from .sae import load_sae
     t0 = time.time()
@@ -470,7 +477,7 @@ def assemble(cfg, workdir, output, force=False, command=""):
         features.attrs.update(architecture=sae.architecture, k=sae.k, d_sae=int(dec.shape[0]),
                               format="SAELens (cfg.json + sae_weights.safetensors)",
                               trained_steps=cfg.sae_steps, batch_size=cfg.sae_batch, lr=cfg.sae_lr,
-                              train_tokens=int(sstats["n_train"]),
+                              train_tokens=int(sstats["n_train"]), trained_on=cfg.sae_data,
                               fraction_variance_unexplained=float(sstats["fvu"]),
                               dead_features_last_1000_steps=int(sstats["dead"]),
                               input_scale_folded=float(sstats["scale"]))

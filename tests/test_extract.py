@@ -394,3 +394,35 @@ def test_cli_help_without_running():
     with pytest.raises(SystemExit) as exc:
         main(["extract", "--help"])
     assert exc.value.code == 0
+
+
+def test_sharded_stages_merge(loaded, tmp_path):
+    """Stories and conversations made in parts merge into one stage result, numbered globally."""
+    from extract.pipeline import Config, run_all
+    cfg = Config(**{**TINY, "n_conversations": 3, "n_turns": 1, "min_turn_tokens": 3, "max_turn_tokens": 4,
+                    "max_user_tokens": 3, "conv_shards": 2, "story_shards": 2, "story_tokens": 6,
+                    "story_start": 2, "sae_data": "stories"})
+    logs = []
+    run_all(cfg, tmp_path, None, stages=("conversations",), shard=1, log=logs.append, loaded=loaded)
+    assert (tmp_path / "conversations.shard1of2.npz").exists()
+    assert not (tmp_path / "conversations.shard1of2.lock").exists()
+    run_all(cfg, tmp_path, None, stages=("stories", "conversations", "sae"), log=logs.append, loaded=loaded)
+    c = np.load(tmp_path / "conversations.npz", allow_pickle=True)
+    assert sorted(set(c["conversation"].tolist())) == [0, 1, 2]
+    assert len(c["meta"]) == 3 and c["hidden"].shape == (len(c["ids"]), 576)
+    s = np.load(tmp_path / "stories.npz", allow_pickle=True)
+    assert s["story_acts"].shape == (3 * TINY["stories_per_emotion"], 576)
+    assert s["vectors"].shape == (3, 576)
+    assert (tmp_path / "sae" / "cfg.json").exists()
+
+
+def test_cli_without_torch_says_how_to_install(monkeypatch, capsys, tmp_path):
+    import sys
+
+    from emostats.cli import main
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch now raises ImportError
+    code = main(["extract", "-o", str(tmp_path / "x.nc")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "pip install 'emostats[extract]'" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.nc").exists()

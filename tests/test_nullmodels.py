@@ -13,7 +13,7 @@ from emostats.cli import main
 from emostats.directions import default_ks, random_direction_sweep, random_directions, top_eigenvectors
 from emostats.errors import EmostatsError, MissingGroupError, StudyError
 from emostats.matching import nearest_by_variance, variance_matched
-from emostats.moments import moment_arrays, moments
+from emostats.moment_stream import moment_arrays, moments
 from emostats.pcs import emotion_pcs, pca_from_cov
 from emostats.projection import direction_persistence
 from emostats.segments import offsets_from_lengths

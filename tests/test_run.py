@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 
 import emostats as es
-run_mod = importlib.import_module("emostats.run")  # the module (es.run is the function)
+run_mod = importlib.import_module("emostats.runner")
 from emostats.cli import main
 from tests.studies import tiny_study
 

@@ -37,7 +37,7 @@ def _main(args):
 
     from .._atomic import check_output
     from ..io import save
-    from ..run import run
+    from ..runner import run
 
     paths = study_paths(args)
     output = args.output or default_output(paths)

@@ -15,7 +15,7 @@ def register(sub):
 def _main(args):
     from ..errors import StudyError
     from ..io import open_study
-    from ..validate import validate
+    from ..validation import validate
 
     paths = study_paths(args)
     try:

@@ -32,7 +32,7 @@ def load_results(source=None, progress=True, quiet=False, **run_kwargs):
     import xarray as xr
 
     from ..io import example_study, open_study
-    from ..run import is_results, run
+    from ..runner import is_results, run
 
     if source is None:
         source = example_study()

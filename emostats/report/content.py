@@ -7,7 +7,7 @@ results tree only, so the report of a results file matches the run exactly.
 
 import numpy as np
 
-from ..run import STEPS
+from ..runner import STEPS
 from . import _format as f
 from .methods import methods_section, param, provenance_section
 from .model import Bullets, Document, Figure, Note, Paragraph, Section, Table, literal

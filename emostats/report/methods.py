@@ -2,7 +2,7 @@
 
 import json
 
-from ..run import STEPS
+from ..runner import STEPS
 from ._format import count, num
 from .model import Bullets, Code, Paragraph, Section, Table, literal
 

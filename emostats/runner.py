@@ -18,7 +18,6 @@ import json
 import platform
 import sys
 import time
-import types
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -633,19 +632,3 @@ _register(
     Step("steering", "causal effect of steering", _step_steering, needs=("steering",)),
     Step("summary", "the study's closing paragraph as a table", _step_summary),
 )
-
-
-class _CallableModule(types.ModuleType):
-    """``emostats.run`` is both this module and the function :func:`run`.
-
-    Importing the submodule ``emostats.run`` makes Python set the package
-    attribute ``emostats.run`` to the module, hiding the lazily exported
-    function of the same name; calling the module calls the function, so
-    ``es.run(study)`` works whichever of the two the attribute holds.
-    """
-
-    def __call__(self, *args, **kwargs):
-        return run(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
