@@ -12,8 +12,9 @@ colour-vision deficiencies) plus greys; sequential colours come from ColorBrewer
 """
 
 import contextlib
+import math
 
-__all__ = ["PALETTE", "FIGSIZE", "DPI", "RC", "CYCLE", "apply_style", "styled", "bin_colors"]
+__all__ = ["PALETTE", "FIGSIZE", "DPI", "RC", "CYCLE", "apply_style", "styled", "bin_colors", "format_p"]
 
 #: Named colours. Keys are roles, not hues, so a plot says what it draws.
 PALETTE = {
@@ -140,3 +141,19 @@ def bin_colors(n):
 
     cmap = matplotlib.colormaps["Greens"]
     return [matplotlib.colors.to_hex(cmap(0.35 + 0.6 * i / (n - 1))) for i in range(n)]
+
+
+def format_p(p):
+    """``"p = 0.046"``, ``"p = 4.4e-52"`` or ``"p < 1e-300"`` (never ``p = 0``) for titles and legends.
+
+    Examples
+    --------
+    >>> format_p(0.04567), format_p(4.4e-52), format_p(0.0), format_p(float("nan"))
+    ('p = 0.046', 'p = 4.4e-52', 'p < 1e-300', 'p = n/a')
+    """
+    p = float(p)
+    if not math.isfinite(p):
+        return "p = n/a"
+    if p < 1e-300:
+        return "p < 1e-300"
+    return f"p = {p:.2g}" if p >= 1e-3 else f"p = {p:.1e}"

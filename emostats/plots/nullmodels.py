@@ -42,10 +42,9 @@ def _finite(values):
 
 
 def _fmt_p(p):
-    p = float(p)
-    if not np.isfinite(p):
-        return "p = n/a"
-    return f"p = {p:.2g}" if p >= 1e-300 else "p < 1e-300"
+    from ._style import format_p
+
+    return format_p(p)
 
 
 def plot_random_vs_probes(probe_persistence, random_persistence, ax=None, bins=40):

@@ -15,8 +15,9 @@ def format_rho(rho, p, n):
     """
     if not np.isfinite(rho):
         return f"ρ undefined, n = {int(n):,}"
-    ptext = f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}"
-    return f"ρ = {rho:+.3f}, p = {ptext}, n = {int(n):,}"
+    from ._style import format_p
+
+    return f"ρ = {rho:+.3f}, {format_p(p)}, n = {int(n):,}"
 
 
 def binned_trend(x, y, n_bins=20):
