@@ -19,7 +19,15 @@ median persistence of the ``n`` random directions nearest in variance
 explained; and the Spearman correlation of PC rank (1 = first) with the
 residual says whether the leading, high-variance PCs are the more persistent
 beyond what their variance explains.
+
+Degenerate components: a PC whose eigenvalue is at most ``DEGENERATE_RTOL``
+times the largest (a constant probe, or probes that are exact linear
+combinations of others) has scores that are rounding noise; its ``r`` (and so
+its residual) is NaN, flagged ``degenerate(pc)``, with a ``RuntimeWarning``,
+rather than a correlation of noise.
 """
+
+import warnings
 
 import numpy as np
 import xarray as xr
@@ -27,6 +35,9 @@ import xarray as xr
 from .errors import EmostatsError
 
 __all__ = ["emotion_pcs", "pca_from_cov", "pc_directions"]
+
+#: a PC with eigenvalue <= this times the largest eigenvalue carries only rounding noise
+DEGENERATE_RTOL = 1e-10
 
 
 def pca_from_cov(cov):
@@ -117,7 +128,8 @@ def emotion_pcs(probe_act, probe_vectors=None, moments=None, candidates=None, la
     xarray.Dataset
         dims ``pc`` (1 = most variance), ``probe`` and (with a residual) ``match``:
         ``eigenvalue(pc)``, ``pca_variance_ratio(pc)``, ``loadings(probe, pc)``,
-        ``probe_mean(probe)``, ``r(pc)``, ``n_pairs(pc)``, ``n_masked(pc)``;
+        ``probe_mean(probe)``, ``r(pc)``, ``n_pairs(pc)``, ``n_masked(pc)``,
+        ``degenerate(pc)`` (zero-variance PC: ``r`` NaN, see the module docstring);
         with ``probe_vectors`` and ``moments``: ``variance_explained(pc)``,
         ``r_direction(pc)``; with candidates too: ``residual(pc)``,
         ``baseline(pc)``, ``matched(pc, match)``, ``matched_values``,
@@ -144,6 +156,12 @@ def emotion_pcs(probe_act, probe_vectors=None, moments=None, candidates=None, la
     eig, load = pca_from_cov(stats_["cov"])
     total = eig.sum()
     r, n_pairs, n_masked = _scores_persistence(probe_act, stats_["mean"], load, int(lag), threads)
+    degenerate = eig <= DEGENERATE_RTOL * max(float(eig.max()), 0.0)
+    if degenerate.any():
+        r = np.where(degenerate, np.nan, r)
+        warnings.warn(f"emotion_pcs: {int(degenerate.sum())} of {n_probes} PCs have zero variance (eigenvalue <= "
+                      f"{DEGENERATE_RTOL:g} x the largest: constant or collinear probes); their r is NaN",
+                      RuntimeWarning, stacklevel=2)
     pcs = np.arange(1, n_probes + 1)
     coords = {"pc": pcs}
     if pdim in probe_act.coords:
@@ -156,7 +174,8 @@ def emotion_pcs(probe_act, probe_vectors=None, moments=None, candidates=None, la
          "probe_mean": ("probe", stats_["mean"], {"long_name": "mean probe activation"}),
          "r": ("pc", r, {"long_name": f"lag-{lag} persistence of the PC scores"}),
          "n_pairs": ("pc", n_pairs, {"long_name": "valid lag pairs"}),
-         "n_masked": ("pc", n_masked, {"long_name": "lag pairs masked for non-finite values"})},
+         "n_masked": ("pc", n_masked, {"long_name": "lag pairs masked for non-finite values"}),
+         "degenerate": ("pc", degenerate, {"long_name": "zero-variance PC (r set to NaN)"})},
         coords=coords)
     ds.attrs.update(lag=int(lag), n_match=int(n), stat=stat, seed=int(seed),
                     n_tokens_used=int(stats_["n"]), n_tokens_dropped=int(stats_["n_dropped"]),

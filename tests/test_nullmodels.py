@@ -432,6 +432,22 @@ def test_emotion_pcs_nan_tokens_and_dask(rng):
     assert res.attrs["n_tokens_dropped"] == 1 and np.all(res["n_masked"].values >= 1)
 
 
+@pytest.mark.parametrize("kind", ["constant", "collinear"])
+def test_emotion_pcs_zero_variance_pc_is_nan_not_noise(rng, kind):
+    # a constant probe (or one that is a linear combination of others) gives a PC whose scores are
+    # rounding noise; its r must be NaN with a warning, not the correlation of that noise
+    _, _, _, probe_act, _ = _probe_study(rng)
+    bad = probe_act.copy()
+    bad[:, 2] = 0.1 if kind == "constant" else 2 * bad[:, 0].values + 1
+    with pytest.warns(RuntimeWarning, match="zero variance"):
+        res = emotion_pcs(bad, lag=20)
+    assert res["degenerate"].values.tolist() == [False, False, False, False, True]
+    assert np.isnan(res["r"].values[-1]) and np.all(np.isfinite(res["r"].values[:-1]))
+    if kind == "constant":  # the other PCs are those of the probes without the constant one
+        want = emotion_pcs(probe_act.drop_isel(probe=2), lag=20)["r"].values
+        np.testing.assert_allclose(res["r"].values[:-1], want, rtol=1e-6)
+
+
 # --------------------------------------------------------------------------- planted truth (emostats.synth)
 
 
