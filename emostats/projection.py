@@ -15,11 +15,19 @@ Cxy), in float64. From 256 directions on, ``v'Mv = 2 v'Tv`` with ``T`` the
 upper triangle of the symmetrised ``M`` (diagonal halved) and ``V T`` a BLAS
 triangular product, which halves the flops.
 
+Degenerate directions: when ``v' Cxx v`` or ``v' Cyy v`` is at most
+``DEGENERATE_RTOL * |v|^2 * trace`` of its matrix (a zero vector, or a
+direction in the null space of the covariance, whose quadratic forms are
+rounding noise) ``r`` is NaN, with a ``RuntimeWarning``; variance explained is
+clipped at 0 (a tiny negative value is rounding; zero vector: NaN).
+
 From ``/random``: the activations ``random_act(token, direction)`` of the
 directions are read and their lag correlation computed like a probe's
 (:func:`emostats.persistence.lag_correlation`); variance explained comes from
 the group's ``variance_explained``.
 """
+
+import warnings
 
 import numpy as np
 import xarray as xr
@@ -32,6 +40,8 @@ __all__ = ["direction_persistence", "quadratic_forms", "select_lag", "DEFAULT_LA
 DEFAULT_LAG = 100
 #: directions per matrix product
 BLOCK = 512
+#: a quadratic form at most this times |v|^2 trace(M) is rounding noise (zero-variance direction)
+DEGENERATE_RTOL = 1e-10
 
 
 def _half_upper(m):
@@ -153,11 +163,16 @@ def _from_moments(ds, directions, lag, block, method="auto"):
     mats = [ds["cov"].values, ds["lag_cxx"].isel(lag=i).values, ds["lag_cyy"].isel(lag=i).values,
             ds["lag_cxy"].isel(lag=i).values]
     q_cov, q_xx, q_yy, q_xy = quadratic_forms(mats, v, block=block, method=method)
-    trace = float(np.trace(np.asarray(mats[0], dtype=np.float64)))
+    trace, tr_xx, tr_yy = (float(np.trace(np.asarray(m_, dtype=np.float64))) for m_ in mats[:3])
     norm2 = np.einsum("nh,nh->n", v, v)
+    ok = (norm2 > 0) & (q_xx > DEGENERATE_RTOL * norm2 * tr_xx) & (q_yy > DEGENERATE_RTOL * norm2 * tr_yy)
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = np.where((q_xx > 0) & (q_yy > 0), q_xy / np.sqrt(np.maximum(q_xx, 0) * np.maximum(q_yy, 0)), np.nan)
-        ve = q_cov / (norm2 * trace)
+        r = np.where(ok, q_xy / np.sqrt(np.where(ok, q_xx * q_yy, 1.0)), np.nan)
+        ve = np.where(norm2 > 0, np.maximum(q_cov, 0.0) / (norm2 * trace), np.nan)
+    if not ok.all():
+        warnings.warn(f"direction_persistence: {int((~ok).sum())} of {ok.size} directions have zero length or zero "
+                      f"variance at lag {lag} (v'Cxx v or v'Cyy v <= {DEGENERATE_RTOL:g} |v|^2 trace); their r is NaN",
+                      RuntimeWarning, stacklevel=3)
     n_pairs = int(ds["lag_n"].isel(lag=i).values) if "lag_n" in ds else -1
     out = xr.Dataset(
         {"r": (dim, r, {"long_name": f"lag-{lag} persistence (pooled Pearson r of the projection)"}),

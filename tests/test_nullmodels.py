@@ -155,6 +155,19 @@ def test_direction_persistence_scale_invariant_and_coords(rng):
     np.testing.assert_allclose(small["r"].values, a["r"].values, rtol=1e-12)
 
 
+def test_direction_persistence_zero_variance_direction_is_nan(rng):
+    # a zero vector, or a direction in the null space of the covariance (here: hidden 3 = 0 + 1), has
+    # quadratic forms that are rounding noise; r must be NaN with a warning, not the correlation of that noise
+    acts, offsets = _raw(rng, hidden=5)
+    acts[:, 3] = acts[:, 0] + acts[:, 1]
+    mom = moments(acts, lags=[3], offsets=offsets)
+    dirs = np.array([[0.0, 0, 0, 0, 0], [1, 1, 0, -1, 0], [1, 0, 0, 0, 0]])
+    with pytest.warns(RuntimeWarning, match="2 of 3 directions have zero length or zero variance"):
+        got = direction_persistence(mom, dirs)
+    assert np.isnan(got["r"].values[:2]).all() and np.isfinite(got["r"].values[2])
+    assert np.isnan(got["variance_explained"].values[0]) and got["variance_explained"].values[1] == 0.0
+
+
 def test_quadratic_forms_trmm_equals_gemm(rng):
     from emostats.projection import quadratic_forms
 
