@@ -8,6 +8,7 @@ intervals from resampling whole conversations.
 """
 
 import math
+import warnings
 
 import numpy as np
 import xarray as xr
@@ -25,6 +26,8 @@ __all__ = ["fit_decay", "decay_curve", "bootstrap_curves"]
 GRID_SIZE = 28
 #: budget (bytes) of the per-conversation statistics held at once while bootstrapping
 BOOT_BYTES = 256 * 2**20
+#: an amplitude at most this times the curve's largest |value| is no component (flat curve: NaN half-life)
+FLAT_RTOL = 1e-9
 _LN2 = math.log(2.0)
 
 
@@ -130,7 +133,9 @@ def _fit_matrix(Y, W, tau, bounds, want, threads):
 
 
 def _aic(rss, n, k, scale):
-    floor = n * (1e-9 * scale) ** 2
+    # RSS is floored at (1e-9 * the curve's scale)^2 per point (an exact fit would give log 0); an all-zero
+    # curve gets the smallest normal float so it still has a (flat) fit
+    floor = n * np.maximum((1e-9 * scale) ** 2, np.finfo(np.float64).tiny)
     with np.errstate(divide="ignore", invalid="ignore"):
         a = n * np.log(np.maximum(rss, floor) / n) + 2 * k
     return np.where((n > k) & np.isfinite(rss), a, np.nan)
@@ -151,8 +156,12 @@ def _select(out, n_valid, Y, components):
     return chosen, aic
 
 
-def _params(out, chosen):
-    """(tail, amplitude (n, 2), half_life (n, 2)) of the chosen model; slow = NaN for one component."""
+def _params(out, chosen, Y):
+    """(tail, amplitude (n, 2), half_life (n, 2)) of the chosen model; slow = NaN for one component.
+
+    A component whose amplitude is at most ``FLAT_RTOL`` times the curve's largest ``|y|`` (``Y`` rows)
+    is absent (a flat curve): its half-life is NaN.
+    """
     n = out.shape[0]
     tail = np.full(n, np.nan)
     amp = np.full((n, 2), np.nan)
@@ -167,7 +176,21 @@ def _params(out, chosen):
     amp[two, 1] = out[two, 6]
     hl[two, 0] = out[two, 7] * _LN2
     hl[two, 1] = out[two, 8] * _LN2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
+        scale = np.nanmax(np.abs(Y), axis=1, initial=0.0) if Y.size else np.zeros(n)
+    hl[~(amp > FLAT_RTOL * scale[:, None])] = np.nan
     return tail, amp, hl
+
+
+def _warn_no_fit(chosen, hl, variable):
+    no_fit = int((chosen == 0).sum())
+    flat = int(((chosen > 0) & np.isnan(hl[:, 0])).sum())
+    if no_fit or flat:
+        what = f" {variable}" if variable else ""
+        warnings.warn(f"fit_decay: of {chosen.size}{what} curves, {no_fit} have too few finite points to fit "
+                      f"and {flat} are flat (fitted amplitude ~0); their half-lives are NaN",
+                      RuntimeWarning, stacklevel=3)
 
 
 # --------------------------------------------------------------------------- bootstrap over conversations
@@ -329,7 +352,8 @@ def fit_decay(curve, *, components="auto", variable=None, average_probes=False, 
         ``half_life(..., component)`` (tokens; component "fast", "slow"; a
         one-component fit fills "fast" and leaves "slow" NaN), ``amplitude(...,
         component)``, ``tail_level(...)``, ``n_components(...)`` (0 when the curve has
-        too few finite points), ``aic(..., model)``, ``rss(..., model)``,
+        too few finite points; a flat curve fits with amplitude 0 and a NaN
+        half-life; both with a RuntimeWarning), ``aic(..., model)``, ``rss(..., model)``,
         ``fitted(..., tau)``; with a bootstrap also ``half_life_ci(..., component,
         bound)``, ``amplitude_ci``, ``tail_level_ci(..., bound)``, ``n_boot_ok(...)``.
 
@@ -372,7 +396,8 @@ def fit_decay(curve, *, components="auto", variable=None, average_probes=False, 
     Y, Wt = Y_all[:, sel], W_all[:, sel]
     out, n_valid = _fit_matrix(Y, Wt, tau, (lo_b, hi_b), components, threads)
     chosen, aic = _select(out, n_valid, np.where(Wt > 0, Y, np.nan), components)
-    tail, amp, hl = _params(out, chosen)
+    tail, amp, hl = _params(out, chosen, np.where(Wt > 0, Y, np.nan))
+    _warn_no_fit(chosen, hl, variable)
     fitted = np.stack([decay_curve(tau_all, tail[i], amp[i], hl[i]) if chosen[i] else np.full(tau_all.size, np.nan)
                        for i in range(Y.shape[0])]) if Y.shape[0] else np.zeros((0, tau_all.size))
 
@@ -432,14 +457,12 @@ def fit_decay(curve, *, components="auto", variable=None, average_probes=False, 
         Wb = np.tile(Wt, (n_boot, 1))
         out_b, n_b = _fit_matrix(Yb, Wb, tau, (lo_b, hi_b), components, threads)
         model_b = np.tile(chosen, n_boot)
-        tail_b, amp_b, hl_b = _params(out_b, model_b)
+        tail_b, amp_b, hl_b = _params(out_b, model_b, np.where(Wb > 0, Yb, np.nan))
         q = [(1 - ci) / 2, 1 - (1 - ci) / 2]
 
         def interval(v, k):
             v = v.reshape(n_boot, -1, k)
             with np.errstate(invalid="ignore"):
-                import warnings
-
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
                     qs = np.nanquantile(v, q, axis=0)  # (2, curves, k)

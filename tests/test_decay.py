@@ -61,8 +61,20 @@ def test_nan_points_are_skipped_and_short_curves_give_no_fit():
     np.testing.assert_allclose(fit.half_life.values[0], TWO[0][2], rtol=1e-4)
     assert int(fit.n_points[0]) == 150
     da[1, 3:] = np.nan
-    fit = es.fit_decay(da, n_boot=0)
+    with pytest.warns(RuntimeWarning, match="1 have too few finite points"):
+        fit = es.fit_decay(da, n_boot=0)
     assert int(fit.n_components[1]) == 0 and np.isnan(fit.tail_level.values[1])
+
+
+def test_flat_and_zero_curves_have_no_half_life():
+    # a flat curve has no decay: amplitude 0 and an undefined half-life, not whatever the optimiser stopped at
+    da = curves([(0.3, [], []), (0.0, [], []), ONE[0]])
+    with pytest.warns(RuntimeWarning, match="2 are flat"):
+        fit = es.fit_decay(da, n_boot=0)
+    assert fit.n_components.values.tolist() == [1, 1, 1]
+    assert np.isnan(fit.half_life.values[:2]).all() and np.all(np.abs(fit.amplitude.values[:2, 0]) < 1e-12)
+    np.testing.assert_allclose(fit.tail_level.values, [0.3, 0.0, ONE[0][0]], atol=1e-9)
+    assert fit.half_life.values[2, 0] == pytest.approx(ONE[0][2][0], rel=1e-5)
 
 
 def test_fit_is_the_same_bits_for_any_thread_count():
