@@ -54,6 +54,7 @@ def _main(args):
     from .._version import __version__
     from ..io import open_study, save, sha256
     from ..nullmodels import nullmodel_analysis
+    from .persistence import _storable
 
     paths = study_paths(args)
     inputs = paths if isinstance(paths, list) else [paths]
@@ -80,26 +81,3 @@ def _main(args):
                      f"positive, t-test p = {float(m['t_p']):.3g}")
         print(f"{line} ({time.perf_counter() - t0:.1f} s)")
     return 0
-
-
-def _storable(ds):
-    """A copy whose attrs NetCDF can store (bools as 0/1, lists of numbers as arrays, the rest as text)."""
-    import json
-
-    import numpy as np
-
-    def value(v):
-        if isinstance(v, (bool, np.bool_)):
-            return int(v)
-        if isinstance(v, (str, int, float, np.integer, np.floating)):
-            return v
-        if isinstance(v, (list, tuple)) and v and all(isinstance(x, (int, float, np.integer, np.floating))
-                                                      and not isinstance(x, bool) for x in v):
-            return np.asarray(v)
-        return json.dumps(v, default=str)
-
-    ds = ds.copy()
-    ds.attrs = {k: value(v) for k, v in ds.attrs.items()}
-    for name in ds.variables:
-        ds[name].attrs = {k: value(v) for k, v in ds[name].attrs.items()}
-    return ds

@@ -231,7 +231,8 @@ def _print(results, args, output, seconds):
 
 
 def _storable(ds):
-    """A copy whose attrs NetCDF can store (bools as 0/1, other objects as JSON text)."""
+    """A copy whose attrs NetCDF can store: bools as 0/1, numbers, text and arrays as they are, lists of
+    numbers as arrays, anything else as JSON text (shared by ``emostats persistence`` and ``nullmodels``)."""
     import json
 
     import numpy as np
@@ -241,6 +242,9 @@ def _storable(ds):
             return int(v)
         if isinstance(v, (str, int, float, np.integer, np.floating, np.ndarray)):
             return v
+        if isinstance(v, (list, tuple)) and v and all(isinstance(x, (int, float, np.integer, np.floating))
+                                                      and not isinstance(x, bool) for x in v):
+            return np.asarray(v)
         return json.dumps(v, default=str)
 
     ds = ds.copy()
