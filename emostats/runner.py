@@ -396,6 +396,10 @@ def _check_params(p):
             raise EmostatsError(f"{key} must be 'median' or 'mean', got {p[key]!r}")
     if not 0 < p["alpha"] < 1:
         raise EmostatsError(f"alpha must lie in (0, 1), got {p['alpha']}")
+    if p["seed"] < 0:
+        raise EmostatsError(f"seed must be a non-negative integer, got {p['seed']}")
+    if p["threads"] is not None and (int(p["threads"]) != p["threads"] or p["threads"] < 1):
+        raise EmostatsError(f"threads must be an integer >= 1 (or None for all), got {p['threads']!r}")
 
 
 def _select(steps):
@@ -403,6 +407,8 @@ def _select(steps):
     unknown = [s for s in steps if s not in STEPS]
     if unknown:
         raise EmostatsError(f"unknown step {unknown[0]!r}; choose from {', '.join(STEPS)}")
+    if not steps:
+        raise EmostatsError(f"steps is empty; name at least one of {', '.join(STEPS)} (or pass None for all)")
     return [s for s in STEPS if s in steps]
 
 

@@ -38,11 +38,29 @@ def build_parser():
     return parser
 
 
+#: options several subcommands share, checked here once: dest -> (smallest value, what it is)
+_SHARED_MINIMA = {"threads": (1, "threads of the kernels"), "seed": (0, "random seed")}
+
+
+def _check_shared(args):
+    """One-line error for a shared option out of range (before any file is opened)."""
+    for dest, (low, what) in _SHARED_MINIMA.items():
+        value = getattr(args, dest, None)
+        if value is not None and value < low:
+            flag = "--" + dest.replace("_", "-")
+            return f"argument {flag}: expected an integer >= {low} ({what}), got {value}"
+    return None
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
+        return 2
+    problem = _check_shared(args)
+    if problem:
+        print(f"emostats: error: {problem} (see 'emostats {args.command} --help')", file=sys.stderr)
         return 2
     try:
         return int(args.func(args) or 0)

@@ -46,7 +46,7 @@ def _main(args):
     t0 = time.perf_counter()
     results = run(paths, lag=args.lag, max_lag=args.max_lag, seed=args.seed, n_perm=args.n_perm,
                   n_random=args.n_random, n_candidates=args.n_candidates,
-                  steps=None if not args.steps else [s.strip() for s in args.steps.split(",") if s.strip()],
+                  steps=None if args.steps is None else [s.strip() for s in args.steps.split(",") if s.strip()],
                   progress=not args.no_progress, quiet=args.quiet, threads=args.threads)
     save(results, output, force=args.force)
     if not args.quiet:

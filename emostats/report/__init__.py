@@ -109,15 +109,21 @@ def build_report(source=None, outdir="report", format="both", force=False, progr
     folder = Path(outdir)
     if folder.exists() and not folder.is_dir():
         raise EmostatsError(f"output {folder} is a file; give a folder for the report")
+    parent = folder.resolve().parent
+    if not folder.exists() and not parent.is_dir():
+        raise EmostatsError(f"output folder {parent} does not exist; create it first (only the report "
+                            f"folder itself is created)")
+    inputs = [] if source is None or hasattr(source, "children") else (
+        [source] if isinstance(source, (str, Path)) else list(source))
     # refuse before running anything long
     for path in _outputs(folder, format, save_results):
-        if path.exists() and not force:
-            check_output(path, force=False)
+        if path.exists():
+            check_output(path, force=force, inputs=inputs)
     results, ran = load_results(source, progress=progress, quiet=quiet, **run_kwargs)
     if folder.exists():
         for path in _outputs(folder, format, save_results and ran):
-            check_output(path, force=force)
-    folder.mkdir(parents=True, exist_ok=True)
+            check_output(path, force=force, inputs=inputs)
+    folder.mkdir(exist_ok=True)
     results = results.copy()  # shallow: the caller's tree keeps its attrs
     results.attrs["report_created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     written = {}

@@ -247,11 +247,17 @@ def write_study(path, force=False, truth_path=None, **kwargs):
     >>> out.exists()
     True
     """
+    from pathlib import Path
+
     from .._atomic import check_output
+    from ..errors import EmostatsError
     from ..io import save
 
     check_output(path, force=force)
     if truth_path is not None:
+        if Path(truth_path).resolve() == Path(path).resolve():
+            raise EmostatsError(f"truth path {truth_path} is the study's output path; give the truth "
+                                f"its own file (the second write would replace the study)")
         check_output(truth_path, force=force)
     tree, truth = make_study(**kwargs)
     save(tree, path, force=force)

@@ -1,0 +1,83 @@
+"""Command-line user errors: one line on stderr, exit code 2, no traceback, no file written."""
+
+import shutil
+
+import pytest
+
+import emostats as es
+from emostats.cli import main
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    path = folder / "ex.nc"
+    shutil.copyfile(es.example_study(), path)
+    return path
+
+
+def _user_error(capsys, argv):
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:  # argparse's own errors exit from inside parse_args
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("emostats: error:"), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", ["persistence", "run", "nullmodels", "affect-profile"])
+@pytest.mark.parametrize("threads", ["0", "-1"])
+def test_threads_below_one(capsys, example, tmp_path, command, threads):
+    out = tmp_path / "out"
+    line = _user_error(capsys, [command, example, "-o", out, "--threads", threads])
+    assert "--threads" in line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["persistence", "run", "nullmodels", "synth"])
+def test_negative_seed(capsys, example, tmp_path, command):
+    out = tmp_path / "out.nc"
+    argv = [command, "-o", out, "--seed", "-1"] + ([] if command == "synth" else [example])
+    assert "--seed" in _user_error(capsys, argv)
+    assert not out.exists()
+
+
+def test_run_negative_seed_api():
+    with pytest.raises(es.EmostatsError, match="seed"):
+        es.run(es.example_study(), seed=-1, steps=["mentions"], progress=False)
+
+
+def test_run_empty_steps(capsys, example, tmp_path):
+    out = tmp_path / "r.nc"
+    assert "steps" in _user_error(capsys, ["run", example, "-o", out, "--steps", ","])
+    assert not out.exists()
+    with pytest.raises(es.EmostatsError, match="steps is empty"):
+        es.run(example, steps=[], progress=False)
+
+
+def test_synth_truth_equal_to_output(capsys, tmp_path):
+    out = tmp_path / "s.nc"
+    line = _user_error(capsys, ["synth", "-o", out, "--truth", out, "--force", "--tokens", "500",
+                                "--probes", "4", "--features", "20", "--hidden", "8"])
+    assert "truth" in line
+    assert not out.exists()
+
+
+def test_report_refuses_to_replace_its_input(capsys, example, tmp_path):
+    # a study named results.nc inside the report folder: --force must not replace it by the results
+    study = tmp_path / "results.nc"
+    shutil.copyfile(example, study)
+    before = study.read_bytes()
+    line = _user_error(capsys, ["report", study, "-o", tmp_path, "--force", "--format", "qmd", "-q"])
+    assert "also an input" in line
+    assert study.read_bytes() == before
+
+
+def test_report_folder_in_missing_parent(capsys, example, tmp_path):
+    target = tmp_path / "missing" / "rep"
+    assert "does not exist" in _user_error(capsys, ["report", example, "-o", target, "-q"])
+    assert not (tmp_path / "missing").exists()
