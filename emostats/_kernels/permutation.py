@@ -32,6 +32,17 @@ def _hit(d, d_obs, alt, tol):
 
 
 @numba.njit(**JIT)
+def _tally(s, comp, total, shift, scale, d_obs, alt, tol, null_row, want_null, b):
+    """1 if the labelling whose drawn-side sum is ``s`` is at least as extreme; records its T in ``null_row[b]``."""
+    if comp:
+        s = total - s
+    d = s - shift
+    if want_null:
+        null_row[b] = d * scale
+    return 1 if _hit(d, d_obs, alt, tol) else 0
+
+
+@numba.njit(**JIT)
 def _one_grouping(vals, total, k, d_obs, tol, key, n_perm, exact, alt, null_row, want_null, work, idx, state):
     """Count of permutations at least as extreme as the observed one, for one grouping."""
     n = vals.shape[0]
@@ -49,13 +60,7 @@ def _one_grouping(vals, total, k, d_obs, tol, key, n_perm, exact, alt, null_row,
             s = 0.0
             for i in range(m):
                 s += vals[idx[i]]
-            if comp:
-                s = total - s
-            d = s - shift
-            if _hit(d, d_obs, alt, tol):
-                count += 1
-            if want_null:
-                null_row[b] = d * scale
+            count += _tally(s, comp, total, shift, scale, d_obs, alt, tol, null_row, want_null, b)
             b += 1
             i = m - 1
             while i >= 0 and idx[i] == n - m + i:
@@ -77,13 +82,7 @@ def _one_grouping(vals, total, k, d_obs, tol, key, n_perm, exact, alt, null_row,
             work[j] = work[i]
             work[i] = tmp
             s += tmp
-        if comp:
-            s = total - s
-        d = s - shift
-        if _hit(d, d_obs, alt, tol):
-            count += 1
-        if want_null:
-            null_row[b] = d * scale
+        count += _tally(s, comp, total, shift, scale, d_obs, alt, tol, null_row, want_null, b)
     return count
 
 
