@@ -160,15 +160,16 @@ def affect_profile(probe_act, *, lag=100, max_lag=200, n_boot=100, seed=0, ci=0.
         amp = fit.amplitude.values[i]
         hl = fit.half_life.values[i]
         tail = float(fit.tail_level.values[i])
-        b = float(amp[0]) if k >= 1 else 0.0
-        c = float(amp[1]) if k == 2 else 0.0
+        # a component without a half-life (flat curve: fitted amplitude ~0) carries no weight
+        b = float(amp[0]) if k >= 1 and math.isfinite(hl[0]) else 0.0
+        c = float(amp[1]) if k == 2 and math.isfinite(hl[1]) else 0.0
         a = max(tail, 0.0) if k else 0.0
         total = a + b + c
         ok = k > 0 and total > 0 and math.isfinite(total) and math.isfinite(base[i])
         if ok:
             w_fast, w_slow, w_tail = b / total, c / total, a / total
-            h_fast = float(hl[0])
-            h_slow = float(hl[1]) if k == 2 else h_fast
+            h_fast = float(hl[0]) if b > 0 else hl_hi  # weight 0: any half-life; the bound keeps it a number
+            h_slow = float(hl[1]) if k == 2 and c > 0 else h_fast
         else:
             w_fast, w_slow, w_tail, h_fast, h_slow, k = 1.0, 0.0, 0.0, hl_lo, hl_lo, 1
 

@@ -101,3 +101,20 @@ def test_affect_profile_recovers_planted_half_lives_and_handles_a_constant_probe
     assert slow / 2 < median_slow < slow * 2
     assert emotions[3]["weight_fast"] == 1.0 and emotions[3]["baseline"] == 0.0
     json.dumps(profile, allow_nan=False)  # every value is a plain JSON number or null
+
+
+def test_affect_profile_flat_profile_is_all_tail():
+    # a probe constant within each segment has r(L) = 1 at every lag: no decay, so the whole state is
+    # tail, and the (weightless) half-lives stay numbers within their bounds rather than null
+    rng = np.random.default_rng(5)
+    lengths = rng.integers(80, 160, size=30)
+    conv = np.repeat(np.arange(lengths.size), lengths)
+    flat = np.repeat(rng.normal(size=lengths.size), lengths)
+    vals = np.stack([flat, rng.normal(size=flat.size)], axis=1)
+    act = xr.DataArray(vals, dims=("token", "probe"), coords={
+        "conversation": ("token", conv), "turn": ("token", np.zeros_like(conv)), "probe": ["flat", "noise"]})
+    profile = affect_profile(act, max_lag=60, n_boot=0)
+    _check_bounds(profile)
+    e = profile["emotions"]["flat"]
+    assert e["fit_ok"] and e["tail_level"] == pytest.approx(1.0) and e["weight_fast"] == 0.0
+    assert e["half_life_fast_tokens"] is not None and e["half_life_slow_tokens"] is not None
