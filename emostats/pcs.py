@@ -152,7 +152,12 @@ def emotion_pcs(probe_act, probe_vectors=None, moments=None, candidates=None, la
         raise EmostatsError("emotion_pcs: probe_act has no probes")
     stats_ = moment_arrays(probe_act, lags=(), nonfinite="drop")
     if stats_["n"] < 2:
-        raise EmostatsError(f"emotion_pcs: {stats_['n']} tokens with finite probe activations; PCA needs at least 2")
+        dead = ~np.isfinite(probe_act).any("token").values
+        names = probe_act[pdim].values if pdim in probe_act.coords else np.arange(n_probes)
+        hint = (f"; {pdim} {', '.join(map(str, names[dead][:10]))} are NaN on every token: drop them with "
+                f"probe_act.drop_isel({pdim}={np.flatnonzero(dead).tolist()[:10]})" if dead.any() else "")
+        raise EmostatsError(f"emotion_pcs: {stats_['n']} tokens have every probe activation finite; PCA needs at "
+                            f"least 2{hint}")
     eig, load = pca_from_cov(stats_["cov"])
     total = eig.sum()
     r, n_pairs, n_masked = _scores_persistence(probe_act, stats_["mean"], load, int(lag), threads)

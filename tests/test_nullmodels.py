@@ -445,6 +445,14 @@ def test_emotion_pcs_nan_tokens_and_dask(rng):
     assert res.attrs["n_tokens_dropped"] == 1 and np.all(res["n_masked"].values >= 1)
 
 
+def test_emotion_pcs_all_nan_probe_is_a_one_line_error_naming_it(rng):
+    _, _, _, probe_act, _ = _probe_study(rng)
+    bad = probe_act.copy()
+    bad[:, 3] = np.nan
+    with pytest.raises(EmostatsError, match=r"probe e3 are NaN on every token.*drop_isel\(probe=\[3\]\)"):
+        emotion_pcs(bad, lag=20)
+
+
 @pytest.mark.parametrize("kind", ["constant", "collinear"])
 def test_emotion_pcs_zero_variance_pc_is_nan_not_noise(rng, kind):
     # a constant probe (or one that is a linear combination of others) gives a PC whose scores are
