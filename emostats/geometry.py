@@ -14,8 +14,12 @@ exactly collinear probe vectors do not add spurious dimensions; pass ``rtol``
 for ``S.max() * rtol`` instead.
 
 Both accept NumPy arrays or DataArrays (dask-backed ones stay lazy: the work
-runs per chunk through ``xarray.apply_ufunc``). A zero vector gets NaN.
+runs per chunk through ``xarray.apply_ufunc``). A zero vector gets NaN, with a
+``RuntimeWarning`` (for dask-backed vectors the count is not known in advance,
+so no warning).
 """
+
+import warnings
 
 import numpy as np
 import xarray as xr
@@ -67,6 +71,17 @@ def _as_dataarray(x, default_dims, dim):
     return xr.DataArray(arr, dims=(default_dims[0], dim))
 
 
+def _warn_zero(x, what, func):
+    """Warn about zero rows of an eager (non-dask) DataArray (their results are NaN)."""
+    if getattr(x.data, "dask", None) is not None:
+        return
+    values = np.asarray(x.values, dtype=np.float64)
+    zero = int((~np.any(values != 0, axis=-1)).sum())
+    if zero:
+        warnings.warn(f"{func}: {zero} of {values.shape[0]} {what} are zero vectors; their result is NaN",
+                      RuntimeWarning, stacklevel=3)
+
+
 def _fraction(v, basis):
     v = np.asarray(v, dtype=np.float64)
     norm = np.sqrt(np.einsum("...h,...h->...", v, v))
@@ -105,6 +120,7 @@ def subspace_fraction(vectors, basis_vectors, rtol=None, dim="hidden"):
         raise EmostatsError(f"subspace_fraction: vectors have {dim}={v.sizes[dim]} but basis vectors have "
                             f"{dim}={b.sizes[dim]}; both must live in one hidden space")
     basis = orthonormal_basis(b.values, rtol=rtol)
+    _warn_zero(v, "vectors", "subspace_fraction")
     out = xr.apply_ufunc(_fraction, v, kwargs={"basis": basis}, input_core_dims=[[dim]],
                          dask="parallelized", output_dtypes=[np.float64])
     out.name = "fraction"
@@ -151,6 +167,8 @@ def cosine(vectors, basis_vectors, dim="hidden"):
     if bdim == v.dims[0]:
         b = b.rename({bdim: "basis"})
         bdim = "basis"
+    _warn_zero(v, "vectors", "cosine")
+    _warn_zero(b, "basis vectors", "cosine")
     bv = np.asarray(b.values, dtype=np.float64)
     bnorm = np.sqrt((bv * bv).sum(axis=1, keepdims=True))
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -43,8 +43,12 @@ def test_rank_deficient_basis_uses_its_span(rng):
 
 def test_zero_vector_is_nan_and_errors(rng):
     basis = rng.normal(size=(2, 4))
-    got = subspace_fraction(np.array([[0.0, 0, 0, 0], [1.0, 0, 0, 0]]), basis)
+    with pytest.warns(RuntimeWarning, match="subspace_fraction: 1 of 2 vectors are zero vectors"):
+        got = subspace_fraction(np.array([[0.0, 0, 0, 0], [1.0, 0, 0, 0]]), basis)
     assert np.isnan(got.values[0]) and np.isfinite(got.values[1])
+    with pytest.warns(RuntimeWarning, match="cosine: 1 of 2 basis vectors are zero vectors"):
+        cos = cosine(np.ones((1, 4)), np.array([[0.0, 0, 0, 0], [1.0, 0, 0, 0]]))
+    assert np.isnan(cos.values[0, 0]) and cos.values[0, 1] == pytest.approx(0.5)
     with pytest.raises(EmostatsError, match="hidden"):
         subspace_fraction(rng.normal(size=(2, 5)), basis)
     with pytest.raises(EmostatsError, match="all zero"):
@@ -81,7 +85,8 @@ def test_cosine_direct(rng):
     np.testing.assert_allclose(got.values, want, rtol=RTOL_KERNEL, atol=ATOL_KERNEL)
     same = cosine(xr.DataArray(v, dims=("probe", "hidden")), xr.DataArray(b, dims=("probe", "hidden")))
     assert same.dims == ("probe", "basis")
-    zero = cosine(np.zeros((1, 9)), b)
+    with pytest.warns(RuntimeWarning, match="zero vectors"):
+        zero = cosine(np.zeros((1, 9)), b)
     assert np.isnan(zero.values).all()
 
 
@@ -89,6 +94,7 @@ def test_cosine_direct(rng):
               elements=st.floats(-10, 10, allow_subnormal=False)),
        arrays(np.float64, st.tuples(st.integers(1, 3), st.integers(1, 6)),
               elements=st.floats(-10, 10, allow_subnormal=False)))
+@pytest.mark.filterwarnings("ignore:subspace_fraction.*zero vectors:RuntimeWarning")
 def test_fraction_properties(vectors, basis):
     if vectors.shape[1] != basis.shape[1] or np.abs(basis).max() == 0:
         return
