@@ -100,6 +100,37 @@ def test_constant_probe_is_nan_with_warning_naming_it(rng):
         es.lag_persistence(act, lag=2)
 
 
+def test_user_edge_cases_give_nan_and_warnings_not_crashes(rng):
+    # an all-NaN probe, a zero probe, a lag longer than every segment, one segment, an empty bin
+    x = rng.standard_normal((30, 3))
+    x[:, 1] = np.nan
+    x[:, 2] = 0.0
+
+    def act(values, conv):
+        return xr.DataArray(values, dims=("token", "probe"),
+                            coords={"probe": [f"p{i}" for i in range(values.shape[1])],
+                                    "conversation": ("token", conv), "turn": ("token", np.zeros(len(conv), int))})
+
+    two = act(x, np.repeat([0, 1], [10, 20]))
+    with pytest.warns(RuntimeWarning, match="p1, p2"):
+        res = es.lag_persistence(two, lag=2)
+    assert np.isfinite(res["r"].values[0]) and np.isnan(res["r"].values[1:]).all()
+    with pytest.warns(RuntimeWarning, match="fewer than 2 valid pairs"):
+        res = es.lag_persistence(two, lag=25)
+    assert int(res["n_pairs"]) == 0 and np.isnan(res["r"].values).all()
+    with pytest.warns(RuntimeWarning, match="no events"):
+        tr = es.trajectories(two, max_lag=25)
+    assert tr["mean_per_probe"].sel(probe=["p1", "p2"]).isnull().all()
+    assert np.all(tr["count"].values[:, 20:] == 0) and tr["mean"][:, 20:].isnull().all()
+    # 30 N(0,1) tokens have none with |z| >= 4: that bin is empty (count 0, mean NaN), not an error
+    assert np.all(tr["count"].sel(bin="[4,inf)").values == 0) and tr["mean"].sel(bin="[4,inf)").isnull().all()
+    one = act(x[:, :1], np.zeros(30, int))
+    r, n_pairs, _ = naive.lag_r(x[:, :1], [0, 30], 3)
+    res = es.lag_persistence(one, lag=3)
+    assert int(res["n_pairs"]) == n_pairs == 27
+    assert_r_close(res["r"].values, r)
+
+
 def test_float32_offset_1e4_matches_float64_two_pass(rng):
     n, p = 40_000, 5
     lengths = rng.integers(50, 1500, size=60)
