@@ -141,6 +141,31 @@ def test_plot_steering(planted):
     top, heat, _ = fig.axes
     assert len(top.patches) == 2 * len(range(0, res.sizes["offset"], 5))
     assert heat.get_xlabel() == "tokens after the steering pulse"
+    # the downward (anti-persistent) bars get labelled ticks too, printed as counts (no minus sign)
+    fig.canvas.draw()
+    if int(res["n_antipersistent"].max()) > 0:
+        below = [t for t in top.get_yticks() if top.get_ylim()[0] <= t < 0]
+        assert below, top.get_yticks()
+    labels = [t.get_text() for t in top.get_yticklabels()]
+    assert labels and not any(lab.startswith(("-", "\u2212")) for lab in labels)
     fig = plot_steering(res, fig=fig, order="none")  # redraw into the same figure
     assert len(fig.axes) == 3
+    matplotlib.pyplot.close("all")
+
+
+def test_plot_steering_labels_downward_counts():
+    # the example study: up to 7 emotions up but only 3 down; the count axis once had no tick below 0
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from emostats.plots.steering import plot_steering
+
+    res = steering_effect(es.open_study(es.example_study()))
+    assert 0 < int(res["n_antipersistent"].max()) < int(res["n_persistent"].max())
+    fig = plot_steering(res)
+    top = fig.axes[0]
+    fig.canvas.draw()
+    low = top.get_ylim()[0]
+    assert low <= -int(res["n_antipersistent"].max())
+    assert [t for t in top.get_yticks() if low <= t < 0]
     matplotlib.pyplot.close("all")
