@@ -119,6 +119,9 @@ def test_degenerate_cases_are_nan_not_inf():
         const = _one(np.full(5, 2.0))  # constant away from popmean: t undefined, ranks fine
     assert np.isnan(const.t.item()) and np.isnan(const.t_p.item())
     assert const.sign_p.item() == pytest.approx(0.0625) and const.wilcoxon_p.item() == pytest.approx(0.0625)
+    with pytest.warns(DegenerateWarning):  # equal values whose float mean is not exactly 0.2: still no spread
+        rounded = _one(np.full(3, 0.2))
+    assert np.isnan(rounded.t.item()) and np.isnan(rounded.t_p.item()) and np.isnan(rounded.ci_low.item())
     with pytest.warns(DegenerateWarning):
         single = _one([0.5])
     assert np.isnan(single.t.item()) and single.wilcoxon_p.item() == 1.0 and single.sign_p.item() == 1.0

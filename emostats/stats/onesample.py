@@ -115,7 +115,8 @@ def _row(x, popmean, alternative, correction, method):
     if n >= 2:
         mean = x.mean()
         sd = np.sqrt(((x - mean) ** 2).sum() / (n - 1))
-        if sd > 0:
+        # equal values can leave a rounding-sized sd (0.2 three times: sd ~3e-17, t ~1e16): zero spread
+        if sd > 0 and x.max() > x.min():
             se = sd / np.sqrt(n)
             t = (mean - popmean) / se
             df = n - 1
