@@ -188,8 +188,9 @@ def _warn_no_fit(chosen, hl, variable):
     flat = int(((chosen > 0) & np.isnan(hl[:, 0])).sum())
     if no_fit or flat:
         what = f" {variable}" if variable else ""
-        warnings.warn(f"fit_decay: of {chosen.size}{what} curves, {no_fit} have too few finite points to fit "
-                      f"and {flat} are flat (fitted amplitude ~0); their half-lives are NaN",
+        parts = ([f"{no_fit} have too few finite points to fit"] if no_fit else []) + (
+            [f"{flat} are flat (fitted amplitude ~0)"] if flat else [])
+        warnings.warn(f"fit_decay: of {chosen.size}{what} curves, {' and '.join(parts)}; their half-lives are NaN",
                       RuntimeWarning, stacklevel=3)
 
 
