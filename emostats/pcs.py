@@ -23,8 +23,8 @@ beyond what their variance explains.
 Degenerate components: a PC whose eigenvalue is at most ``DEGENERATE_RTOL``
 times the largest (a constant probe, or probes that are exact linear
 combinations of others) has scores that are rounding noise; its ``r`` (and so
-its residual) is NaN, flagged ``degenerate(pc)``, with a ``RuntimeWarning``,
-rather than a correlation of noise.
+its residual, variance explained and ``r_direction``) is NaN, flagged
+``degenerate(pc)``, with a ``RuntimeWarning``, rather than a number made of noise.
 """
 
 import warnings
@@ -200,9 +200,10 @@ def emotion_pcs(probe_act, probe_vectors=None, moments=None, candidates=None, la
         u = pc_directions(load, pv)
         dirs = xr.DataArray(u, dims=("pc", "hidden"), coords={"pc": pcs})
         dp = direction_persistence(moments, dirs, lag=lag)
-        ds["variance_explained"] = ("pc", dp["variance_explained"].values,
+        # a zero-variance PC's combination of probe vectors is ~0: its normalised direction is noise
+        ds["variance_explained"] = ("pc", np.where(degenerate, np.nan, dp["variance_explained"].values),
                                     {"long_name": "variance explained by the PC's hidden-space direction"})
-        ds["r_direction"] = ("pc", dp["r"].values,
+        ds["r_direction"] = ("pc", np.where(degenerate, np.nan, dp["r"].values),
                              {"long_name": f"lag-{lag} persistence of the PC's direction from /moments"})
         if candidates is None:
             from .directions import random_direction_sweep

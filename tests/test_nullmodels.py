@@ -445,6 +445,20 @@ def test_emotion_pcs_nan_tokens_and_dask(rng):
     assert res.attrs["n_tokens_dropped"] == 1 and np.all(res["n_masked"].values >= 1)
 
 
+def test_emotion_pcs_collinear_probe_vectors_give_no_direction_for_the_null_pc(rng):
+    acts, _, vectors, probe_act, mom = _probe_study(rng)
+    vectors = vectors.copy()
+    vectors[4] = vectors[0] + 2 * vectors[1]  # probe 4 = probe 0 + 2 probe 1 exactly: PC 5 has zero variance
+    pa = probe_act.copy(data=acts @ vectors.T)
+    pv = xr.DataArray(vectors, dims=("probe", "hidden"), coords={"probe": pa["probe"].values})
+    cand = direction_persistence(mom, random_direction_sweep(mom, ks=[1, 3, 10], n_per_k=40, seed=0))
+    with pytest.warns(RuntimeWarning, match="1 of 5 PCs have zero variance"):
+        res = emotion_pcs(pa, pv, mom, candidates=cand, lag=20, n=10)
+    for name in ("r", "r_direction", "variance_explained", "residual"):
+        assert np.isnan(res[name].values[4]) and np.isfinite(res[name].values[:4]).all(), name
+    assert int(res["rank_n"]) == 4
+
+
 def test_emotion_pcs_all_nan_probe_is_a_one_line_error_naming_it(rng):
     _, _, _, probe_act, _ = _probe_study(rng)
     bad = probe_act.copy()
