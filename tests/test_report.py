@@ -2,6 +2,7 @@
 
 import re
 
+import numpy as np
 import pytest
 import xarray as xr
 import yaml
@@ -266,3 +267,25 @@ def test_cli_report_errors_are_one_line(case, tmp_path, capsys, short_results):
     assert code == 2 and len(err) == 1 and err[0].startswith("emostats: error:"), err
     expected = {"missing": "no such file", "not_netcdf": "not a NetCDF file", "output_is_file": "is a file"}[case]
     assert expected in err[0]
+
+
+def test_document_explains_smaller_n_and_permutation_floor(synthetic_results):
+    # a reader saw n = 142 for the residual correlations under "250 features are rated", and a row of
+    # emotions tied at the top of the volcano plot, with no word on why
+    from emostats.report.content import build_document
+    from emostats.report.write_qmd import to_qmd
+
+    _, results, _ = synthetic_results
+    ra = results["ratings"].to_dataset()
+    n_res = int(np.isfinite(ra["residual"].values).sum())
+    doc = to_qmd(build_document(results, {}))
+    assert n_res < ra.sizes["feature"]  # rarely firing rated features have no residual
+    assert f"residual correlations use n = {n_res}" in doc
+    # the mention tests with few permutations: every significant emotion sits at the floor
+    res = results.copy()
+    me = results["mentions"].to_dataset()
+    me = me.assign(p=me["p"].where(~me["tested"], 1.0 / (me.attrs["n_perm"] + 1)),
+                   exact=me["exact"] & False)
+    res["mentions"] = xr.DataTree(me)
+    doc = to_qmd(build_document(res, {}))
+    assert f"{int(me['tested'].sum())} emotions reach it" in doc

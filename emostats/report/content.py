@@ -376,6 +376,18 @@ _PAIR_NAMES = {"subspace_fraction": "subspace fraction", "self_rating": "self ra
                "residual": "residual persistence", "variance_explained": "variance explained"}
 
 
+def _residual_note(ra):
+    """Why the residual correlations have a smaller n: only included (often firing) features have a residual."""
+    if "residual" not in ra:
+        return ""
+    n_res = int(np.isfinite(ra["residual"].values).sum())
+    n_rated = ra.sizes.get("feature", 0)
+    if n_res == n_rated:
+        return ""
+    return (f"; only the {f.count(n_res)} rated features included in the firing-persistence analysis (enough "
+            f"fires) have a residual, so the residual correlations use n = {f.count(n_res)}")
+
+
 def _sec_ratings(results, figures):
     sec = Section("Self-evaluated and text-evaluated emotionality", label="sec-ratings")
     ra = _ds(results, "ratings")
@@ -390,7 +402,7 @@ def _sec_ratings(results, figures):
     sec.add(Paragraph(
         f"{f.count(ra.sizes.get('feature', 0))} SAE features are rated. The residual persistence here subtracts the "
         f"{param(results, 'rating_stat')} of the {param(results, 'n_matched')} features nearest in variance explained "
-        "(as the study's Figure 10)."))
+        "(as the study's Figure 10)" + _residual_note(ra) + "."))
     sec.add(Table(["correlation", "Spearman ρ", "p", "n"], rows,
                   "Spearman correlations of the ratings (average ranks for ties; pairs with NaN dropped).",
                   label="tbl-ratings", align="lrrr"))
@@ -414,7 +426,7 @@ def _sec_mentions(results, figures):
         f"{f.frac(_v(me, 'n_significant'), _v(me, 'n_tested'))} emotions named in at least "
         f"{param(results, 'min_mentions')} rated features' transcripts have a significant association (BH-FDR "
         f"q ≤ {alpha}); {f.count(_v(me, 'n_positive'))} have a positive effect (features whose transcript names "
-        "the emotion have a higher mean cosine with its probe)."))
+        "the emotion have a higher mean cosine with its probe)." + _floor_note(me)))
     top = me.where(tested, drop=True)
     top = top.sortby([top["p"], -top["effect"]])  # ties at the permutation floor: largest effect first
     top = top.isel(emotion=slice(0, min(10, top.sizes["emotion"])))
@@ -431,6 +443,21 @@ def _sec_mentions(results, figures):
          "(one-sided permutation test, BH-FDR; equivalent of the study's Figure 9). The emotions with the "
          "smallest p-values are named in @tbl-mentions."))
     return sec
+
+
+def _floor_note(me):
+    """A sentence on the emotions whose sampled p sits at the permutation floor 1/(n_perm + 1), if any."""
+    n_perm = me.attrs.get("n_perm")
+    if not n_perm:
+        return ""
+    floor = 1.0 / (int(n_perm) + 1)
+    sampled = me["tested"].values.astype(bool) & ~me["exact"].values.astype(bool)
+    at_floor = int((sampled & (me["p"].values <= floor * (1 + 1e-9))).sum())
+    if not at_floor:
+        return ""
+    return (f" With {f.count(int(n_perm))} permutations the smallest attainable p is 1/({f.count(int(n_perm))} + 1) "
+            f"= {f.pval(floor)}; {f.count(at_floor)} emotions reach it, so p does not order them in @tbl-mentions "
+            "or in the figure (more permutations would separate them).")
 
 
 #: (builder, result steps it reads), in report order
