@@ -169,11 +169,14 @@ def _from_moments(ds, directions, lag, block, method="auto"):
     with np.errstate(invalid="ignore", divide="ignore"):
         r = np.where(ok, q_xy / np.sqrt(np.where(ok, q_xx * q_yy, 1.0)), np.nan)
         ve = np.where(norm2 > 0, np.maximum(q_cov, 0.0) / (norm2 * trace), np.nan)
-    if not ok.all():
+    n_pairs = int(ds["lag_n"].isel(lag=i).values) if "lag_n" in ds else -1
+    if 0 <= n_pairs < 2:
+        warnings.warn(f"direction_persistence: /moments has {n_pairs} valid pairs at lag {lag} (every segment is "
+                      f"shorter than the lag); r is NaN for every direction", RuntimeWarning, stacklevel=3)
+    elif not ok.all():
         warnings.warn(f"direction_persistence: {int((~ok).sum())} of {ok.size} directions have zero length or zero "
                       f"variance at lag {lag} (v'Cxx v or v'Cyy v <= {DEGENERATE_RTOL:g} |v|^2 trace); their r is NaN",
                       RuntimeWarning, stacklevel=3)
-    n_pairs = int(ds["lag_n"].isel(lag=i).values) if "lag_n" in ds else -1
     out = xr.Dataset(
         {"r": (dim, r, {"long_name": f"lag-{lag} persistence (pooled Pearson r of the projection)"}),
          "variance_explained": (dim, ve, {"long_name": "variance explained v'Sv / (|v|^2 tr S)"}),

@@ -166,6 +166,10 @@ def test_direction_persistence_zero_variance_direction_is_nan(rng):
         got = direction_persistence(mom, dirs)
     assert np.isnan(got["r"].values[:2]).all() and np.isfinite(got["r"].values[2])
     assert np.isnan(got["variance_explained"].values[0]) and got["variance_explained"].values[1] == 0.0
+    short = moments(acts, lags=[500], offsets=offsets)  # every segment shorter than the lag: no pairs
+    with pytest.warns(RuntimeWarning, match="0 valid pairs at lag 500"):
+        got = direction_persistence(short, dirs[1:])
+    assert np.isnan(got["r"].values).all() and int(got["n_pairs"]) == 0
 
 
 def test_quadratic_forms_trmm_equals_gemm(rng):
