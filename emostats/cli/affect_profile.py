@@ -7,7 +7,7 @@ from ._common import add_study_argument, study_paths
 
 def register(sub):
     p = sub.add_parser("affect-profile", help="per-emotion half-lives, weights, tail and baseline as JSON for agents",
-                       description=__doc__.strip().splitlines()[0].replace("``", "") + ". The JSON states the "
+                       description=__doc__.strip().splitlines()[0].replace("``", "").rstrip(".") + ". The JSON states the "
                        "meaning and bounds of every value (fields) and a suggested update rule (description). "
                        "Nothing is overwritten without --force.")
     add_study_argument(p)

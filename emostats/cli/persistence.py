@@ -10,7 +10,7 @@ _SHOW_LAGS = (1, 2, 5, 10, 20, 50, 100, 200)
 
 def register(sub):
     p = sub.add_parser("persistence", help="lag persistence, lag profile, trajectories and decay fits (Figure 2)",
-                       description=__doc__.strip().splitlines()[0].replace("``", "") + ". Prints a table; with "
+                       description=__doc__.strip().splitlines()[0].replace("``", "").rstrip(".") + ". Prints a table; with "
                        "-o writes one NetCDF file with the groups persistence, profile, trajectories, "
                        "decay_trajectories and decay_profile. Nothing is overwritten without --force.")
     add_study_argument(p)
