@@ -554,6 +554,19 @@ def test_cli_nullmodels(tmp_path, planted, capsys):
     assert "neither" in capsys.readouterr().err
 
 
+def test_nullmodel_analysis_leaves_an_all_nan_probe_out_of_the_pcs():
+    from emostats.nullmodels import nullmodel_analysis
+    from emostats.synth import make_study
+
+    tree, _ = make_study(n_tokens=3000, n_probes=4, n_features=0, hidden=8, seed=1, n_conversations=6,
+                         turn_length=(50, 300), groups=["tokens", "probes", "moments"])
+    tree["tokens"]["probe_act"].values[:, 1] = np.nan
+    with pytest.warns(RuntimeWarning, match="left out 1 probe"):
+        out = nullmodel_analysis(tree, n_random=20, n_candidates=60, ks=[1, 8], n_match=5)
+    assert out["emotion_pcs"].sizes["pc"] == 3 and np.isfinite(out["emotion_pcs"]["r"].values).all()
+    assert np.isnan(out["probe_persistence"]["r"].values[1])
+
+
 def _drop(tree, group):
     keep = {n.path: n.to_dataset(inherit=False) for n in tree.subtree if n.path not in ("/", f"/{group}")}
     out = xr.DataTree.from_dict(keep)
