@@ -73,8 +73,7 @@ def nullmodel_analysis(tree, lag=None, n_random=1000, n_candidates=5420, ks=None
         ``random_persistence`` (Figure 3), ``candidates`` (the matching
         population: r, variance explained, k), ``probe_persistence``,
         ``probe_matched`` (Figure 4; needs the probes' variance explained or
-        vectors), ``emotion_pcs`` (Figure 5; probes NaN on every token are left
-        out of the PCA, with a warning).
+        vectors), ``emotion_pcs`` (Figure 5).
     """
     import numpy as np
 
@@ -126,16 +125,7 @@ def nullmodel_analysis(tree, lag=None, n_random=1000, n_candidates=5420, ks=None
                                    cand["r"], cand["variance_explained"], n=n_match, stat=stat, threads=threads)
         matched.attrs.update(lag=lag, candidates=cand.attrs.get("population", ""))
         out["probe_matched"] = matched
-    pcs_act = tokens["probe_act"]
-    dead = ~np.asarray(np.isfinite(pcs_act).any("token").values)
-    if dead.any():  # a probe NaN on every token would leave no token for the PCA: leave it out, say so
-        import warnings
-
-        names = pcs_act["probe"].values[dead] if "probe" in pcs_act.coords else np.flatnonzero(dead)
-        warnings.warn(f"emotion PCs: left out {int(dead.sum())} probe(s) NaN on every token: "
-                      f"{', '.join(map(str, names[:10]))}", RuntimeWarning, stacklevel=2)
-        pcs_act = pcs_act.isel(probe=np.flatnonzero(~dead))
-    out["emotion_pcs"] = emotion_pcs(pcs_act, probe_vectors=vectors, moments=mom,
+    out["emotion_pcs"] = emotion_pcs(tokens["probe_act"], probe_vectors=vectors, moments=mom,
                                      candidates=cand if mom is not None else None, lag=lag, n=n_match,
                                      stat=stat, seed=seed, threads=threads)
     return out

@@ -136,7 +136,8 @@ def emotion_pcs(probe_act, probe_vectors=None, moments=None, candidates=None, la
         ``matched_variance``, the residual's one-sample tests prefixed
         ``residual_`` (``residual_mean``, ``residual_t_p``, ...), and the
         Spearman of PC rank against residual, ``rank_rho``, ``rank_p``, ``rank_n``.
-        attrs: parameters, ``n_tokens_used``, ``n_tokens_dropped``.
+        attrs: parameters, ``n_tokens_used``, ``n_tokens_dropped``,
+        ``dropped_probes`` (probes NaN on every token, left out with a warning).
     """
     from .matching import variance_matched
     from .moment_stream import moment_arrays
@@ -150,14 +151,26 @@ def emotion_pcs(probe_act, probe_vectors=None, moments=None, candidates=None, la
     n_probes = probe_act.sizes[pdim]
     if n_probes < 1:
         raise EmostatsError("emotion_pcs: probe_act has no probes")
+    dead = ~np.asarray(np.isfinite(probe_act).any("token").values)
+    dropped = []
+    if dead.any():  # NaN on every token: it would leave no token for the PCA
+        names = probe_act[pdim].values if pdim in probe_act.coords else np.arange(n_probes)
+        dropped = [str(v) for v in names[dead]]
+        if dead.all():
+            raise EmostatsError(f"emotion_pcs: every {pdim} of probe_act is NaN on every token; nothing to analyse")
+        warnings.warn(f"emotion_pcs: left out {len(dropped)} {pdim}(s) NaN on every token: {', '.join(dropped[:10])}",
+                      RuntimeWarning, stacklevel=2)
+        keep = np.flatnonzero(~dead)
+        probe_act = probe_act.isel({pdim: keep})
+        labelled = (isinstance(probe_vectors, xr.DataArray) and pdim in probe_vectors.dims
+                    and pdim in probe_act.coords and pdim in probe_vectors.coords)  # aligned by label below
+        if probe_vectors is not None and not labelled and np.ndim(probe_vectors) == 2:
+            probe_vectors = np.asarray(probe_vectors, dtype=np.float64)[keep]
+        n_probes = keep.size
     stats_ = moment_arrays(probe_act, lags=(), nonfinite="drop")
     if stats_["n"] < 2:
-        dead = ~np.isfinite(probe_act).any("token").values
-        names = probe_act[pdim].values if pdim in probe_act.coords else np.arange(n_probes)
-        hint = (f"; {pdim} {', '.join(map(str, names[dead][:10]))} are NaN on every token: drop them with "
-                f"probe_act.drop_isel({pdim}={np.flatnonzero(dead).tolist()[:10]})" if dead.any() else "")
         raise EmostatsError(f"emotion_pcs: {stats_['n']} tokens have every probe activation finite; PCA needs at "
-                            f"least 2{hint}")
+                            f"least 2")
     eig, load = pca_from_cov(stats_["cov"])
     total = eig.sum()
     r, n_pairs, n_masked = _scores_persistence(probe_act, stats_["mean"], load, int(lag), threads)
@@ -184,6 +197,7 @@ def emotion_pcs(probe_act, probe_vectors=None, moments=None, candidates=None, la
         coords=coords)
     ds.attrs.update(lag=int(lag), n_match=int(n), stat=stat, seed=int(seed),
                     n_tokens_used=int(stats_["n"]), n_tokens_dropped=int(stats_["n_dropped"]),
+                    dropped_probes=", ".join(dropped),
                     sign_convention="largest-magnitude loading of each PC positive",
                     pca="eigendecomposition of the probe covariance over all tokens (ddof=0)")
 

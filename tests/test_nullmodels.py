@@ -463,12 +463,21 @@ def test_emotion_pcs_collinear_probe_vectors_give_no_direction_for_the_null_pc(r
     assert int(res["rank_n"]) == 4
 
 
-def test_emotion_pcs_all_nan_probe_is_a_one_line_error_naming_it(rng):
-    _, _, _, probe_act, _ = _probe_study(rng)
+def test_emotion_pcs_all_nan_probe_is_left_out_with_a_warning(rng):
+    acts, _, vectors, probe_act, mom = _probe_study(rng)
     bad = probe_act.copy()
     bad[:, 3] = np.nan
-    with pytest.raises(EmostatsError, match=r"probe e3 are NaN on every token.*drop_isel\(probe=\[3\]\)"):
-        emotion_pcs(bad, lag=20)
+    with pytest.warns(RuntimeWarning, match="left out 1 probe.*e3"):
+        res = emotion_pcs(bad, lag=20)
+    want = emotion_pcs(probe_act.drop_isel(probe=3), lag=20)
+    np.testing.assert_allclose(res["r"].values, want["r"].values, rtol=1e-12)
+    assert res.sizes["pc"] == 4 and res.attrs["dropped_probes"] == "e3" and "e3" not in res["probe"].values
+    cand = direction_persistence(mom, random_direction_sweep(mom, ks=[1, 3, 10], n_per_k=40, seed=0))
+    with pytest.warns(RuntimeWarning, match="left out"):  # unlabelled probe vectors lose the same row
+        res = emotion_pcs(bad, vectors, mom, candidates=cand, lag=20, n=10)
+    assert np.isfinite(res["variance_explained"].values).all()
+    with pytest.raises(EmostatsError, match="every probe of probe_act is NaN"):
+        emotion_pcs(bad * np.nan, lag=20)
 
 
 @pytest.mark.parametrize("kind", ["constant", "collinear"])
