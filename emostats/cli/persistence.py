@@ -218,7 +218,10 @@ def _print(results, args, output, seconds):
         hl = f.half_life.values
         ci = f.half_life_ci.values if "half_life_ci" in f else [None, None]
         tci = f.tail_level_ci.values if "tail_level_ci" in f else None
-        table.add_row(str(b), f"{int(f.n_components)} exp + tail", cell(hl[0], ci[0]), cell(hl[1], ci[1]),
+        k = int(f.n_components)
+        model = "no fit (too few events)" if k == 0 else "flat (tail only)" if not np.isfinite(hl[0]) else \
+            f"{k} exp + tail"
+        table.add_row(str(b), model, cell(hl[0], ci[0]), cell(hl[1], ci[1]),
                       cell(float(f.tail_level), tci))
     console.print(table)
     if "decay_profile" in results:
