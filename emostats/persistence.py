@@ -276,6 +276,8 @@ def lag_profile(probe_act, max_lag=200, *, threads=None):
     xarray.Dataset
         ``r(lag, probe)``, ``n_pairs(lag)``, ``n_masked(lag, probe)``, coordinate
         ``lag`` = 0..max_lag (tokens). ``r`` at lag 0 is 1 for every non-constant probe.
+        Lags with fewer than 2 same-segment pairs (beyond the longest segment)
+        have NaN ``r``, with a RuntimeWarning.
 
     Notes
     -----
@@ -302,6 +304,11 @@ def lag_profile(probe_act, max_lag=200, *, threads=None):
     lags = np.arange(max_lag + 1)
     n_pairs = pair_counts(offsets, lags)
     n_used = m[0, 0].astype(np.int64)
+    short = np.flatnonzero(n_pairs < 2)
+    if short.size:
+        warnings.warn(f"lag_profile: {short.size} of {lags.size} lags (from {int(short[0])}) have fewer than 2 "
+                      f"same-segment pairs (longest segment: {int(np.diff(offsets).max(initial=0))} tokens); "
+                      f"r is NaN there", RuntimeWarning, stacklevel=2)
     dims = ("lag", *_series_dims(series))
     attrs = _base_attrs(act, offsets, "lag_profile")
     attrs.update(max_lag=max_lag, definition=_DEF_LAG)

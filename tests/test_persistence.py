@@ -118,6 +118,10 @@ def test_user_edge_cases_give_nan_and_warnings_not_crashes(rng):
     with pytest.warns(RuntimeWarning, match="fewer than 2 valid pairs"):
         res = es.lag_persistence(two, lag=25)
     assert int(res["n_pairs"]) == 0 and np.isnan(res["r"].values).all()
+    with pytest.warns(RuntimeWarning) as record:  # lag 19 in a 20-token segment: one pair
+        prof = es.lag_profile(two, max_lag=25)
+    assert any("7 of 26 lags (from 19) have fewer than 2 same-segment pairs" in str(w.message) for w in record)
+    assert np.all(prof["n_pairs"].values[19:] < 2) and prof["r"][19:].isnull().all()
     with pytest.warns(RuntimeWarning, match="no events"):
         tr = es.trajectories(two, max_lag=25)
     assert tr["mean_per_probe"].sel(probe=["p1", "p2"]).isnull().all()
