@@ -81,3 +81,14 @@ def test_report_folder_in_missing_parent(capsys, example, tmp_path):
     target = tmp_path / "missing" / "rep"
     assert "does not exist" in _user_error(capsys, ["report", example, "-o", target, "-q"])
     assert not (tmp_path / "missing").exists()
+
+
+def test_warnings_are_one_line(capsys, example, tmp_path):
+    # a lag longer than every turn: NaN persistence, said in one warning line (no source line under it)
+    out = tmp_path / "r.nc"
+    code = main(["run", str(example), "-o", str(out), "-q", "--steps", "persistence",
+                 "--lag", "5000", "--max-lag", "5000"])
+    err = capsys.readouterr().err
+    assert code == 0 and out.exists()
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("emostats: warning: lag correlation undefined"), err

@@ -9,6 +9,7 @@ stderr and exit code 2, never a traceback.
 import argparse
 import importlib
 import sys
+import warnings
 
 from .._version import __version__
 from ..errors import EmostatsError
@@ -62,6 +63,17 @@ def main(argv=None):
     if problem:
         print(f"emostats: error: {problem} (see 'emostats {args.command} --help')", file=sys.stderr)
         return 2
+    with warnings.catch_warnings():  # restores the warning display after the command
+        warnings.showwarning = _one_line_warning
+        return _call(args)
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    """A warning is one line too: no source line of emostats' code under it."""
+    print(f"emostats: warning: {message}", file=sys.stderr if file is None else file)
+
+
+def _call(args):
     try:
         return int(args.func(args) or 0)
     except EmostatsError as exc:
