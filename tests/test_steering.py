@@ -153,19 +153,23 @@ def test_plot_steering(planted):
     matplotlib.pyplot.close("all")
 
 
-def test_plot_steering_labels_downward_counts():
-    # the example study: up to 7 emotions up but only 3 down; the count axis once had no tick below 0
+def test_plot_steering_labels_downward_counts(planted):
+    # as in the first example study: up to 7 emotions up but only 3 down; the count axis once had
+    # no tick below 0, so the downward bars could not be read
     import matplotlib
 
     matplotlib.use("Agg")
     from emostats.plots.steering import plot_steering
 
-    res = steering_effect(es.open_study(es.example_study()))
-    assert 0 < int(res["n_antipersistent"].max()) < int(res["n_persistent"].max())
-    fig = plot_steering(res)
+    _, _, res = planted
+    n_off = res.sizes["offset"]
+    up = np.zeros(n_off, dtype=np.int64)
+    down = np.zeros(n_off, dtype=np.int64)
+    up[:4], down[:2] = [7, 6, 3, 2], [3, 3]
+    fig = plot_steering(res.assign(n_persistent=("offset", up), n_antipersistent=("offset", down)), every=1)
     top = fig.axes[0]
     fig.canvas.draw()
     low = top.get_ylim()[0]
-    assert low <= -int(res["n_antipersistent"].max())
+    assert low <= -3
     assert [t for t in top.get_yticks() if low <= t < 0]
     matplotlib.pyplot.close("all")
