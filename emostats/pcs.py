@@ -149,8 +149,9 @@ def emotion_pcs(probe_act, probe_vectors=None, moments=None, candidates=None, la
     probe_act = probe_act.transpose("token", ...)
     pdim = probe_act.dims[1]
     n_probes = probe_act.sizes[pdim]
-    if n_probes < 1:
-        raise EmostatsError("emotion_pcs: probe_act has no probes")
+    if n_probes < 1 or probe_act.sizes["token"] < 2:
+        raise EmostatsError(f"emotion_pcs: probe_act has {n_probes} probes and {probe_act.sizes['token']} tokens; "
+                            f"PCA needs at least 1 probe and 2 tokens")
     dead = ~np.asarray(np.isfinite(probe_act).any("token").values)
     dropped = []
     if dead.any():  # NaN on every token: it would leave no token for the PCA

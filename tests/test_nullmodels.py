@@ -478,6 +478,8 @@ def test_emotion_pcs_all_nan_probe_is_left_out_with_a_warning(rng):
     assert np.isfinite(res["variance_explained"].values).all()
     with pytest.raises(EmostatsError, match="every probe of probe_act is NaN"):
         emotion_pcs(bad * np.nan, lag=20)
+    with pytest.raises(EmostatsError, match="0 tokens; PCA needs at least 1 probe and 2 tokens"):
+        emotion_pcs(bad.isel(token=slice(0, 0)), lag=20)
 
 
 @pytest.mark.parametrize("kind", ["constant", "collinear"])
