@@ -92,3 +92,14 @@ def test_warnings_are_one_line(capsys, example, tmp_path):
     assert code == 0 and out.exists()
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("emostats: warning: lag correlation undefined"), err
+
+
+def test_report_of_results_refuses_other_run_options(capsys, example, tmp_path):
+    # the options were silently ignored: '--lag 7' printed a report of lag-100 numbers
+    results = tmp_path / "res.nc"
+    es.save(es.run(example, steps=["persistence", "summary"], progress=False, quiet=True), results)
+    out = tmp_path / "rep"
+    line = _user_error(capsys, ["report", results, "-o", out, "--lag", "7", "-q"])
+    assert "lag=100" in line and "lag=7" in line
+    assert not out.exists()
+    assert main(["report", str(results), "-o", str(out), "--lag", "100", "--format", "qmd", "-q"]) == 0

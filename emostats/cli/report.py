@@ -15,8 +15,8 @@ def register(sub):
     p.add_argument("--format", choices=("pdf", "qmd", "both"), default="both",
                    help="what to write (default both)")
     p.add_argument("--force", action="store_true", help="replace existing report files")
-    p.add_argument("--lag", type=int, default=100, help="lag L when a study is run (default 100)")
-    p.add_argument("--seed", type=int, default=0, help="seed when a study is run (default 0)")
+    p.add_argument("--lag", type=int, default=None, help="lag L when a study is run (default 100)")
+    p.add_argument("--seed", type=int, default=None, help="seed when a study is run (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress display")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=_main)
@@ -30,7 +30,8 @@ def _main(args):
     t0 = time.perf_counter()
     source = None if not args.source else (args.source[0] if len(args.source) == 1 else list(args.source))
     written = build_report(source, args.output, format=args.format, force=args.force,
-                           progress=not args.no_progress, quiet=args.quiet, lag=args.lag, seed=args.seed)
+                           progress=not args.no_progress, quiet=args.quiet,
+                           **{k: v for k, v in (("lag", args.lag), ("seed", args.seed)) if v is not None})
     if not args.quiet:
         names = [str(written[k]) for k in ("qmd", "pdf", "results") if k in written]
         n_fig = len(written.get("figures", []))

@@ -38,6 +38,7 @@ def load_results(source=None, progress=True, quiet=False, **run_kwargs):
         source = example_study()
     if isinstance(source, xr.DataTree):
         if is_results(source):
+            _check_run_kwargs(source, "the results tree", run_kwargs)
             return source, False
         return run(source, progress=progress, quiet=quiet, **run_kwargs), True
     paths = [source] if isinstance(source, (str, Path)) else list(source)
@@ -49,10 +50,24 @@ def load_results(source=None, progress=True, quiet=False, **run_kwargs):
 
             raise EmostatsError(f"{paths[0]} is a results file; give one results file, not {len(paths)} files")
         if results:
+            _check_run_kwargs(first, paths[0], run_kwargs)
             return first.load(), False  # small; loaded so that no file handle stays open
     finally:
         first.close()
     return run(paths if len(paths) > 1 else paths[0], progress=progress, quiet=quiet, **run_kwargs), True
+
+
+def _check_run_kwargs(results, name, run_kwargs):
+    """Refuse run options that a results file was not computed with (they would be silently ignored)."""
+    from ..errors import EmostatsError
+
+    for key, value in run_kwargs.items():
+        if value is None:
+            continue
+        had = results.attrs.get(f"param_{key}")
+        if had is None or had != value:
+            raise EmostatsError(f"{name} is a results file computed with {key}={had}; {key}={value} applies only "
+                                f"when a study is run: drop the option or report the study itself")
 
 
 def _outputs(folder, fmt, save_results):
