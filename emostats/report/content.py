@@ -471,8 +471,12 @@ def build_document(results, figures):
     title = "Persistence of emotion features"
     model = a.get("study_model")
     subtitle = f"emostats report on {a.get('input_files') or 'a study'}"
-    if model:
-        subtitle += f" (model: {model})"
+    if model:  # a local file path names the model by its file name (the provenance keeps the path);
+        # a hub id such as org/name stays whole
+        name = str(model).replace("\\", "/").rstrip("/")
+        if name.startswith(("/", "~", ".")) or name[1:3] == ":/":
+            name = name.rsplit("/", 1)[-1]
+        subtitle += f" (model: {name or model})"
     doc = Document(title, subtitle=subtitle, date=str(a.get("report_created", ""))[:10],
                    keywords=("emotion probes", "persistence", "sparse autoencoders"))
     ran = [s for s in STEPS if s in results.children]
