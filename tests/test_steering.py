@@ -173,3 +173,23 @@ def test_plot_steering_labels_downward_counts(planted):
     assert low <= -3
     assert [t for t in top.get_yticks() if low <= t < 0]
     matplotlib.pyplot.close("all")
+
+
+def test_plot_steering_legend_clear_of_bars(planted):
+    # the legend sat over the count bars of late offsets
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from emostats.plots.steering import plot_steering
+
+    _, _, res = planted
+    n_off = res.sizes["offset"]
+    up = np.full(n_off, 2, dtype=np.int64)
+    down = np.ones(n_off, dtype=np.int64)
+    fig = plot_steering(res.assign(n_persistent=("offset", up), n_antipersistent=("offset", down)))
+    top = fig.axes[0]
+    fig.canvas.draw()
+    legend = top.get_legend().get_window_extent()
+    bars = [p.get_window_extent() for p in top.patches]
+    assert not any(legend.overlaps(b) for b in bars)
+    matplotlib.pyplot.close("all")

@@ -89,7 +89,7 @@ def plot_steering(effect, fig=None, every=5, order="peak"):
         ax_top.set_ylabel("emotions\n(BH-FDR)")
         # symmetric integer ticks, so the downward (anti-persistent) counts can be read too
         top = max(int(n_pos.max(initial=0)), int(n_neg.max(initial=0)), 1)
-        ax_top.set_ylim(-1.15 * top, 1.15 * top)
+        ax_top.set_ylim(-1.15 * top, 2.0 * top)  # headroom above the bars for the legend
         ax_top.yaxis.set_major_locator(plt.MaxNLocator(nbins=4, integer=True, symmetric=True))
         ax_top.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{abs(v):g}"))
         ax_top.tick_params(labelbottom=False)
