@@ -36,6 +36,19 @@ ROWS = {
 }
 
 
+#: row id -> the step of emostats.run whose results fill it
+ROW_STEP = {"probe_persistence": "persistence", "random_persistence": "random_directions",
+            "residual_mean": "variance_matched", "residual_positive": "variance_matched",
+            "pc_spearman": "emotion_pcs", "sae_spearman": "sae_matched", "mentions_significant": "mentions",
+            "mentions_positive": "mentions"}
+
+
+def _step_of(key):
+    if key.startswith("steering"):
+        return "steering"
+    return ROW_STEP.get(key, "ratings")
+
+
 def _row(value=np.nan, p=np.nan, n=np.nan, detail="", offset=np.nan):
     return dict(value=float(value), p=float(p), n=float(n), detail=str(detail), offset=float(offset))
 
@@ -120,7 +133,7 @@ def _p(p):
     return "NaN" if not np.isfinite(p) else f"{p:.2g}"
 
 
-def summary_table(results, params, study=None):
+def summary_table(results, params, study=None, skipped=None):
     """The ``/summary`` Dataset: one row per number of the study's closing paragraph.
 
     Parameters
@@ -131,6 +144,9 @@ def summary_table(results, params, study=None):
         The run parameters (``lag``, ``alpha``, ...).
     study : xarray.DataTree, optional
         The study, for counts such as the number of conversations.
+    skipped : dict of str -> str, optional
+        Steps that were skipped and why; an empty row names its step and whether
+        it was skipped or not run.
 
     Returns
     -------
@@ -138,7 +154,10 @@ def summary_table(results, params, study=None):
         dims ``row``; ``quantity``, ``value``, ``p``, ``n``, ``detail``, ``kind``,
         ``study`` (the published number) and ``offset`` (steering rows).
     """
-    rows = {key: _row(detail="not available: its analysis did not run") for key in ROWS}
+    skipped = skipped or {}
+    rows = {key: _row(detail=f"not available: step {_step_of(key)} "
+                             f"{'was skipped (see its section)' if _step_of(key) in skipped else 'did not run'}")
+            for key in ROWS}
     _fill(rows, results, params)
     keys = list(ROWS)
     ds = xr.Dataset(

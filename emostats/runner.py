@@ -63,6 +63,7 @@ class _Context:
         self.params = params
         self.seed = seed
         self.results = {}
+        self.skipped = {}  # step -> why it was skipped
         self.progress = None  # callable(done, total) for long steps, or None
 
     def group(self, name):
@@ -354,6 +355,7 @@ def _run_opened(tree, digest, files, times, params, selected, seed, progress, qu
 
 def _run_steps(ctx, selected, attrs, skipped, ran, progress, quiet):
     """Run the selected steps in order, recording results, times, seeds and skips."""
+    ctx.skipped = skipped  # the summary names the skipped steps behind its empty rows
     with _Display(len(selected), progress, quiet) as display:
         ctx.progress = display.inner if display.progress is not None else None
         for name in selected:
@@ -599,7 +601,7 @@ def _step_steering(ctx):
 def _step_summary(ctx):
     from ._summary import summary_table
 
-    return summary_table(ctx.results, ctx.params, ctx.study)
+    return summary_table(ctx.results, ctx.params, ctx.study, skipped=ctx.skipped)
 
 
 STEPS = {}

@@ -265,3 +265,13 @@ def test_dask_backed_study_gives_the_same_numbers(small_study, real_results):
                 np.testing.assert_allclose(y, x, rtol=rtol, atol=ATOL_DASK, err_msg=f"{name}/{var}")
             else:
                 np.testing.assert_array_equal(y, x, err_msg=f"{name}/{var}")
+
+
+def test_summary_names_the_step_behind_an_empty_row(small_study):
+    res = es.run(small_study, lag=50, progress=False, quiet=True,
+                 steps=["random_directions", "persistence", "summary"], **FAST)
+    detail = dict(zip(res["summary"]["row"].values, res["summary"]["detail"].values))
+    assert detail["random_persistence"] == "not available: step random_directions was skipped (see its section)"
+    assert detail["steering_5"] == "not available: step steering did not run"
+    assert detail["self_text_rating"] == "not available: step ratings did not run"
+    assert detail["probe_persistence"] == "r at lag 50"
