@@ -103,3 +103,12 @@ def test_report_of_results_refuses_other_run_options(capsys, example, tmp_path):
     assert "lag=100" in line and "lag=7" in line
     assert not out.exists()
     assert main(["report", str(results), "-o", str(out), "--lag", "100", "--format", "qmd", "-q"]) == 0
+
+
+def test_synth_more_rated_than_features(capsys, tmp_path):
+    # 500 rated of 40 features was quietly cut to 40
+    out = tmp_path / "s.nc"
+    line = _user_error(capsys, ["synth", "-o", out, "--tokens", "500", "--probes", "4", "--features", "40",
+                                "--hidden", "8", "--rated", "500"])
+    assert "n_rated=500" in line
+    assert not out.exists()

@@ -71,6 +71,8 @@ def _make_study(n_tokens, n_probes, n_features, k, hidden, n_conversations, turn
     n_tokens, n_probes, n_features, k, hidden = map(int, (n_tokens, n_probes, n_features, k, hidden))
     if n_rated is None:
         n_rated = min(1000, max(1, round(0.15 * n_features)))
+    if n_features and not 0 <= n_rated <= n_features:  # never shrink a request silently
+        raise EmostatsError(f"n_rated={n_rated} is invalid; expected 0..n_features ({n_features})")
     n_rated = int(min(n_rated, n_features))
     if n_steer_emotions is None:
         n_steer_emotions = min(24, n_probes)
