@@ -115,6 +115,11 @@ def open_study(path_or_paths, chunks=None, validate=True):
         errors, warns = problems_with_severity(tree)
         if errors:
             tree.close()  # never leave a handle for the garbage collector to finalise
+            from .runner import RESULTS_MARKER
+
+            if RESULTS_MARKER in tree.attrs:
+                raise StudyError(f"{paths[0]} is a results file of 'emostats run', not a study; give the study "
+                                 f"it was computed from, or pass the results to 'emostats report'")
             more = f" (and {len(errors) - 1} more problems; run 'emostats validate')" if len(errors) > 1 else ""
             raise StudyError(f"{paths[0]}: {errors[0]}{more}")
         for message in warns:

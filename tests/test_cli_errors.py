@@ -112,3 +112,13 @@ def test_synth_more_rated_than_features(capsys, tmp_path):
                                 "--hidden", "8", "--rated", "500"])
     assert "n_rated=500" in line
     assert not out.exists()
+
+
+def test_results_file_given_as_a_study(capsys, example, tmp_path):
+    # it was reported as a study missing emostats_format and /tokens
+    results = tmp_path / "res.nc"
+    es.save(es.run(example, steps=["persistence"], progress=False, quiet=True), results)
+    for command in (["info", results], ["run", results, "-o", tmp_path / "x.nc"]):
+        assert "is a results file of 'emostats run', not a study" in _user_error(capsys, command)
+    assert main(["validate", str(results)]) == 2
+    assert "a results file of 'emostats run', not a study" in capsys.readouterr().out.splitlines()[0]

@@ -23,7 +23,11 @@ def _main(args):
     except StudyError as exc:
         print(f"{exc}", file=sys.stderr)
         return 2
+    from ..runner import RESULTS_MARKER
+
     problems = validate(tree)
+    if problems and RESULTS_MARKER in tree.attrs:  # say what the file is before listing what it lacks
+        problems.insert(0, f"{args.study[0]}: a results file of 'emostats run', not a study")
     for problem in problems:
         print(problem)
     if problems:
