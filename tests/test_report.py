@@ -301,3 +301,28 @@ def test_subtitle_names_a_local_model_by_its_file_name(synthetic_results):
     assert doc.subtitle.endswith("(model: SmolLM2-135M-Instruct.Q4_1.gguf)")
     res.attrs["study_model"] = "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert build_document(res, {}).subtitle.endswith("(model: HuggingFaceTB/SmolLM2-135M-Instruct)")
+
+
+def test_decay_caption_flags_half_lives_beyond_the_window(synthetic_results):
+    # a reader saw a 1412-token half-life with an interval up to 2000 from a 200-token window, unexplained
+    from emostats.report.content import build_document
+
+    _, results, _ = synthetic_results
+    res = results.copy()
+    d = results["decay"].to_dataset()
+    window = float(d.attrs["max_tau"])
+    bound = float(np.asarray(d.attrs["half_life_bounds"])[-1])
+    hl = d["half_life"].fillna(1.0).clip(max=window / 2)
+    ci = d["half_life_ci"].fillna(1.0).clip(max=window / 2)
+    res["decay"] = xr.DataTree(d.assign(half_life=hl, half_life_ci=ci))
+    if "decay_profile" in res.children:
+        p = res["decay_profile"].to_dataset()
+        res["decay_profile"] = xr.DataTree(p.assign(half_life=p["half_life"].clip(max=window / 2),
+                                                     half_life_ci=p["half_life_ci"].clip(max=window / 2)))
+    assert "extrapolations" not in to_qmd(build_document(res, {}))
+    ci = ci.copy()
+    ci[(0,) * ci.ndim] = bound
+    res["decay"] = xr.DataTree(d.assign(half_life=hl, half_life_ci=ci))
+    text = to_qmd(build_document(res, {}))
+    assert f"fitted window ({window:g} tokens) are extrapolations" in text
+    assert "is the fit's upper bound" in text

@@ -215,8 +215,37 @@ def _decay_table(decay, decay_p, results):
     boot = (decay or decay_p).attrs.get("n_boot", param(results, "n_boot"))
     heads = ["curve", "exponentials"] + [f"half-life {c} (tokens)" for c in comps] + ["tail level"]
     return Table(heads, rows, f"Decay fits: half-lives in tokens and the tail level, with 95% percentile "
-                 f"intervals from {f.count(boot)} bootstrap resamples of whole conversations in brackets.",
+                 f"intervals from {f.count(boot)} bootstrap resamples of whole conversations in brackets."
+                 + _beyond_window_note(decay, decay_p),
                  label="tbl-decay", align="ll" + "r" * (len(heads) - 2))
+
+
+def _beyond_window_note(*fits):
+    """A caption sentence when a half-life (or interval end) lies beyond the fitted window or at the fit's bound."""
+    windows, bounds = [], []
+    for ds in fits:
+        if ds is None or "max_tau" not in ds.attrs:
+            continue
+        values = [np.asarray(ds["half_life"].values, dtype=float).ravel()]
+        if "half_life_ci" in ds:
+            values.append(np.asarray(ds["half_life_ci"].values, dtype=float).ravel())
+        values = np.concatenate(values)
+        values = values[np.isfinite(values)]
+        window = float(ds.attrs["max_tau"])
+        if (values > window).any():
+            windows.append(window)
+        if "half_life_bounds" in ds.attrs:
+            bound = float(np.asarray(ds.attrs["half_life_bounds"]).ravel()[-1])
+            if (values >= bound * (1 - 1e-6)).any():
+                bounds.append(bound)
+    if not windows:
+        return ""
+    join = lambda xs: " or ".join(f.num(x) for x in sorted(set(xs)))  # noqa: E731
+    note = (f" Half-lives longer than the fitted window ({join(windows)} tokens) are extrapolations of the "
+            "curve's shape, not observed decays")
+    if bounds:
+        note += f"; an interval end at {join(bounds)} tokens is the fit's upper bound (the data do not limit it)"
+    return note + "."
 
 
 def _sec_random(results, figures):
