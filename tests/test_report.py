@@ -326,3 +326,15 @@ def test_decay_caption_flags_half_lives_beyond_the_window(synthetic_results):
     text = to_qmd(build_document(res, {}))
     assert f"fitted window ({window:g} tokens) are extrapolations" in text
     assert "is the fit's upper bound" in text
+
+
+def test_reproduce_command_carries_every_non_default_parameter():
+    # the provenance printed only --lag and --seed: a run with --max-lag 150 was not reproduced by it
+    from emostats.report.methods import reproduce_command
+
+    res = es.run(es.example_study(), steps=["profile", "persistence"], lag=20, max_lag=150, min_fires=50,
+                 seed=4, progress=False, quiet=True)
+    command, python = reproduce_command(res)
+    assert command == ("emostats run STUDY.nc -o results.nc --lag 20 --seed 4 --max-lag 150 "
+                       "--steps persistence,profile")
+    assert python == ["min_fires=50"]

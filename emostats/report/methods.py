@@ -143,6 +143,47 @@ def provenance_section(results):
                   align="llrr", widths=("auto", "1fr", "auto", "auto"), breakable=True))
     sec.add(Paragraph("To reproduce these numbers, run the same emostats version on the file with the SHA-256 "
                       "above:"))
-    sec.add(Code(f"emostats run STUDY.nc -o results.nc --lag {param(results, 'lag')} --seed {a.get('seed', 0)}\n"
-                 "emostats report results.nc -o report"))
+    command, python = reproduce_command(results)
+    sec.add(Code(f"{command}\nemostats report results.nc -o report"))
+    if python:
+        sec.add(Paragraph("Some parameters differ from their defaults and have no command-line option; in Python: "
+                          f"`es.run(STUDY, {', '.join(python)})`."))
     return sec
+
+
+#: run parameters the command line sets: key -> flag
+_CLI_FLAGS = {"lag": "--lag", "max_lag": "--max-lag", "seed": "--seed", "n_perm": "--n-perm",
+              "n_random": "--n-random", "n_candidates": "--n-candidates"}
+
+
+def reproduce_command(results):
+    """The ``emostats run`` line that recomputes ``results`` (every non-default parameter), and the
+    ``key=value`` texts of non-default parameters that only the Python call takes."""
+    import inspect
+
+    from ..runner import run
+
+    defaults = {k: v.default for k, v in inspect.signature(run).parameters.items()
+                if v.default is not inspect.Parameter.empty}
+    parts = ["emostats run STUDY.nc -o results.nc", f"--lag {param(results, 'lag')}",
+             f"--seed {results.attrs.get('seed', param(results, 'seed', 0))}"]
+    python = []
+    for key, default in defaults.items():
+        if key in ("lag", "seed", "steps", "progress", "quiet", "threads", "chunks"):
+            continue
+        value = param(results, key, default)
+        if value == "none":
+            value = None
+        if value == default:
+            continue
+        if key in _CLI_FLAGS:
+            parts.append(f"{_CLI_FLAGS[key]} {value}")
+        else:
+            python.append(f"{key}={value!r}")
+    ran = str(results.attrs.get("steps_run", "")).split()
+    skipped = str(results.attrs.get("steps_skipped", "")).split()
+    from ..runner import STEPS
+
+    if ran and set(ran) | set(skipped) != set(STEPS):  # a subset of the steps was asked for
+        parts.append(f"--steps {','.join(s for s in STEPS if s in ran or s in skipped)}")
+    return " ".join(parts), python
