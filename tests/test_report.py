@@ -338,3 +338,31 @@ def test_reproduce_command_carries_every_non_default_parameter():
     assert command == ("emostats run STUDY.nc -o results.nc --lag 20 --seed 4 --max-lag 150 "
                        "--steps persistence,profile")
     assert python == ["min_fires=50"]
+
+
+def test_persistence_section_with_undefined_r(synthetic_results):
+    # a lag longer than every turn: the report named 'most persistent' probes with r = '–'
+    from emostats.report.content import build_document
+
+    _, results, _ = synthetic_results
+    res = results.copy()
+    per = results["persistence"].to_dataset()
+    r = per["r"].copy()
+    r[:] = np.nan
+    res["persistence"] = xr.DataTree(per.assign(r=r))
+    text = to_qmd(build_document(res, {}))
+    assert "Undefined for every probe" in text and "Most persistent" not in text
+    r = per["r"].copy()
+    r[0] = np.nan
+    res["persistence"] = xr.DataTree(per.assign(r=r))
+    text = to_qmd(build_document(res, {}))
+    assert "probes with a defined r (1 constant or without pairs)" in text
+    # the ranking lists rank defined r only (an undefined r was listed as least persistent)
+    big = es.run(es.example_study(), steps=["persistence"], progress=False, quiet=True)
+    per = big["persistence"].to_dataset()
+    r = per["r"].copy()
+    r[0] = np.nan
+    big["persistence"] = xr.DataTree(per.assign(r=r))
+    text = to_qmd(build_document(big, {}))
+    at = text.index("Most persistent")
+    assert f"{per['probe'].values[0]} (" not in text[at:at + 800] and "(–)" not in text[at:at + 800]

@@ -142,20 +142,29 @@ def _sec_persistence(results, figures):
     if per is None:
         return sec.add(_missing_note(results, ["persistence"], "Probe persistence results"))
     r = per["r"]
+    finite = np.isfinite(r.values)
+    n_def = int(finite.sum())
+    if n_def == 0:
+        summary = (f"Undefined for every probe: no two tokens {lag} apart lie in the same turn (or every probe "
+                   "is constant), so there is no lag correlation to report; choose a smaller lag.")
+    else:
+        over = (f"the {f.count(r.size)} probes" if n_def == r.size else
+                f"the {f.count(n_def)} probes with a defined r ({f.count(r.size - n_def)} constant or without pairs)")
+        summary = (f"Mean over {over}: **{f.num(float(r.mean()))}** (median {f.num(float(r.median()))}, range "
+                   f"{f.num(float(r.min()))} to {f.num(float(r.max()))}).")
     sec.add(Paragraph(
         f"Pearson correlation of each probe's activation at token t with its activation at t + {lag}, over "
         f"{f.count(_v(per, 'n_pairs'))} valid pairs (t and t + {lag} in the same turn) pooled across "
-        f"{f.count(per.attrs.get('n_segments'))} turns. Mean over the {f.count(r.size)} probes: "
-        f"**{f.num(float(r.mean()))}** (median {f.num(float(r.median()))}, range {f.num(float(r.min()))} to "
-        f"{f.num(float(r.max()))})."))
-    order = np.argsort(-np.nan_to_num(r.values, nan=-np.inf), kind="stable")
-    k = min(5, r.size)
+        f"{f.count(per.attrs.get('n_segments'))} turns. " + summary))
+    defined = np.flatnonzero(finite)
+    order = defined[np.argsort(-r.values[defined], kind="stable")]  # probes with an undefined r are not ranked
+    k = min(5, order.size)
     names = r[r.dims[0]].values
 
     def listing(idx):
         return ", ".join(f"{literal(str(names[i]))} ({f.num(float(r.values[i]))})" for i in idx)
 
-    if r.size > 2 * k:
+    if order.size > 2 * k:
         sec.add(Paragraph(f"Most persistent: {listing(order[:k])}. Least persistent: "
                           f"{listing(order[::-1][:k])}."))
     traj = _ds(results, "trajectories")
