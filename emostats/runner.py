@@ -398,8 +398,8 @@ def _check_params(p):
             raise EmostatsError(f"{key} must be 'median' or 'mean', got {p[key]!r}")
     if not 0 < p["alpha"] < 1:
         raise EmostatsError(f"alpha must lie in (0, 1), got {p['alpha']}")
-    if p["seed"] < 0:
-        raise EmostatsError(f"seed must be a non-negative integer, got {p['seed']}")
+    if not 0 <= p["seed"] < 2**63:  # stored as an int64 attribute
+        raise EmostatsError(f"seed must be an integer in 0..2**63 - 1, got {p['seed']}")
     if p["threads"] is not None and (int(p["threads"]) != p["threads"] or p["threads"] < 1):
         raise EmostatsError(f"threads must be an integer >= 1 (or None for all), got {p['threads']!r}")
 

@@ -38,10 +38,11 @@ def test_threads_below_one(capsys, example, tmp_path, command, threads):
     assert not out.exists()
 
 
-@pytest.mark.parametrize("command", ["persistence", "run", "nullmodels", "synth"])
-def test_negative_seed(capsys, example, tmp_path, command):
+@pytest.mark.parametrize("seed", ["-1", str(2**63)])  # 2**63 crashed the NetCDF attribute write
+@pytest.mark.parametrize("command", ["persistence", "run", "nullmodels", "synth", "report"])
+def test_seed_out_of_range(capsys, example, tmp_path, command, seed):
     out = tmp_path / "out.nc"
-    argv = [command, "-o", out, "--seed", "-1"] + ([] if command == "synth" else [example])
+    argv = [command, "-o", out, "--seed", seed] + ([] if command == "synth" else [example])
     assert "--seed" in _user_error(capsys, argv)
     assert not out.exists()
 
@@ -49,6 +50,8 @@ def test_negative_seed(capsys, example, tmp_path, command):
 def test_run_negative_seed_api():
     with pytest.raises(es.EmostatsError, match="seed"):
         es.run(es.example_study(), seed=-1, steps=["mentions"], progress=False)
+    with pytest.raises(es.EmostatsError, match="seed"):
+        es.run(es.example_study(), seed=2**63, steps=["mentions"], progress=False)
 
 
 def test_run_empty_steps(capsys, example, tmp_path):

@@ -39,17 +39,19 @@ def build_parser():
     return parser
 
 
-#: options several subcommands share, checked here once: dest -> (smallest value, what it is)
-_SHARED_MINIMA = {"threads": (1, "threads of the kernels"), "seed": (0, "random seed")}
+#: options several subcommands share, checked here once: dest -> (smallest, largest, what it is);
+#: a seed is stored as a NetCDF int64 attribute, so it stays below 2**63
+_SHARED_RANGES = {"threads": (1, None, "threads of the kernels"), "seed": (0, 2**63 - 1, "random seed")}
 
 
 def _check_shared(args):
     """One-line error for a shared option out of range (before any file is opened)."""
-    for dest, (low, what) in _SHARED_MINIMA.items():
+    for dest, (low, high, what) in _SHARED_RANGES.items():
         value = getattr(args, dest, None)
-        if value is not None and value < low:
+        if value is not None and (value < low or (high is not None and value > high)):
             flag = "--" + dest.replace("_", "-")
-            return f"argument {flag}: expected an integer >= {low} ({what}), got {value}"
+            expected = f">= {low}" if high is None else f"in {low}..{high}"
+            return f"argument {flag}: expected an integer {expected} ({what}), got {value}"
     return None
 
 
