@@ -125,3 +125,18 @@ def test_results_file_given_as_a_study(capsys, example, tmp_path):
         assert "is a results file of 'emostats run', not a study" in _user_error(capsys, command)
     assert main(["validate", str(results)]) == 2
     assert "a results file of 'emostats run', not a study" in capsys.readouterr().out.splitlines()[0]
+
+
+@pytest.mark.parametrize("command", ["info", "validate", "persistence", "run", "nullmodels", "report"])
+@pytest.mark.parametrize("kind", ["missing", "text", "truncated"])
+def test_unreadable_study(capsys, example, tmp_path, command, kind):
+    path = tmp_path / "study.nc"
+    if kind == "text":
+        path.write_text("hello\n")
+    elif kind == "truncated":
+        path.write_bytes(example.read_bytes()[:5000])
+    out = tmp_path / "out"
+    argv = [command, path] + (["-o", out] if command in ("run", "nullmodels", "report") else [])
+    line = _user_error(capsys, argv)
+    assert str(path) in line or path.name in line
+    assert not out.exists()

@@ -20,8 +20,8 @@ def _main(args):
     paths = study_paths(args)
     try:
         tree = open_study(paths, validate=False)
-    except StudyError as exc:
-        print(f"{exc}", file=sys.stderr)
+    except StudyError as exc:  # unreadable: the same one-line error as every other command
+        print(f"emostats: error: {exc}", file=sys.stderr)
         return 2
     from ..runner import RESULTS_MARKER
 
