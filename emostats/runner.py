@@ -569,8 +569,18 @@ def _step_sae_matched(ctx):
 def _step_ratings(ctx):
     from . import rating_analyses
 
-    return rating_analyses(ctx.study, ctx.results.get("sae_persistence"), n=ctx.params["n_matched"],
-                           stat=ctx.params["rating_stat"], threads=ctx.params["threads"])
+    persistence = ctx.results.get("sae_persistence")
+    kwargs = dict(n=ctx.params["n_matched"], stat=ctx.params["rating_stat"], threads=ctx.params["threads"])
+    try:
+        return rating_analyses(ctx.study, persistence, **kwargs)
+    except EmostatsError as exc:
+        if persistence is None:
+            raise
+        # the residuals cannot be matched (e.g. no feature has valid pairs at this lag); the rating
+        # correlations that do not involve them still stand
+        ds = rating_analyses(ctx.study, None, **kwargs)
+        ds.attrs["residual_skipped"] = str(exc).splitlines()[0]
+        return ds
 
 
 def _step_mentions(ctx):

@@ -275,3 +275,14 @@ def test_summary_names_the_step_behind_an_empty_row(small_study):
     assert detail["steering_5"] == "not available: step steering did not run"
     assert detail["self_text_rating"] == "not available: step ratings did not run"
     assert detail["probe_persistence"] == "r at lag 50"
+
+
+def test_ratings_survive_a_lag_without_residuals(small_study):
+    # a lag longer than every turn: no residuals can be matched, but the rating correlations that do not
+    # involve them were lost with the whole step
+    res = es.run(small_study, lag=5000, max_lag=5000, progress=False, quiet=True,
+                 steps=["sae_persistence", "ratings"], **FAST)
+    ra = res["ratings"]
+    assert "residual_skipped" in ra.attrs
+    assert int(ra["n"].sel(pair="self_rating:text_rating")) > 0
+    assert int(ra["n"].sel(pair="residual:self_rating")) == 0

@@ -416,6 +416,8 @@ _PAIR_NAMES = {"subspace_fraction": "subspace fraction", "self_rating": "self ra
 
 def _residual_note(ra):
     """Why the residual correlations have a smaller n: only included (often firing) features have a residual."""
+    if "residual_skipped" in ra.attrs:
+        return f"; the residual correlations could not be computed ({ra.attrs['residual_skipped']})"
     if "residual" not in ra:
         return ""
     n_res = int(np.isfinite(ra["residual"].values).sum())
