@@ -347,3 +347,11 @@ def test_trajectories_of_planted_truth_decay_towards_the_tail():
     r = synth.expected_lag_r(truth, 10).mean().item()
     ratio = (m.sel(tau=10) / m.sel(tau=0)).values
     np.testing.assert_allclose(ratio[:3], r, atol=0.08)
+
+
+def test_tiny_variances_do_not_underflow_to_a_division_by_zero():
+    # found by hypothesis: cxx * cyy underflowed to 0 for values around 1e-94
+    x = np.array([[0.0], [2.5e-94], [0.0], [5e-94]])
+    r, n_pairs, _ = P.lag_correlation(x, np.array([0, 4]), 1)
+    assert n_pairs == 3 and np.isfinite(r[0])
+    np.testing.assert_allclose(r[0], np.corrcoef(x[:-1, 0] * 1e94, x[1:, 0] * 1e94)[0, 1], rtol=1e-10)

@@ -425,8 +425,10 @@ def moments_to_r(acc):
             for p in range(P):
                 cxx = acc[g, 3, l, p]
                 cyy = acc[g, 4, l, p]
-                if acc[g, 0, l, p] >= 2.0 and cxx > 0.0 and cyy > 0.0:
-                    v = acc[g, 5, l, p] / math.sqrt(cxx * cyy)
+                # sqrt of each factor: cxx * cyy underflows to 0 for tiny but valid variances
+                den = math.sqrt(cxx) * math.sqrt(cyy) if cxx > 0.0 and cyy > 0.0 else 0.0
+                if acc[g, 0, l, p] >= 2.0 and den > 0.0:
+                    v = acc[g, 5, l, p] / den
                     r[g, l, p] = min(1.0, max(-1.0, v))
                 else:
                     r[g, l, p] = np.nan
