@@ -140,3 +140,16 @@ def test_unreadable_study(capsys, example, tmp_path, command, kind):
     line = _user_error(capsys, argv)
     assert str(path) in line or path.name in line
     assert not out.exists()
+
+
+@pytest.mark.parametrize("options, expected", [
+    (["--lag", "0"], "must be >= 1 token"),
+    (["--lag", "50", "--max-lag", "20"], "must be >= --lag (50)"),
+    (["--n-boot", "-1"], "--n-boot must be >= 0"),
+])
+def test_persistence_rejects_lags_that_run_rejects(options, expected, capsys):
+    from emostats.io import example_study
+
+    assert main(["persistence", str(example_study()), *options]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and err.count("\n") == 1

@@ -38,7 +38,7 @@ def test_persistence_writes_results_and_refuses_to_overwrite(small_study, tmp_pa
 def test_persistence_bad_options_are_one_line_errors(small_study, tmp_path, capsys):
     assert main(["persistence", str(small_study), "--lag", "-1"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--lag must be >= 0" in err
+    assert err.count("\n") == 1 and "--lag and --max-lag must be >= 1" in err
     assert main(["persistence", str(tmp_path / "missing.nc")]) == 2
     assert "no such file" in capsys.readouterr().err
 

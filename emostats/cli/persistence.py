@@ -88,9 +88,13 @@ def _main(args):
     from ..errors import EmostatsError
     from ..io import open_study, save, sha256
 
-    for name in ("lag", "max_lag", "n_boot"):
-        if getattr(args, name) < 0:
-            raise EmostatsError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    if args.lag < 1 or args.max_lag < 1:
+        raise EmostatsError(f"--lag and --max-lag must be >= 1 token (lag 0 is r = 1 by definition), "
+                            f"got --lag {args.lag} --max-lag {args.max_lag}")
+    if args.max_lag < args.lag:
+        raise EmostatsError(f"--max-lag ({args.max_lag}) must be >= --lag ({args.lag}) so the profile covers the lag")
+    if args.n_boot < 0:
+        raise EmostatsError(f"--n-boot must be >= 0, got {args.n_boot}")
     if args.chunks is not None and args.chunks < 1:
         raise EmostatsError(f"--chunks must be >= 1 tokens, got {args.chunks}")
     paths = study_paths(args)
