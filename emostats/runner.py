@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from ._progress import StepProgress
 from ._version import __version__
 from .errors import EmostatsError
 
@@ -139,51 +140,37 @@ def is_results(tree_or_attrs):
 
 
 class _Display:
-    """A rich progress display on a TTY (or nothing), and the one-line skip messages."""
+    """The run's progress bar (see :class:`emostats._progress.StepProgress`) and its one-line skip messages."""
 
     def __init__(self, n_steps, enabled, quiet):
         self.quiet = quiet
-        self.progress = None
-        if enabled and not quiet and sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, \
-                TextColumn, TimeElapsedColumn
-
-            self.progress = Progress(SpinnerColumn(), TextColumn("{task.description:<44}"), BarColumn(),
-                                     MofNCompleteColumn(), TimeElapsedColumn(),
-                                     console=Console(stderr=True), transient=False)
-            self.task = self.progress.add_task("emostats run", total=n_steps)
+        self.bar = StepProgress("emostats run", n_steps, enabled and not quiet, width=44, transient=False)
+        self.progress = self.bar.progress
 
     def __enter__(self):
-        if self.progress is not None:
-            self.progress.start()
+        self.bar.__enter__()
         return self
 
     def __exit__(self, *exc):
-        if self.progress is not None:
-            self.progress.stop()
+        self.bar.__exit__(*exc)
 
     def start(self, step):
         self.step = step
-        if self.progress is not None:
-            self.progress.update(self.task, description=f"{step.name}: {step.title}")
+        self.bar.step(f"{step.name}: {step.title}")
 
     def inner(self, done, total):
         """Progress inside a long step (e.g. bootstrap replicates): shown in the step's line."""
-        if self.progress is not None:
-            self.progress.update(self.task, description=f"{self.step.name}: {self.step.title} "
-                                                        f"({done}/{total})")
+        self.bar.step(f"{self.step.name}: {self.step.title} ({done}/{total})")
 
     def done(self, step, seconds):
-        if self.progress is not None:
-            self.progress.console.print(f"  {step.name:<18} {seconds:8.2f} s", highlight=False)
-            self.progress.advance(self.task)
+        self.bar.print(f"  {step.name:<18} {seconds:8.2f} s")
+        self.bar.advance()
 
     def skip(self, step, reason):
         line = f"emostats run: skipped {step.name}: {reason}"
-        if self.progress is not None:
-            self.progress.console.print(line, highlight=False, markup=False)
-            self.progress.advance(self.task)
+        if self.bar.active:
+            self.bar.print(line)
+            self.bar.advance()
         elif not self.quiet:
             print(line, file=sys.stderr)
 

@@ -30,52 +30,6 @@ def register(sub):
     p.set_defaults(func=_main)
 
 
-class _Steps:
-    """A rich progress display on stderr when it is a terminal, else nothing."""
-
-    def __init__(self, enabled, total):
-        import sys
-
-        self.progress = None
-        if enabled and sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, \
-                TimeElapsedColumn
-
-            self.progress = Progress(SpinnerColumn(), TextColumn("{task.description:<34}"), BarColumn(),
-                                     MofNCompleteColumn(), TimeElapsedColumn(), console=Console(stderr=True),
-                                     transient=True)
-            self.task = self.progress.add_task("emostats persistence", total=total)
-
-    def __enter__(self):
-        if self.progress is not None:
-            self.progress.start()
-        return self
-
-    def __exit__(self, *exc):
-        if self.progress is not None:
-            self.progress.stop()
-
-    def step(self, text):
-        if self.progress is not None:
-            self.progress.update(self.task, description=text)
-
-    def advance(self, n=1):
-        if self.progress is not None:
-            self.progress.advance(self.task, n)
-
-    def sub(self, text):
-        """A callback ``(done, total)`` driving a second bar."""
-        if self.progress is None:
-            return None
-        task = self.progress.add_task(text, total=None)
-
-        def update(done, total):
-            self.progress.update(task, completed=done, total=total)
-
-        return update
-
-
 def _main(args):
     import datetime
     import json
@@ -131,10 +85,12 @@ def _main(args):
 def _analyse(act, args):
     import warnings
 
+    from .._progress import StepProgress
     from ..decay import fit_decay
     from ..persistence import lag_persistence, lag_profile, trajectories
 
-    with _Steps(not args.no_progress and not args.quiet, 5) as steps, warnings.catch_warnings(record=True) as caught:
+    enabled = not args.no_progress and not args.quiet
+    with StepProgress("emostats persistence", 5, enabled) as steps, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         steps.step(f"lag persistence (L = {args.lag})")
         res = {"persistence": lag_persistence(act, lag=args.lag, threads=args.threads)}
