@@ -25,7 +25,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser():
-    parser = _Parser(prog="emostats", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="emostats", description="emostats: statistics for the persistence of features inside language models. "
+                     "Every command has --help; user errors exit with code 2.")
     parser.add_argument("--version", action="version", version=f"emostats {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
