@@ -18,16 +18,18 @@ import json
 import platform
 import sys
 import time
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
+from . import _checks as C
+from . import defaults as D
 from ._progress import StepProgress
 from ._version import __version__
-from .errors import EmostatsError
+from .errors import ArgumentError, EmostatsError
+from .seeds import derive_seed
 
 __all__ = ["run", "STEPS", "Step", "is_results", "RESULTS_MARKER"]
 
@@ -81,7 +83,7 @@ class _Context:
 
     def step_seed(self, name):
         """A seed for step ``name``: the same for the same run seed, different across steps."""
-        return int(np.random.SeedSequence([int(self.seed), zlib.crc32(name.encode())]).generate_state(1)[0])
+        return derive_seed(self.seed, name)
 
 
 def _missing(ctx, step, skipped):
@@ -214,10 +216,10 @@ def _open(study, chunks, times):
     return tree, digest, files
 
 
-def run(study, lag=100, max_lag=200, seed=0, n_perm=10_000, n_random=1000, n_candidates=5420,
-        k_sweep=None, n_matched=20, match_stat="median", rating_stat="mean", min_fires=101,
-        min_mentions=5, alpha=0.05, n_boot=200, steps=None, progress=True, quiet=False, threads=None,
-        chunks=None):
+def run(study, lag=D.LAG, max_lag=D.MAX_LAG, seed=D.SEED, n_perm=D.N_PERM, n_random=D.N_RANDOM,
+        n_candidates=D.N_CANDIDATES, k_sweep=None, n_matched=D.N_MATCHED, match_stat=D.MATCH_STAT,
+        rating_stat=D.RATING_STAT, min_fires=D.MIN_FIRES, min_mentions=D.MIN_MENTIONS, alpha=D.ALPHA,
+        n_boot=D.N_BOOT, steps=None, progress=True, quiet=False, threads=None, chunks=None):
     """Run every analysis that the study supports; return the results as a DataTree.
 
     Parameters
@@ -289,13 +291,19 @@ def run(study, lag=100, max_lag=200, seed=0, n_perm=10_000, n_random=1000, n_can
     """
     started = time.perf_counter()
     times = {}
-    params = dict(lag=int(lag), max_lag=int(max_lag), seed=int(seed), n_perm=int(n_perm),
-                  n_random=int(n_random), n_candidates=int(n_candidates),
-                  k_sweep=None if k_sweep is None else [int(k) for k in k_sweep],
-                  n_matched=int(n_matched), match_stat=str(match_stat), rating_stat=str(rating_stat),
-                  min_fires=int(min_fires), min_mentions=int(min_mentions), alpha=float(alpha),
-                  n_boot=int(n_boot), threads=threads)
-    _check_params(params)
+    lag, max_lag = C.check_lags(lag, max_lag)
+    params = dict(lag=lag, max_lag=max_lag, seed=C.check_seed(seed), n_perm=C.check_int(n_perm, "n_perm", minimum=1),
+                  n_random=C.check_int(n_random, "n_random", minimum=1),
+                  n_candidates=C.check_int(n_candidates, "n_candidates", minimum=1),
+                  k_sweep=None if k_sweep is None else C.check_ints(k_sweep, "k_sweep", minimum=1),
+                  n_matched=C.check_int(n_matched, "n_matched", minimum=1),
+                  match_stat=C.check_choice(match_stat, "match_stat", D.STATS),
+                  rating_stat=C.check_choice(rating_stat, "rating_stat", D.STATS),
+                  min_fires=C.check_int(min_fires, "min_fires", minimum=0),
+                  min_mentions=C.check_int(min_mentions, "min_mentions", minimum=1),
+                  alpha=C.check_fraction(alpha, "alpha"), n_boot=C.check_int(n_boot, "n_boot", minimum=1),
+                  threads=C.check_threads(threads))
+    seed = params["seed"]
     selected = list(STEPS) if steps is None else _select(steps)
     tree, digest, files = _open(study, chunks, times)  # after every check: no file left open on a bad option
     opened_here = not isinstance(study, xr.DataTree)
@@ -372,32 +380,13 @@ def _run_steps(ctx, selected, attrs, skipped, ran, progress, quiet):
             display.skip(step, reason)
 
 
-def _check_params(p):
-    if p["lag"] < 1 or p["max_lag"] < 1:
-        raise EmostatsError(f"lag and max_lag must be >= 1, got lag={p['lag']}, max_lag={p['max_lag']}")
-    if p["max_lag"] < p["lag"]:
-        raise EmostatsError(f"max_lag ({p['max_lag']}) must be >= lag ({p['lag']}) so the profile covers the lag")
-    for key in ("n_perm", "n_random", "n_candidates", "n_matched", "n_boot"):
-        if p[key] < 1:
-            raise EmostatsError(f"{key} must be >= 1, got {p[key]}")
-    for key in ("match_stat", "rating_stat"):
-        if p[key] not in ("median", "mean"):
-            raise EmostatsError(f"{key} must be 'median' or 'mean', got {p[key]!r}")
-    if not 0 < p["alpha"] < 1:
-        raise EmostatsError(f"alpha must lie in (0, 1), got {p['alpha']}")
-    if not 0 <= p["seed"] < 2**63:  # stored as an int64 attribute
-        raise EmostatsError(f"seed must be an integer in 0..2**63 - 1, got {p['seed']}")
-    if p["threads"] is not None and (int(p["threads"]) != p["threads"] or p["threads"] < 1):
-        raise EmostatsError(f"threads must be an integer >= 1 (or None for all), got {p['threads']!r}")
-
-
 def _select(steps):
     steps = [steps] if isinstance(steps, str) else list(steps)
     unknown = [s for s in steps if s not in STEPS]
     if unknown:
-        raise EmostatsError(f"unknown step {unknown[0]!r}; choose from {', '.join(STEPS)}")
+        raise ArgumentError(f"unknown step {unknown[0]!r}; choose from {', '.join(STEPS)}")
     if not steps:
-        raise EmostatsError(f"steps is empty; name at least one of {', '.join(STEPS)} (or pass None for all)")
+        raise ArgumentError(f"steps is empty; name at least one of {', '.join(STEPS)} (or pass None for all)")
     return [s for s in STEPS if s in steps]
 
 

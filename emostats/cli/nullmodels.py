@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from .. import defaults as D
 from ._common import add_study_argument, study_paths
 
 
@@ -13,17 +14,17 @@ def register(sub):
     p.add_argument("-o", "--output", type=Path, required=True, help="results file (NetCDF-4)")
     p.add_argument("--force", action="store_true", help="replace an existing output file")
     p.add_argument("--lag", type=int, default=None,
-                   help="lag L (default: the only lag of /moments, else 100)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random directions (default 0)")
-    p.add_argument("--n-random", type=int, default=1000,
-                   help="directions uniform on the hidden sphere, Figure 3 (default 1000)")
-    p.add_argument("--n-candidates", type=int, default=5420,
-                   help="variance-matching candidates from top-k eigenspaces (default 5420, the study's)")
+                   help=f"lag L (default: the only lag of /moments, else {D.LAG})")
+    p.add_argument("--seed", type=int, default=D.SEED, help=f"seed of the random directions (default {D.SEED})")
+    p.add_argument("--n-random", type=int, default=D.N_RANDOM,
+                   help=f"directions uniform on the hidden sphere, Figure 3 (default {D.N_RANDOM})")
+    p.add_argument("--n-candidates", type=int, default=D.N_CANDIDATES,
+                   help=f"variance-matching candidates from top-k eigenspaces (default {D.N_CANDIDATES}, the study's)")
     p.add_argument("--ks", default=None,
                    help="comma-separated k values of the sweep (default: 20 log-spaced from 1 to hidden)")
-    p.add_argument("--n-match", type=int, default=20, help="matched directions per target (default 20)")
-    p.add_argument("--stat", choices=("median", "mean"), default="median",
-                   help="statistic of the matched values (default median)")
+    p.add_argument("--n-match", type=int, default=D.N_MATCHED, help=f"matched directions per target (default {D.N_MATCHED})")
+    p.add_argument("--stat", choices=D.STATS, default=D.MATCH_STAT,
+                   help=f"statistic of the matched values (default {D.MATCH_STAT})")
     p.add_argument("--threads", type=int, default=None, help="threads of the parallel kernels (default all)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=_main)

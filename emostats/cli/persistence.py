@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from .. import defaults as D
 from ._common import add_study_argument, study_paths
 
 #: lags shown in the printed profile table
@@ -14,14 +15,14 @@ def register(sub):
                        "-o writes one NetCDF file with the groups persistence, profile, trajectories, "
                        "decay_trajectories and decay_profile. Nothing is overwritten without --force.")
     add_study_argument(p)
-    p.add_argument("--lag", type=int, default=100, help="lag L of the persistence metric, tokens (default 100)")
-    p.add_argument("--max-lag", type=int, default=200,
-                   help="largest lag of the profile and largest tau of the trajectories (default 200)")
+    p.add_argument("--lag", type=int, default=D.LAG, help=f"lag L of the persistence metric, tokens (default {D.LAG})")
+    p.add_argument("--max-lag", type=int, default=D.MAX_LAG,
+                   help=f"largest lag of the profile and largest tau of the trajectories (default {D.MAX_LAG})")
     p.add_argument("-o", "--output", type=Path, default=None, help="results file (NetCDF-4); default: print only")
     p.add_argument("--force", action="store_true", help="replace an existing output file")
-    p.add_argument("--n-boot", type=int, default=200,
-                   help="bootstrap replicates (conversations resampled) of the decay fits; 0 = none (default 200)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+    p.add_argument("--n-boot", type=int, default=D.N_BOOT,
+                   help=f"bootstrap replicates (conversations resampled) of the decay fits; 0 = none (default {D.N_BOOT})")
+    p.add_argument("--seed", type=int, default=D.SEED, help=f"seed of the bootstrap (default {D.SEED})")
     p.add_argument("--chunks", type=int, default=None,
                    help="open the study lazily with this many tokens per dask chunk (for studies larger than memory)")
     p.add_argument("--threads", type=int, default=None, help="threads of the kernels (default: all)")

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from .. import defaults as D
+
 
 def register(sub):
     p = sub.add_parser("report", help="write report.qmd (Quarto), its figures and report.pdf",
@@ -15,8 +17,8 @@ def register(sub):
     p.add_argument("--format", choices=("pdf", "qmd", "both"), default="both",
                    help="what to write (default both)")
     p.add_argument("--force", action="store_true", help="replace existing report files")
-    p.add_argument("--lag", type=int, default=None, help="lag L when a study is run (default 100)")
-    p.add_argument("--seed", type=int, default=None, help="seed when a study is run (default 0)")
+    p.add_argument("--lag", type=int, default=None, help=f"lag L when a study is run (default {D.LAG})")
+    p.add_argument("--seed", type=int, default=None, help=f"seed when a study is run (default {D.SEED})")
     p.add_argument("--no-progress", action="store_true", help="no progress display")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=_main)

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from .. import defaults as D
 from ._common import add_study_argument, study_paths
 
 
@@ -13,13 +14,15 @@ def register(sub):
     p.add_argument("-o", "--output", type=Path, default=None,
                    help="results file (default: STUDY with suffix .results.nc beside it)")
     p.add_argument("--force", action="store_true", help="replace an existing results file")
-    p.add_argument("--lag", type=int, default=100, help="lag L of the persistence metrics (default 100)")
-    p.add_argument("--max-lag", type=int, default=200, help="largest lag of the profile and trajectories (200)")
-    p.add_argument("--seed", type=int, default=0, help="master seed of every random step (default 0)")
-    p.add_argument("--n-perm", type=int, default=10_000, help="permutations of the mention tests (10000)")
-    p.add_argument("--n-random", type=int, default=1000, help="random unit directions for Figure 3 (1000)")
-    p.add_argument("--n-candidates", type=int, default=5420,
-                   help="variance-matching candidates from top-k eigenspaces (5420)")
+    p.add_argument("--lag", type=int, default=D.LAG, help=f"lag L of the persistence metrics (default {D.LAG})")
+    p.add_argument("--max-lag", type=int, default=D.MAX_LAG,
+                   help=f"largest lag of the profile and trajectories ({D.MAX_LAG})")
+    p.add_argument("--seed", type=int, default=D.SEED, help=f"master seed of every random step (default {D.SEED})")
+    p.add_argument("--n-perm", type=int, default=D.N_PERM, help=f"permutations of the mention tests ({D.N_PERM})")
+    p.add_argument("--n-random", type=int, default=D.N_RANDOM,
+                   help=f"random unit directions for Figure 3 ({D.N_RANDOM})")
+    p.add_argument("--n-candidates", type=int, default=D.N_CANDIDATES,
+                   help=f"variance-matching candidates from top-k eigenspaces ({D.N_CANDIDATES})")
     p.add_argument("--steps", default=None, help="comma-separated subset of steps (default: all)")
     p.add_argument("--threads", type=int, default=None, help="threads of the parallel kernels (default: all)")
     p.add_argument("--no-progress", action="store_true", help="no progress display")

@@ -1,0 +1,66 @@
+"""Every default of every analysis and command, in one place.
+
+The Python API (``es.run`` and the analysis functions), the command line, the
+report's methods section and the docs all read their defaults from here, so a
+default changes in exactly one line. Values follow SPEC.md section 2 and the
+study (``seeds/persistence-and-introspection-of-emotion-features.txt``).
+
+Examples
+--------
+>>> from emostats import defaults
+>>> defaults.LAG, defaults.MAX_LAG, defaults.N_MATCHED
+(100, 200, 20)
+"""
+
+from typing import Final
+
+__all__ = [
+    "LAG", "MAX_LAG", "SEED", "N_PERM", "N_RANDOM", "N_CANDIDATES", "N_K", "N_PER_K", "N_MATCHED",
+    "MATCH_STAT", "RATING_STAT", "STATS", "MIN_FIRES", "MIN_MENTIONS", "ALPHA", "N_BOOT", "CI",
+    "BINS", "SEED_MAX", "AFFECT_N_BOOT", "SATURATION_Z", "STEERING_OFFSETS",
+]
+
+#: lag L of every persistence metric (probes, random directions, SAE features), tokens
+LAG: Final = 100
+#: largest lag of the lag profile and largest tau of the trajectories, tokens
+MAX_LAG: Final = 200
+#: master seed of a run; every random step derives its own (:func:`emostats.seeds.derive_seed`)
+SEED: Final = 0
+#: largest seed accepted (results store it as an int64 attribute)
+SEED_MAX: Final = 2**63 - 1
+#: permutations of a permutation test (the mention tests)
+N_PERM: Final = 10_000
+#: directions uniform on the sphere of the hidden space (Figure 3)
+N_RANDOM: Final = 1000
+#: variance-matching candidates from top-k eigenspaces (the study's 5,420)
+N_CANDIDATES: Final = 5420
+#: number of log-spaced k values of the default top-k sweep (1 .. hidden)
+N_K: Final = 20
+#: candidates per k of :func:`emostats.random_direction_sweep` called on its own (N_CANDIDATES / N_K)
+N_PER_K: Final = 271
+#: variance-matched neighbours per target
+N_MATCHED: Final = 20
+#: statistic of the matched values subtracted from a probe, PC or SAE feature (the study: median)
+MATCH_STAT: Final = "median"
+#: the same for the rating analyses (the study's Figure 10: mean)
+RATING_STAT: Final = "mean"
+#: the statistics a matched residual may use
+STATS: Final = ("median", "mean")
+#: SAE features firing fewer times are excluded from firing persistence
+MIN_FIRES: Final = 101
+#: an emotion enters the mention tests when at least this many rated features name it ("more than 4")
+MIN_MENTIONS: Final = 5
+#: BH-FDR level of the steering and mention tests
+ALPHA: Final = 0.05
+#: bootstrap resamples over conversations of the decay fits
+N_BOOT: Final = 200
+#: coverage of bootstrap intervals
+CI: Final = 0.95
+#: bins of initial strength |z_t| of the trajectories (Figure 2)
+BINS: Final = ((1.0, 2.0), (2.0, 3.0), (3.0, 4.0), (4.0, float("inf")))
+#: bootstrap resamples of ``emostats affect-profile``
+AFFECT_N_BOOT: Final = 100
+#: |z| at which the affect profile's activation saturates
+SATURATION_Z: Final = 4.0
+#: offsets after a steering pulse reported in the summary
+STEERING_OFFSETS: Final = (5, 100)
