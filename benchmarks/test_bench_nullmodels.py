@@ -22,10 +22,8 @@ import pytest
 import xarray as xr
 
 from benchmarks.conftest import FULL, best_time, scale
-from emostats.directions import random_direction_sweep, random_directions
-from emostats.matching import nearest_by_variance, variance_matched
-from emostats.moment_stream import moment_arrays
-from emostats.projection import direction_persistence
+from emostats.nullmodels import (direction_persistence, moment_arrays, nearest_by_variance, random_direction_sweep,
+                                 random_directions, variance_matched)
 
 HIDDEN = scale(7168, 64)
 N_DIRECTIONS = scale(5420, 200)

@@ -471,9 +471,7 @@ def _step_random_directions(ctx):
 
 def _step_candidates(ctx):
     """Variance-matching candidates: uniform on the spheres of top-k eigenspaces, over a sweep of k."""
-    from .directions import default_ks, random_direction_sweep
-    from .nullmodels import split_evenly
-    from .projection import direction_persistence
+    from .nullmodels import default_ks, direction_persistence, random_direction_sweep, split_evenly
 
     mom = _moments(ctx)
     if mom is None:  # /random serves as both populations
@@ -489,7 +487,7 @@ def _step_candidates(ctx):
 def _probe_variance(ctx):
     """The probes' variance explained: /probes variance_explained, else from the vectors and /moments."""
     from .errors import MissingGroupError
-    from .projection import direction_persistence
+    from .nullmodels import direction_persistence
 
     if ctx.has("probes/variance_explained"):
         return ctx.study["probes"]["variance_explained"]

@@ -10,12 +10,10 @@ from hypothesis import strategies as st
 
 import emostats as es
 from emostats.cli import main
-from emostats.directions import default_ks, random_direction_sweep, random_directions, top_eigenvectors
 from emostats.errors import EmostatsError, MissingGroupError, StudyError
-from emostats.matching import nearest_by_variance, variance_matched
-from emostats.moment_stream import moment_arrays, moments
-from emostats.pcs import emotion_pcs, pca_from_cov
-from emostats.projection import direction_persistence
+from emostats.nullmodels import (default_ks, direction_persistence, emotion_pcs, moment_arrays, moments,
+                                 nearest_by_variance, pca_from_cov, random_direction_sweep, random_directions,
+                                 top_eigenvectors, variance_matched)
 from emostats.segments import offsets_from_lengths
 from tests.conftest import ATOL_DASK, ATOL_KERNEL, RTOL_KERNEL, RTOL_REFERENCE
 from tests.naive import nullmodels as naive
@@ -173,7 +171,7 @@ def test_direction_persistence_zero_variance_direction_is_nan(rng):
 
 
 def test_quadratic_forms_trmm_equals_gemm(rng):
-    from emostats.projection import quadratic_forms
+    from emostats.nullmodels import quadratic_forms
 
     h = 24
     mats = [rng.normal(size=(h, h)), np.cov(rng.normal(size=(h, 50)))]  # non-symmetric and symmetric

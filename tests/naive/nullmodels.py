@@ -1,4 +1,4 @@
-"""Slow, obviously correct twins of the null-model code (emostats/matching.py, moments.py, geometry.py)."""
+"""Slow, obviously correct twins of the null-model code (emostats/nullmodels/{matching,streamed}.py, geometry.py)."""
 
 import numpy as np
 

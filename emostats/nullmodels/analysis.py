@@ -1,44 +1,19 @@
-"""Null models: random and variance-matched directions, emotion PCs (SPEC.md section 2, analyses 4-6).
+"""The null-model chain of ``emostats nullmodels`` on one study (Figures 3-5 of the study).
 
-What separates "emotion features persist" from "high-variance directions
-persist". The public functions live in small modules and are re-exported here:
-
-- :func:`random_directions`, :func:`random_direction_sweep` (:mod:`emostats.directions`):
-  unit vectors uniform on the sphere of the hidden space or of a top-k
-  eigenspace of the activation covariance;
-- :func:`direction_persistence` (:mod:`emostats.projection`): their lag
-  persistence and variance explained, exactly from ``/moments`` (or read from
-  ``/random``);
-- :func:`moments` (:mod:`emostats.moment_stream`): the ``/moments`` group from raw
-  activations in one streaming pass;
-- :func:`variance_matched` (:mod:`emostats.matching`): residual persistence
-  above the ``n`` candidates nearest in variance explained, with one-sample tests;
-- :func:`emotion_pcs` (:mod:`emostats.pcs`): PCA of the probe activations,
-  each PC's persistence, direction, variance explained and residual.
-
-:func:`nullmodel_analysis` runs the chain on a study (as ``emostats nullmodels`` does).
+Kept until the step engine (:mod:`emostats.pipeline`) runs the same steps as
+its ``nullmodels`` preset; then this module goes.
 """
 
-from .directions import default_ks, random_direction_sweep, random_directions
+import numpy as np
+
+from ..errors import EmostatsError, MissingGroupError
+from ..persistence import lag_persistence
+from .emotion_space import emotion_pcs
+from .from_moments import DEFAULT_LAG, direction_persistence, select_lag
 from .matching import variance_matched
-from .moment_stream import moments
-from .pcs import emotion_pcs
-from .projection import direction_persistence
+from .sphere import default_ks, random_direction_sweep, random_directions, split_evenly
 
-__all__ = ["random_directions", "random_direction_sweep", "default_ks", "direction_persistence", "moments",
-           "variance_matched", "emotion_pcs", "nullmodel_analysis", "split_evenly"]
-
-
-def split_evenly(total, parts):
-    """``total`` items over ``parts`` groups, the first ones one larger when it does not divide.
-
-    Examples
-    --------
-    >>> split_evenly(10, 4)
-    [3, 3, 2, 2]
-    """
-    base, extra = divmod(int(total), int(parts))
-    return [base + (i < extra) for i in range(int(parts))]
+__all__ = ["nullmodel_analysis"]
 
 
 def nullmodel_analysis(tree, lag=None, n_random=1000, n_candidates=5420, ks=None, n_match=20, stat="median",
@@ -75,12 +50,6 @@ def nullmodel_analysis(tree, lag=None, n_random=1000, n_candidates=5420, ks=None
         ``probe_matched`` (Figure 4; needs the probes' variance explained or
         vectors), ``emotion_pcs`` (Figure 5).
     """
-    import numpy as np
-
-    from .errors import EmostatsError, MissingGroupError
-    from .persistence import lag_persistence
-    from .projection import DEFAULT_LAG, select_lag
-
     children = tree.children
     if "tokens" not in children or "probe_act" not in tree["tokens"].to_dataset(inherit=False):
         raise MissingGroupError("/tokens: probe_act missing; the null models compare probes with random directions")

@@ -26,65 +26,16 @@ LAPACK build (threaded BLAS may change its last bits across thread counts).
 import numpy as np
 import xarray as xr
 
-from .errors import EmostatsError
+from ..errors import EmostatsError
+from .eigenspace import covariance_array, top_eigenvectors
 
-__all__ = ["random_directions", "random_direction_sweep", "top_eigenvectors", "default_ks"]
-
-
-def _cov_array(cov):
-    if isinstance(cov, xr.Dataset):
-        if "cov" not in cov:
-            raise EmostatsError("random directions: the Dataset has no 'cov' variable; pass the /moments group "
-                                "or a (hidden, hidden_b) covariance")
-        cov = cov["cov"]
-    hidden_coord = None
-    if isinstance(cov, xr.DataArray):
-        if cov.dims and cov.dims[0] in cov.coords:
-            hidden_coord = (cov.dims[0], cov[cov.dims[0]].values)
-        cov = cov.values
-    cov = np.asarray(cov, dtype=np.float64)
-    if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:
-        raise EmostatsError(f"random directions: cov must be a square (hidden, hidden_b) matrix, got shape {cov.shape}")
-    return cov, hidden_coord
+__all__ = ["random_directions", "random_direction_sweep", "default_ks", "split_evenly"]
 
 
 def _seed_attr(seed):
     """The seed as an attribute value (an int, or a list of ints for a seed sequence)."""
     arr = np.atleast_1d(np.asarray(seed, dtype=np.int64))
     return int(arr[0]) if np.ndim(seed) == 0 else arr.tolist()
-
-
-def top_eigenvectors(cov, k):
-    """Eigenvalues and eigenvectors of the ``k`` largest eigenvalues, largest first.
-
-    Signs are fixed so that each eigenvector's largest-magnitude component is
-    positive (the first such component on ties).
-
-    Examples
-    --------
-    >>> w, q = top_eigenvectors(np.diag([1.0, 3.0, 2.0]), 2)
-    >>> w.tolist(), q.T.tolist()
-    ([3.0, 2.0], [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
-    """
-    import scipy.linalg
-
-    cov = np.asarray(cov, dtype=np.float64)
-    h = cov.shape[0]
-    k = int(k)
-    if not 1 <= k <= h:
-        raise EmostatsError(f"k must be in [1, {h}] (the hidden size), got {k}")
-    if not np.all(np.isfinite(cov)):
-        raise EmostatsError("random directions: cov has NaN/inf values; expected a finite covariance")
-    sym = (cov + cov.T) / 2
-    if k < h // 2:
-        w, q = scipy.linalg.eigh(sym, subset_by_index=[h - k, h - 1], driver="evr")
-    else:
-        w, q = scipy.linalg.eigh(sym, driver="evd")
-        w, q = w[h - k:], q[:, h - k:]
-    w, q = w[::-1].copy(), np.ascontiguousarray(q[:, ::-1])
-    pivot = np.argmax(np.abs(q), axis=0)
-    q *= np.where(q[pivot, np.arange(k)] < 0, -1.0, 1.0)
-    return w, q
 
 
 def default_ks(hidden, n_k=20):
@@ -96,6 +47,20 @@ def default_ks(hidden, n_k=20):
     ([1, 2, 3, 4, 6, 10], 7168)
     """
     return np.unique(np.round(np.geomspace(1, hidden, n_k)).astype(np.int64))
+
+
+def split_evenly(total, parts):
+    """``total`` items over ``parts`` groups, the first ones one larger when it does not divide.
+
+    How a candidate count is spread over the k of a sweep.
+
+    Examples
+    --------
+    >>> split_evenly(10, 4)
+    [3, 3, 2, 2]
+    """
+    base, extra = divmod(int(total), int(parts))
+    return [base + (i < extra) for i in range(int(parts))]
 
 
 def random_direction_sweep(cov, ks=None, n_per_k=271, seed=0):
@@ -126,7 +91,7 @@ def random_direction_sweep(cov, ks=None, n_per_k=271, seed=0):
     >>> bool(np.allclose((d ** 2).sum("hidden"), 1))
     True
     """
-    cov, hidden_coord = _cov_array(cov)
+    cov, hidden_coord = covariance_array(cov)
     h = cov.shape[0]
     ks = default_ks(h) if ks is None else np.atleast_1d(np.asarray(ks, dtype=np.int64))
     if ks.ndim != 1 or ks.size == 0 or ks.min() < 1 or ks.max() > h:
@@ -179,7 +144,7 @@ def random_directions(cov, n, k=None, seed=0):
     >>> d.shape, bool(np.allclose(np.linalg.norm(d, axis=1), 1))
     ((3, 5), True)
     """
-    cov, hidden_coord = _cov_array(cov)
+    cov, hidden_coord = covariance_array(cov)
     h = cov.shape[0]
     if int(n) < 0:
         raise EmostatsError(f"n must be >= 0, got {n}")

@@ -20,8 +20,10 @@ Rules, all deterministic:
 import numpy as np
 import xarray as xr
 
-from ._kernels._config import n_threads as _n_threads
-from .errors import EmostatsError
+from .._kernels._config import n_threads as _n_threads
+from .._kernels.matching import nearest_values
+from ..errors import EmostatsError
+from ..stats import one_sample_tests
 
 __all__ = ["variance_matched", "nearest_by_variance"]
 
@@ -70,8 +72,6 @@ def nearest_by_variance(variance, candidate_variance=None, n=20, valid=None, thr
     >>> nearest_by_variance(np.array([1.0, 2.0, 3.0]), n=1).tolist()  # self excluded, tie -> lower index
     [[1], [0], [1]]
     """
-    from ._kernels.matching import nearest_values
-
     variance = np.ascontiguousarray(variance, dtype=np.float64)
     self_match = candidate_variance is None
     cand = variance if self_match else np.ascontiguousarray(candidate_variance, dtype=np.float64)
@@ -139,8 +139,6 @@ def variance_matched(values, variance, candidate_values=None, candidate_variance
     >>> int(res["n_positive"])
     2
     """
-    from .stats import one_sample_tests
-
     if stat not in _STATS:
         raise EmostatsError(f"variance_matched: stat must be 'median' or 'mean', got {stat!r}")
     if (candidate_values is None) != (candidate_variance is None):

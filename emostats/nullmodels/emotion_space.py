@@ -32,7 +32,13 @@ import warnings
 import numpy as np
 import xarray as xr
 
-from .errors import EmostatsError
+from ..errors import EmostatsError
+from ..persistence import lag_persistence
+from ..stats import spearman
+from .from_moments import direction_persistence
+from .matching import variance_matched
+from .sphere import random_direction_sweep
+from .streamed import moment_arrays
 
 __all__ = ["emotion_pcs", "pca_from_cov", "pc_directions"]
 
@@ -74,8 +80,6 @@ def pc_directions(loadings, probe_vectors):
 
 def _scores_persistence(probe_act, mean, loadings, lag, threads):
     """Lag persistence of the PC scores (lazy for dask input) via :func:`emostats.lag_persistence`."""
-    from .persistence import lag_persistence
-
     pdim = probe_act.dims[1]
     keep = {k: c for k, c in probe_act.coords.items() if c.dims == ("token",)}
     x = probe_act.drop_vars([c for c in probe_act.coords if c not in keep])
@@ -111,7 +115,7 @@ def emotion_pcs(probe_act, probe_vectors=None, moments=None, candidates=None, la
         The null population with ``r`` and ``variance_explained`` (the output
         of :func:`emostats.direction_persistence` for random directions). By
         default, with ``moments``, the sweep of
-        :func:`emostats.directions.random_direction_sweep` (5,420 directions,
+        :func:`emostats.nullmodels.random_direction_sweep` (5,420 directions,
         ``seed``) is drawn and measured.
     lag : int
         Lag of the persistence (default 100).
@@ -139,10 +143,6 @@ def emotion_pcs(probe_act, probe_vectors=None, moments=None, candidates=None, la
         attrs: parameters, ``n_tokens_used``, ``n_tokens_dropped``,
         ``dropped_probes`` (probes NaN on every token, left out with a warning).
     """
-    from .matching import variance_matched
-    from .moment_stream import moment_arrays
-    from .projection import direction_persistence
-
     if not isinstance(probe_act, xr.DataArray) or probe_act.ndim != 2 or "token" not in probe_act.dims:
         raise EmostatsError("emotion_pcs: probe_act must be a DataArray (token, probe) with conversation and "
                             "turn coordinates (the /tokens group's probe_act)")
@@ -221,8 +221,6 @@ def emotion_pcs(probe_act, probe_vectors=None, moments=None, candidates=None, la
         ds["r_direction"] = ("pc", np.where(degenerate, np.nan, dp["r"].values),
                              {"long_name": f"lag-{lag} persistence of the PC's direction from /moments"})
         if candidates is None:
-            from .directions import random_direction_sweep
-
             cand_dirs = random_direction_sweep(moments, seed=seed)
             candidates = direction_persistence(moments, cand_dirs, lag=lag)
             ds.attrs["candidates"] = f"random_direction_sweep(seed={seed}): {cand_dirs.sizes['direction']} directions"
@@ -245,8 +243,6 @@ def emotion_pcs(probe_act, probe_vectors=None, moments=None, candidates=None, la
 
 
 def _rank_spearman(ds):
-    from .stats import spearman
-
     sp = spearman(xr.DataArray(ds["pc"].values.astype(np.float64), dims="pc"),
                   xr.DataArray(ds["residual"].values, dims="pc"), dim="pc")
     for key in ("rho", "p", "n"):

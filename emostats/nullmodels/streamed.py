@@ -27,8 +27,8 @@ choice does not change any analysis.
 import numpy as np
 import xarray as xr
 
-from .errors import EmostatsError, StudyError
-from .segments import segments_of
+from ..errors import EmostatsError, StudyError
+from ..segments import segments_of
 
 __all__ = ["moments", "moment_arrays", "MomentAccumulator"]
 

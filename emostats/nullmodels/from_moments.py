@@ -32,12 +32,15 @@ import warnings
 import numpy as np
 import xarray as xr
 
-from .errors import EmostatsError, MissingGroupError, StudyError
+from ..defaults import LAG
+from ..errors import EmostatsError, MissingGroupError, StudyError
+from ..persistence import lag_persistence
+from ..segments import segments_of
 
 __all__ = ["direction_persistence", "quadratic_forms", "select_lag", "DEFAULT_LAG"]
 
-#: the study's lag (tokens)
-DEFAULT_LAG = 100
+#: the study's lag (tokens), :data:`emostats.defaults.LAG`
+DEFAULT_LAG = LAG
 #: directions per matrix product
 BLOCK = 512
 #: a quadratic form at most this times |v|^2 trace(M) is rounding noise (zero-variance direction)
@@ -188,8 +191,6 @@ def _from_moments(ds, directions, lag, block, method="auto"):
 
 
 def _from_random(ds, lag, offsets, threads):
-    from .persistence import lag_persistence
-
     if "random_act" not in ds:
         raise MissingGroupError("/random: variable random_act(token, direction) missing")
     act = ds["random_act"].transpose("token", ...)
@@ -220,8 +221,6 @@ def _from_random(ds, lag, offsets, threads):
 
 
 def _tokens_offsets(tree):
-    from .segments import segments_of
-
     if "tokens" not in tree.children:
         raise MissingGroupError("/tokens: group missing; /random needs its conversation and turn coordinates")
     return segments_of(tree["tokens"].to_dataset(inherit=False))
@@ -264,7 +263,7 @@ def direction_persistence(moments, directions=None, lag=None, *, block=BLOCK, me
     --------
     >>> rng = np.random.default_rng(0)
     >>> acts = np.cumsum(rng.normal(size=(400, 4)), axis=0)
-    >>> from emostats.moment_stream import moments
+    >>> from emostats.nullmodels import moments
     >>> m = moments(acts, lags=[5], offsets=[0, 200, 400])
     >>> res = direction_persistence(m, np.eye(4))
     >>> res["r"].shape, bool(abs(res["variance_explained"].sum() - 1) < 1e-12)
