@@ -18,6 +18,8 @@ __all__ = [
     "LAG", "MAX_LAG", "SEED", "N_PERM", "N_RANDOM", "N_CANDIDATES", "N_K", "N_PER_K", "N_MATCHED",
     "MATCH_STAT", "RATING_STAT", "STATS", "MIN_FIRES", "MIN_MENTIONS", "ALPHA", "N_BOOT", "CI",
     "BINS", "SEED_MAX", "AFFECT_N_BOOT", "SATURATION_Z", "STEERING_OFFSETS",
+    "AFFECT_SECONDS_PER_TOKEN", "AFFECT_NOISE_TOKENS", "AFFECT_HALF_LIFE_FAST_S", "AFFECT_HALF_LIFE_SLOW_S",
+    "AFFECT_SHARE_FAST", "AFFECT_EVENT_CAP", "AFFECT_WINDOW_CAP", "AFFECT_WINDOW_S", "AFFECT_N_PCS",
 ]
 
 #: lag L of every persistence metric (probes, random directions, SAE features), tokens
@@ -64,3 +66,20 @@ AFFECT_N_BOOT: Final = 100
 SATURATION_Z: Final = 4.0
 #: offsets after a steering pulse reported in the summary
 STEERING_OFFSETS: Final = (5, 100)
+#: wall-clock seconds per token of the agent's output when an affect profile is turned into time half-lives
+#: (an assumption to set per agent: 10 s is a session writing 360 tokens an hour)
+AFFECT_SECONDS_PER_TOKEN: Final = 10.0
+#: a fitted half-life below this many tokens is token-level noise (the fit starts at lag 1, step 1)
+AFFECT_NOISE_TOKENS: Final = 2.0
+#: fallback half-lives (s) of the affect state's fast and slow components: the pattern's 30 min to 4 h
+AFFECT_HALF_LIFE_FAST_S: Final = 1800.0
+AFFECT_HALF_LIFE_SLOW_S: Final = 14400.0
+#: fallback share of a bump that goes to the fast component when no fast decay was measured
+AFFECT_SHARE_FAST: Final = 0.5
+#: largest |delta| of one agent bump, and of all agent bumps of one axis and sign within the window
+AFFECT_EVENT_CAP: Final = 0.2
+AFFECT_WINDOW_CAP: Final = 0.4
+#: the sliding window (seconds of the state's clock) of the per-window cap
+AFFECT_WINDOW_S: Final = 3600.0
+#: emotion-space principal components measured by the affect profile (a PC vocabulary)
+AFFECT_N_PCS: Final = 6
