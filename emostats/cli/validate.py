@@ -23,7 +23,7 @@ def _main(args):
     except StudyError as exc:  # unreadable: the same one-line error as every other command
         print(f"emostats: error: {exc}", file=sys.stderr)
         return 2
-    from ..runner import RESULTS_MARKER
+    from .._results import RESULTS_MARKER
 
     problems = validate(tree)
     if problems and RESULTS_MARKER in tree.attrs:  # say what the file is before listing what it lacks
