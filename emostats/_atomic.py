@@ -2,20 +2,55 @@
 
 An interrupted write leaves no partial file and the previous file intact; an
 existing file is never replaced unless ``force`` is true.
+
+Writes that may be interrupted (Ctrl-C, SIGTERM) run in a child process
+(:func:`write_atomically`): netCDF-C and HDF5 hold locks during a write, and
+an exception raised in the middle of one leaves xarray's ``close()`` waiting
+for a lock forever. The parent only waits for the child; on a signal it kills
+the child at once, removes the temporary file and re-raises, so the program
+stops within a second. A full disk is said in one line.
 """
 
 import contextlib
+import errno
 import os
+import pickle
+import shutil
+import signal
 import tempfile
+import threading
 from pathlib import Path
 
 from .errors import EmostatsError, OutputExistsError
 
-__all__ = ["atomic_path", "check_output"]
+__all__ = ["atomic_path", "check_output", "write_atomically", "Terminated"]
+
+#: a failed write with less free space than this in the output folder is reported as a full disk
+FULL_DISK_BYTES = 4 * 2**20
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C (the command line exits with 143 instead of 130)."""
+
+
+def _writable(folder):
+    """One-line error unless a file can be created in ``folder`` (os.access lies for root)."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".emostats-write-test.", dir=folder)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise EmostatsError(f"output folder {folder}: the disk is full; free some space or choose "
+                                f"another folder") from None
+        why = {errno.EROFS: "it is on a read-only file system", errno.EACCES: "permission denied",
+               errno.EPERM: "permission denied"}.get(exc.errno, exc.strerror or str(exc))
+        raise EmostatsError(f"output folder {folder} is not writable ({why}); choose another folder") from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
 
 
 def check_output(path, force=False, inputs=()):
-    """Raise a one-line error if ``path`` may not be written.
+    """Raise a one-line error if ``path`` may not be written (call it before the long part).
 
     Parameters
     ----------
@@ -44,12 +79,33 @@ def check_output(path, force=False, inputs=()):
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise EmostatsError(f"output folder {parent} does not exist; create it first")
+    _writable(parent)
 
 
 def _umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def _disk_full(exc, folder):
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if not isinstance(exc, (OSError, RuntimeError)):
+        return False
+    try:
+        return shutil.disk_usage(folder).free < FULL_DISK_BYTES
+    except OSError:
+        return False
+
+
+def _full_disk_error(path, folder):
+    try:
+        free = f"{shutil.disk_usage(folder).free / 2**20:.1f} MiB free"
+    except OSError:
+        free = "no space left"
+    return EmostatsError(f"cannot write {path}: the disk is full ({free} in {folder}); free some space or "
+                         f"write elsewhere")
 
 
 @contextlib.contextmanager
@@ -67,18 +123,25 @@ def atomic_path(path, force=False, inputs=()):
     """
     path = Path(path)
     check_output(path, force=force, inputs=inputs)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    folder = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
     try:
-        yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        if path.exists() and not force:  # appeared while we were writing
-            raise OutputExistsError(f"output {path} exists; pass --force (force=True) to replace it")
-        os.replace(tmp, path)
+        with _sigterm_as_interrupt():
+            try:
+                yield tmp
+                with open(tmp, "rb+") as fh:
+                    os.fsync(fh.fileno())
+            except Exception as exc:
+                if _disk_full(exc, folder):
+                    raise _full_disk_error(path, folder) from None
+                raise
+            if path.exists() and not force:  # appeared while we were writing
+                raise OutputExistsError(f"output {path} exists; pass --force (force=True) to replace it")
+            os.replace(tmp, path)
         with contextlib.suppress(OSError):
-            dirfd = os.open(path.parent or ".", os.O_RDONLY)
+            dirfd = os.open(folder, os.O_RDONLY)
             try:
                 os.fsync(dirfd)
             finally:
@@ -86,3 +149,105 @@ def atomic_path(path, force=False, inputs=()):
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Inside the block SIGTERM raises :class:`Terminated` (when nobody else handles SIGTERM)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is not signal.SIG_DFL:
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _child_write(writer, tmp, w):
+    """In the child: write, report an exception through the pipe, never return."""
+    code = 0
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it kills us on a signal
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            import dask
+
+            dask.config.set(scheduler="synchronous")  # no thread pool survives fork
+        except ImportError:
+            pass
+        writer(tmp)
+        payload = b""
+    except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
+        code = 1
+        try:
+            payload = pickle.dumps(exc)
+        except Exception:  # noqa: BLE001
+            payload = pickle.dumps(RuntimeError(f"{type(exc).__name__}: {exc}"))
+    try:
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(w, view):]
+    finally:
+        os._exit(code)
+
+
+def _run_in_child(writer, tmp):
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        os.close(r)
+        _child_write(writer, tmp, w)
+    os.close(w)
+    try:
+        chunks = []
+        while True:
+            block = os.read(r, 1 << 16)
+            if not block:
+                break
+            chunks.append(block)
+        _, status = os.waitpid(pid, 0)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            os.waitpid(pid, 0)
+        raise
+    finally:
+        os.close(r)
+    if chunks:
+        raise pickle.loads(b"".join(chunks))
+    if status != 0:
+        how = (f"was killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
+               else f"exited with code {os.WEXITSTATUS(status)}")
+        raise EmostatsError(f"the writer process {how}; nothing was written")
+
+
+def write_atomically(path, writer, force=False, inputs=(), in_child=True):
+    """Call ``writer(tmp)`` and rename ``tmp`` onto ``path`` (see :func:`atomic_path`).
+
+    With ``in_child`` (and where ``os.fork`` exists) the writer runs in a child
+    process, so that a signal stops the program at once however deep inside
+    netCDF-C the write is.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "out.txt"
+    >>> write_atomically(target, lambda tmp: pathlib.Path(tmp).write_text("hi"))
+    >>> target.read_text()
+    'hi'
+    """
+    with atomic_path(path, force=force, inputs=inputs) as tmp:
+        if in_child and hasattr(os, "fork"):
+            _run_in_child(writer, tmp)
+        else:
+            writer(tmp)

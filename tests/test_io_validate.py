@@ -87,12 +87,25 @@ def test_interrupted_save_leaves_previous_file_and_no_partial(tmp_path, monkeypa
     assert sorted(os.listdir(tmp_path)) == ["s.nc"]
 
 
-def test_save_never_replaces_its_own_input(tmp_path):
+def test_save_never_replaces_the_file_a_lazy_tree_reads(tmp_path):
     path = tmp_path / "s.nc"
     es.save(tiny_study(), path)
-    tree = es.open_study(path)
-    with pytest.raises(es.EmostatsError, match="is also an input"):
-        es.save(tree, path, force=True)
+    with es.open_study(path, chunks={"token": 4}) as lazy:
+        with pytest.raises(es.EmostatsError, match="is also an input"):
+            es.save(lazy, path, force=True)
+
+
+def test_save_of_an_opened_study_records_no_source_and_may_replace_it(tmp_path):
+    # issue 12: source_files of a.nc was written into b.nc, and replacing a.nc from memory was refused
+    a, b = tmp_path / "a.nc", tmp_path / "b.nc"
+    es.save(tiny_study(), a)
+    es.save(es.open_study(a), b)
+    reopened = es.open_study(b)
+    assert reopened.attrs["source_files"] == str(b)
+    with es.open_study(b, validate=False) as raw:
+        assert "source_files" in raw.attrs  # set on opening only
+    es.save(es.open_study(a), a, force=True)
+    assert es.validate(es.open_study(a)) == []
 
 
 @pytest.mark.parametrize("name, tree, expected", CASES, ids=[c[0] for c in CASES])
