@@ -17,7 +17,7 @@ from typing import Final
 __all__ = [
     "LAG", "MAX_LAG", "SEED", "N_PERM", "N_RANDOM", "N_CANDIDATES", "N_K", "N_PER_K", "N_MATCHED",
     "MATCH_STAT", "RATING_STAT", "STATS", "MIN_FIRES", "MIN_MENTIONS", "ALPHA", "N_BOOT", "CI",
-    "BINS", "SEED_MAX", "AFFECT_N_BOOT", "SATURATION_Z", "STEERING_OFFSETS",
+    "BINS", "SEED_MAX", "LOOP_NGRAM", "LOOP_THRESHOLD", "AFFECT_N_BOOT", "SATURATION_Z", "STEERING_OFFSETS",
     "AFFECT_SECONDS_PER_TOKEN", "AFFECT_NOISE_TOKENS", "AFFECT_HALF_LIFE_FAST_S", "AFFECT_HALF_LIFE_SLOW_S",
     "AFFECT_SHARE_FAST", "AFFECT_EVENT_CAP", "AFFECT_WINDOW_CAP", "AFFECT_WINDOW_S", "AFFECT_N_PCS",
 ]
@@ -83,3 +83,7 @@ AFFECT_WINDOW_CAP: Final = 0.4
 AFFECT_WINDOW_S: Final = 3600.0
 #: emotion-space principal components measured by the affect profile (a PC vocabulary)
 AFFECT_N_PCS: Final = 6
+#: n of the n-gram repeat share that marks a looping turn (/tokens repeat_share)
+LOOP_NGRAM: Final = 8
+#: a turn loops when more than this share of its n-grams repeat an earlier n-gram of the turn
+LOOP_THRESHOLD: Final = 0.1
