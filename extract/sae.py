@@ -1,132 +1,239 @@
-"""Sparse autoencoders in the SAELens on-disk format, and a small TopK trainer.
+"""Sparse autoencoders as SAELens and EleutherAI sparsify encode them, and a small TopK trainer.
 
-On disk (SAELens): a folder with ``cfg.json`` and ``sae_weights.safetensors``
-holding ``W_enc (d_in, d_sae)``, ``b_enc (d_sae)``, ``W_dec (d_sae, d_in)``,
-``b_dec (d_in)`` and, for JumpReLU, ``threshold (d_sae)`` (older files:
-``log_threshold``). ``cfg.json`` gives ``d_in``, ``d_sae``, ``architecture``
-(``standard``, ``topk`` or ``jumprelu``; older files: ``activation_fn_str``
-``relu``/``topk``), ``k`` (or ``activation_fn_kwargs.k``),
-``apply_b_dec_to_input`` and ``normalize_activations``.
+:class:`SAE` holds the weights in SAELens' names and orientation
+(``W_enc (d_in, d_sae)``, ``b_enc``, ``W_dec (d_sae, d_in)``, ``b_dec``;
+``threshold`` for JumpReLU; ``b_gate``, ``r_mag``, ``b_mag`` for gated SAEs)
+and the settings that change what ``encode`` computes. Reading and writing
+the files is :mod:`extract.sae_files` (:func:`load_sae`, :func:`save_sae`
+are re-exported here).
 
-Encoding, as in SAELens:
+Encoding, as SAELens 6 computes it (``sae_lens.saes``):
 
-* input normalisation: ``none`` and ``expected_average_only_in`` leave x as is
-  (the latter's scaling factor is folded into the weights at save time);
-  ``constant_norm_rescale``: ``x * sqrt(d_in) / ||x||``; ``layer_norm``:
-  ``(x - mean(x)) / (std(x, ddof=1) + 1e-5)``;
-* ``pre = (x - b_dec * apply_b_dec_to_input) @ W_enc + b_enc``;
-* standard: ``relu(pre)``; topk: the ``k`` largest entries of ``pre`` pass
-  through ``relu``, the rest are 0; jumprelu: ``relu(pre) * (pre > threshold)``.
+* the input is cast to the SAE's ``dtype`` and normalised:
+  ``none`` and ``expected_average_only_in`` leave it as is (SAELens folds the
+  latter's scaling factor into the weights when it saves; ``load_from_disk``
+  applies none); ``constant_norm_rescale``: ``x * sqrt(d_in) / ||x||``;
+  ``layer_norm``: ``(x - mean(x)) / (std(x, ddof=1) + 1e-5)``;
+* ``sae_in = x - b_dec * apply_b_dec_to_input``; ``pre = sae_in @ W_enc + b_enc``;
+* ``standard``: ``relu(pre)``; ``jumprelu``: ``relu(pre) * (pre > threshold)``;
+  ``topk``: with ``rescale_acts_by_decoder_norm`` first ``pre *= ||W_dec row||``,
+  then the ``k`` largest entries pass through ``relu``, the rest are 0;
+  ``gated``: ``(sae_in @ W_enc + b_gate > 0) * relu(sae_in @ (W_enc * exp(r_mag)) + b_mag)``;
+  sparsify's ``groupmax``: the latents split into ``k`` equal groups, the
+  ``relu``-ed maximum of each group is kept.
+
+``decode`` undoes the normalisation as SAELens does (``topk`` with
+``rescale_acts_by_decoder_norm`` divides the activations by the decoder norms first).
 """
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
 
-__all__ = ["SAE", "load_sae", "save_sae", "train_topk_sae"]
+from .sae_files import SAEFormatError, load_sae, save_sae
+
+__all__ = ["SAE", "SAEFormatError", "load_sae", "save_sae", "train_topk_sae", "ARCHITECTURES",
+           "NORMALISATIONS"]
+
+#: architectures :class:`SAE` encodes (SAELens names; sparsify's top-k SAEs are ``topk``)
+ARCHITECTURES = ("standard", "topk", "jumprelu", "gated", "groupmax")
+
+#: SAELens ``normalize_activations`` values :class:`SAE` applies
+NORMALISATIONS = ("none", "expected_average_only_in", "constant_norm_rescale", "layer_norm")
+
+_WEIGHTS = {
+    "standard": ("W_enc", "b_enc", "W_dec", "b_dec"),
+    "topk": ("W_enc", "b_enc", "W_dec", "b_dec"),
+    "groupmax": ("W_enc", "b_enc", "W_dec", "b_dec"),
+    "jumprelu": ("W_enc", "b_enc", "W_dec", "b_dec", "threshold"),
+    "gated": ("W_enc", "b_gate", "r_mag", "b_mag", "W_dec", "b_dec"),
+}
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
+           "bfloat16": torch.bfloat16}
+
+
+def _shape_of(name, d_in, d_sae):
+    return {"W_enc": (d_in, d_sae), "W_dec": (d_sae, d_in), "b_dec": (d_in,)}.get(name, (d_sae,))
 
 
 class SAE:
-    """SAE weights and config; ``encode`` and ``decode`` follow SAELens."""
+    """An SAE's weights and encoding settings; ``encode`` and ``decode`` follow SAELens.
 
-    def __init__(self, cfg, W_enc, b_enc, W_dec, b_dec, threshold=None):
-        self.cfg = dict(cfg)
-        self.W_enc = torch.as_tensor(W_enc, dtype=torch.float32)
-        self.b_enc = torch.as_tensor(b_enc, dtype=torch.float32)
-        self.W_dec = torch.as_tensor(W_dec, dtype=torch.float32)
-        self.b_dec = torch.as_tensor(b_dec, dtype=torch.float32)
-        self.threshold = None if threshold is None else torch.as_tensor(threshold, dtype=torch.float32)
-        arch = self.architecture
-        if arch not in ("standard", "topk", "jumprelu"):
-            raise ValueError(f"SAE architecture {arch!r} not supported; expected standard, topk or jumprelu")
-        if arch == "jumprelu" and self.threshold is None:
-            raise ValueError("jumprelu SAE without threshold weights")
-        norm = self.cfg.get("normalize_activations", "none") or "none"
-        if norm not in ("none", "expected_average_only_in", "constant_norm_rescale", "layer_norm"):
-            raise ValueError(f"normalize_activations {norm!r} not supported")
+    Parameters
+    ----------
+    weights : dict of str to array
+        The tensors named in the module docstring for ``architecture``.
+    architecture : str
+        One of :data:`ARCHITECTURES`.
+    k : int, optional
+        Active latents per token (``topk``), or groups (``groupmax``).
+    apply_b_dec_to_input : bool
+    normalize_activations : str
+        One of :data:`NORMALISATIONS`.
+    rescale_acts_by_decoder_norm : bool
+        ``topk`` only.
+    dtype : str
+        Weights are held and inputs computed in this dtype (SAELens' ``dtype``).
+    metadata : dict, optional
+        Provenance (SAELens' ``metadata``: ``hook_name``, ``model_name``, ...).
+    log_sparsity : array, optional
+        ``log10`` firing frequency per latent (SAELens' ``sparsity.safetensors``).
+    source : str
+        What the SAE was read from (for messages and provenance).
+    """
+
+    def __init__(self, weights, architecture, *, k=None, apply_b_dec_to_input=True,
+                 normalize_activations="none", rescale_acts_by_decoder_norm=False, dtype="float32",
+                 metadata=None, log_sparsity=None, source="memory"):
+        if architecture not in ARCHITECTURES:
+            raise SAEFormatError(f"{source}: architecture {architecture!r} not supported; "
+                                 f"expected one of {', '.join(ARCHITECTURES)}")
+        if normalize_activations not in NORMALISATIONS:
+            raise SAEFormatError(f"{source}: normalize_activations {normalize_activations!r} not supported; "
+                                 f"expected one of {', '.join(NORMALISATIONS)}")
+        if dtype not in _DTYPES:
+            raise SAEFormatError(f"{source}: dtype {dtype!r} not supported; expected one of {', '.join(_DTYPES)}")
+        if rescale_acts_by_decoder_norm and architecture != "topk":
+            raise SAEFormatError(f"{source}: rescale_acts_by_decoder_norm = true is defined for topk SAEs only, "
+                                 f"this one is {architecture}")
+        self.architecture = architecture
+        self.apply_b_dec_to_input = bool(apply_b_dec_to_input)
+        self.normalize_activations = normalize_activations
+        self.rescale_acts_by_decoder_norm = bool(rescale_acts_by_decoder_norm)
+        self.dtype = dtype
+        self.metadata = dict(metadata or {})
+        self.source = source
+        tdtype = _DTYPES[dtype]
+        names = _WEIGHTS[architecture]
+        missing = [n for n in names if n not in weights]
+        if missing:
+            raise SAEFormatError(f"{source}: {architecture} SAE lacks the tensor {missing[0]} "
+                                 f"(expected {', '.join(names)})")
+        extra = sorted(set(weights) - set(names))
+        if extra:
+            raise SAEFormatError(f"{source}: tensor {extra[0]!r} has no meaning for a {architecture} SAE "
+                                 f"(expected {', '.join(names)})")
+        w = {n: torch.as_tensor(np.asarray(weights[n]) if not torch.is_tensor(weights[n]) else weights[n])
+             .to(tdtype).contiguous() for n in names}
+        if w["W_enc"].dim() != 2:
+            raise SAEFormatError(f"{source}: W_enc must be 2-D (d_in, d_sae), got shape {tuple(w['W_enc'].shape)}")
+        self.d_in, self.d_sae = (int(s) for s in w["W_enc"].shape)
+        for n, t in w.items():
+            want = _shape_of(n, self.d_in, self.d_sae)
+            if tuple(t.shape) != want:
+                raise SAEFormatError(f"{source}: tensor {n} has shape {tuple(t.shape)}, expected {want} "
+                                     f"(d_in = {self.d_in}, d_sae = {self.d_sae} from W_enc)")
+        self.weights = w
+        if architecture in ("topk", "groupmax"):
+            if k is None or int(k) != k or not 0 < int(k) <= self.d_sae:
+                raise SAEFormatError(f"{source}: {architecture} SAE needs k in 1..{self.d_sae}, got {k!r}")
+            if architecture == "groupmax" and self.d_sae % int(k):
+                raise SAEFormatError(f"{source}: groupmax needs d_sae ({self.d_sae}) divisible by k ({k})")
+            self.k = int(k)
+        else:
+            self.k = None
+        self.log_sparsity = None if log_sparsity is None else np.asarray(log_sparsity, dtype=np.float64)
+        if self.log_sparsity is not None and self.log_sparsity.shape != (self.d_sae,):
+            raise SAEFormatError(f"{source}: sparsity has shape {self.log_sparsity.shape}, expected ({self.d_sae},)")
+
+    def __getattr__(self, name):  # W_enc, b_enc, ... as attributes
+        weights = self.__dict__.get("weights", {})
+        if name in weights:
+            return weights[name]
+        raise AttributeError(name)
 
     @property
-    def architecture(self):
-        arch = self.cfg.get("architecture")
-        if arch is None:
-            arch = "topk" if self.cfg.get("activation_fn_str") == "topk" else "standard"
-        return arch
+    def threshold(self):
+        return self.weights.get("threshold")
 
-    @property
-    def k(self):
-        if "k" in self.cfg:
-            return int(self.cfg["k"])
-        return int((self.cfg.get("activation_fn_kwargs") or {}).get("k", 0))
+    def settings(self):
+        """The encoding settings as SAELens' config keys (for provenance attributes)."""
+        out = {"architecture": self.architecture, "d_in": self.d_in, "d_sae": self.d_sae,
+               "apply_b_dec_to_input": self.apply_b_dec_to_input,
+               "normalize_activations": self.normalize_activations, "dtype": self.dtype}
+        if self.k is not None:
+            out["k"] = self.k
+        if self.architecture == "topk":
+            out["rescale_acts_by_decoder_norm"] = self.rescale_acts_by_decoder_norm
+        return out
 
+    # ------------------------------------------------------------------ SAELens' computation
     def _normalise(self, x):
-        norm = self.cfg.get("normalize_activations", "none") or "none"
-        if norm == "constant_norm_rescale":
-            return x * (self.W_enc.shape[0] ** 0.5) / x.norm(dim=-1, keepdim=True)
-        if norm == "layer_norm":
+        if self.normalize_activations == "constant_norm_rescale":
+            coeff = (self.d_in ** 0.5) / x.norm(dim=-1, keepdim=True)
+            return x * coeff, ("scale", coeff)
+        if self.normalize_activations == "layer_norm":
             mu = x.mean(dim=-1, keepdim=True)
             x = x - mu
-            return x / (x.std(dim=-1, keepdim=True) + 1e-5)
-        return x
+            std = x.std(dim=-1, keepdim=True)
+            return x / (std + 1e-5), ("ln", mu, std)
+        return x, None
+
+    def _encode(self, x):
+        x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x).to(_DTYPES[self.dtype])
+        x, undo = self._normalise(x)
+        w = self.weights
+        sae_in = x - w["b_dec"] * self.apply_b_dec_to_input
+        if self.architecture == "gated":
+            gate = (sae_in @ w["W_enc"] + w["b_gate"] > 0).to(sae_in.dtype)
+            return gate * torch.relu(sae_in @ (w["W_enc"] * w["r_mag"].exp()) + w["b_mag"]), undo
+        pre = sae_in @ w["W_enc"] + w["b_enc"]
+        if self.architecture == "standard":
+            return torch.relu(pre), undo
+        if self.architecture == "jumprelu":
+            return torch.relu(pre) * (pre > w["threshold"]).to(pre.dtype), undo
+        if self.architecture == "groupmax":
+            acts = torch.relu(pre)
+            vals, idx = acts.unflatten(-1, (self.k, -1)).max(dim=-1)
+            idx = idx + torch.arange(0, self.d_sae, self.d_sae // self.k)
+            return torch.zeros_like(acts).scatter(-1, idx, vals), undo
+        if self.rescale_acts_by_decoder_norm:
+            pre = pre * w["W_dec"].norm(dim=-1)
+        top = torch.topk(pre, self.k, dim=-1, sorted=False)
+        return torch.zeros_like(pre).scatter(-1, top.indices, torch.relu(top.values)), undo
 
     def encode(self, x):
-        """Feature activations (..., d_sae) of inputs ``x`` (..., d_in)."""
-        x = torch.as_tensor(x, dtype=torch.float32)
-        x = self._normalise(x)
-        if self.cfg.get("apply_b_dec_to_input", True):
-            x = x - self.b_dec
-        pre = x @ self.W_enc + self.b_enc
-        arch = self.architecture
-        if arch == "standard":
-            return torch.relu(pre)
-        if arch == "jumprelu":
-            return torch.relu(pre) * (pre > self.threshold).to(pre.dtype)
-        top = torch.topk(pre, self.k, dim=-1)
-        return torch.zeros_like(pre).scatter(-1, top.indices, torch.relu(top.values))
+        """Feature activations (..., d_sae) of inputs ``x`` (..., d_in), in the SAE's dtype."""
+        return self._encode(x)[0]
 
-    def decode(self, acts):
-        """Reconstruction ``acts @ W_dec + b_dec`` (normalisation not undone)."""
-        return torch.as_tensor(acts, dtype=torch.float32) @ self.W_dec + self.b_dec
+    def decode(self, acts, x=None):
+        """Reconstruction ``acts @ W_dec + b_dec``; the input normalisation is undone when
+        ``x`` (the encoded input) is given (SAELens' ``forward``)."""
+        acts = torch.as_tensor(acts).to(_DTYPES[self.dtype])
+        w = self.weights
+        if self.rescale_acts_by_decoder_norm:
+            acts = acts / w["W_dec"].norm(dim=-1)
+        out = acts @ w["W_dec"] + w["b_dec"]
+        if x is not None:
+            _, undo = self._normalise(torch.as_tensor(x).to(_DTYPES[self.dtype]))
+            if undo and undo[0] == "scale":
+                out = out / undo[1]
+            elif undo:
+                out = out * undo[2] + undo[1]
+        return out
 
     def top_codes(self, x, k, batch=4096):
-        """The ``k`` largest feature activations per row: (index int32, value float32), -1/0 = empty."""
-        x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
+        """The ``k`` largest feature activations per row: (index int32, value float32), -1/0 = empty.
+
+        Also sets ``self.truncated``: the number of rows with more than ``k``
+        active features (only possible for non-top-k architectures).
+        """
+        x = torch.as_tensor(np.asarray(x))
+        k = min(int(k), self.d_sae)
         idx = np.full((x.shape[0], k), -1, dtype=np.int32)
         val = np.zeros((x.shape[0], k), dtype=np.float32)
+        truncated = 0
         for s in range(0, x.shape[0], batch):
             acts = self.encode(x[s:s + batch])
+            truncated += int(((acts > 0).sum(-1) > k).sum())
             top = torch.topk(acts, k, dim=-1)
             active = top.values > 0
             idx[s:s + batch] = torch.where(active, top.indices, -1).numpy()
-            val[s:s + batch] = torch.where(active, top.values, 0.0).numpy()
+            val[s:s + batch] = torch.where(active, top.values, 0.0).float().numpy()
+        self.truncated = truncated
         return idx, val
-
-
-def load_sae(folder):
-    """Load an SAE saved in the SAELens format (``cfg.json`` + ``sae_weights.safetensors``)."""
-    from safetensors.torch import load_file
-    folder = Path(folder)
-    cfg = json.loads((folder / "cfg.json").read_text())
-    w = load_file(str(folder / "sae_weights.safetensors"))
-    threshold = w.get("threshold")
-    if threshold is None and "log_threshold" in w:
-        threshold = torch.exp(w["log_threshold"])
-    return SAE(cfg, w["W_enc"], w["b_enc"], w["W_dec"], w["b_dec"], threshold)
-
-
-def save_sae(sae, folder):
-    """Save in the SAELens format; creates the folder."""
-    from safetensors.torch import save_file
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tensors = {"W_enc": sae.W_enc.contiguous(), "b_enc": sae.b_enc.contiguous(),
-               "W_dec": sae.W_dec.contiguous(), "b_dec": sae.b_dec.contiguous()}
-    if sae.threshold is not None:
-        tensors["threshold"] = sae.threshold.contiguous()
-    save_file(tensors, str(folder / "sae_weights.safetensors"))
-    (folder / "cfg.json").write_text(json.dumps(sae.cfg, indent=2, sort_keys=True))
 
 
 def train_topk_sae(acts, d_sae, k, *, steps, batch_size=256, lr=4e-4, seed=0, progress=None,
@@ -135,17 +242,19 @@ def train_topk_sae(acts, d_sae, k, *, steps, batch_size=256, lr=4e-4, seed=0, pr
 
     Inputs are scaled by ``c = sqrt(d_in) / mean ||x||`` during training
     (SAELens' ``expected_average_only_in``) and ``c`` is folded into the
-    weights afterwards (``W_enc * c``, ``W_dec / c``, ``b_dec / c``), so the
-    saved SAE takes raw activations with ``normalize_activations = "none"``.
-    Decoder rows are kept at unit norm (in the scaled space); ``W_enc`` starts
-    as ``W_dec.T``, ``b_dec`` as the data mean. Minibatches are drawn with
-    ``seed``.
+    weights afterwards (``W_enc * c``, ``W_dec / c``, ``b_dec / c``, as
+    SAELens' ``fold_activation_norm_scaling_factor``), so the saved SAE takes
+    raw activations with ``normalize_activations = "none"``. Decoder rows are
+    kept at unit norm (in the scaled space); ``W_enc`` starts as ``W_dec.T``,
+    ``b_dec`` as the data mean. Minibatches are drawn with ``seed``.
 
     Returns
     -------
     (SAE, dict)
-        The SAE and training statistics (final fraction of variance unexplained,
-        number of dead features in the last 1000 steps' batches, scale factor).
+        The SAE (its ``log_sparsity`` is the log10 firing frequency over the
+        batches of the last 1000 steps, SAELens' ``sparsity.safetensors``) and
+        training statistics (final fraction of variance unexplained, number of
+        dead features in the last 1000 steps' batches, scale factor).
     """
     gen = torch.Generator().manual_seed(int(seed))
     x_all = torch.as_tensor(np.asarray(acts), dtype=torch.float32)
@@ -159,7 +268,8 @@ def train_topk_sae(acts, d_sae, k, *, steps, batch_size=256, lr=4e-4, seed=0, pr
     b_enc = torch.zeros(d_sae, requires_grad=True)
     b_dec = x_all.mean(0).clone().requires_grad_(True)
     opt = torch.optim.Adam([W_enc, b_enc, W_dec, b_dec], lr=lr)
-    fired = torch.zeros(d_sae, dtype=torch.bool)
+    fires = torch.zeros(d_sae, dtype=torch.float64)
+    seen = 0
     var = float(((x_all - x_all.mean(0)) ** 2).sum(1).mean())
     fvu = float("nan")
     for step in range(steps):
@@ -178,16 +288,16 @@ def train_topk_sae(acts, d_sae, k, *, steps, batch_size=256, lr=4e-4, seed=0, pr
         with torch.no_grad():
             W_dec /= W_dec.norm(dim=1, keepdim=True)
             if step >= steps - 1000:
-                fired |= (acts_ > 0).any(0)
+                fires += (acts_ > 0).sum(0).double()
+                seen += batch_size
         fvu = float(loss.detach()) / var
         if progress and (step + 1) % 250 == 0:
             progress(f"SAE step {step + 1}/{steps}: fraction of variance unexplained {fvu:.3f}")
-    cfg = {"architecture": "topk", "d_in": int(d_in), "d_sae": int(d_sae), "k": int(k),
-           "activation_fn_str": "topk", "activation_fn_kwargs": {"k": int(k)},
-           "apply_b_dec_to_input": True, "normalize_activations": "none", "dtype": "float32",
-           "device": "cpu", "metadata": dict(meta or {})}
+    freq = (fires / max(seen, 1)).numpy()
     with torch.no_grad():
-        sae = SAE(cfg, W_enc.detach() * scale, b_enc.detach(), W_dec.detach() / scale,
-                  b_dec.detach() / scale)
-    stats = {"fvu": fvu, "dead": int((~fired).sum()), "scale": scale}
+        weights = {"W_enc": W_enc.detach() * scale, "b_enc": b_enc.detach(),
+                   "W_dec": W_dec.detach() / scale, "b_dec": b_dec.detach() / scale}
+    sae = SAE(weights, "topk", k=int(k), apply_b_dec_to_input=True, normalize_activations="none",
+              metadata=dict(meta or {}), log_sparsity=np.log10(freq + 1e-10), source="trained")
+    stats = {"fvu": fvu, "dead": int((freq == 0).sum()), "scale": scale}
     return sae, stats
