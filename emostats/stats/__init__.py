@@ -5,11 +5,13 @@ Every function takes xarray objects (or NumPy arrays) and returns an
 """
 
 from ._common import DegenerateWarning
-from .correlation import pearson, spearman
-from .multitest import bh_fdr
+from .correlation import kendall, pearson, spearman
+from .multitest import bh_fdr, p_adjust
 from .onesample import one_sample_tests
 from .permutation import permutation_test
+from .ttest import t_test
 from .tables import to_table
 
-__all__ = ["permutation_test", "spearman", "pearson", "bh_fdr", "one_sample_tests", "to_table",
+__all__ = ["permutation_test", "spearman", "pearson", "kendall", "bh_fdr", "p_adjust", "t_test", "one_sample_tests",
+           "to_table",
            "DegenerateWarning"]

@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 
-from ..errors import EmostatsError
+from ..errors import ArgumentError, EmostatsError
 
 ALTERNATIVES = ("greater", "less", "two-sided")
 
@@ -21,6 +21,14 @@ def check_alternative(alternative):
             f"alternative={alternative!r} is not supported; use one of {', '.join(ALTERNATIVES)}"
         )
     return ALTERNATIVES.index(alternative)
+
+
+def check_conf_level(conf_level, what):
+    """A confidence level strictly between 0 and 1 (R: "'conf.level' must be a single number between 0 and 1")."""
+    if isinstance(conf_level, (bool, np.bool_)) or not isinstance(conf_level, (int, float, np.floating)) \
+            or not 0 < conf_level < 1:
+        raise ArgumentError(f"{what}: conf_level must be a number in (0, 1), got {conf_level!r}")
+    return float(conf_level)
 
 
 def check_seed(seed):
