@@ -71,7 +71,7 @@ def test_affect_profile_json_is_bounded_and_documented(small_study, tmp_path, ca
     assert main(["affect-profile", str(small_study), "-o", str(out), "--max-lag", "60", "--n-boot", "10"]) == 0
     assert "emotions fitted" in capsys.readouterr().out
     profile = json.loads(out.read_text())
-    assert profile["schema"] == "emostats.affect_profile/1"
+    assert profile["schema"] == "emostats.affect_profile/2"
     assert "half-life" in profile["description"] and "[0, 1]" in profile["description"]
     assert all("description" in f for f in profile["fields"].values())
     assert len(profile["emotions"]) == 12 and profile["source"]["sha256"]
@@ -99,7 +99,7 @@ def test_affect_profile_recovers_planted_half_lives_and_handles_a_constant_probe
     # tail): only its median over the probes is checked, within a factor of two
     median_slow = np.median([e["half_life_slow_tokens"] for e in emotions[:3]])
     assert slow / 2 < median_slow < slow * 2
-    assert emotions[3]["weight_fast"] == 1.0 and emotions[3]["baseline"] == 0.0
+    assert emotions[3]["weight_fast"] == 1.0 and emotions[3]["level_q50"] is None
     json.dumps(profile, allow_nan=False)  # every value is a plain JSON number or null
 
 

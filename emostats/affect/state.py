@@ -1,0 +1,503 @@
+"""The affect state: bounded, decaying emotion scalars for an agent (the Emotional State Persistence pattern).
+
+Standard library only, so an agent can carry it without the analysis stack.
+
+Model
+-----
+Each axis (e.g. ``fear``) holds two non-negative components, fast and slow,
+and its value is their sum, in [0, 1]. Between events every component decays
+as ``c(t) = c(t0) 2^(-(t - t0) / h)`` with its own half-life ``h`` (seconds).
+The state keeps its own clock, advanced only by :meth:`AffectState.decay`
+(there is no wall clock inside), and stores the components at the last event
+time ``t0``: values are evaluated in closed form from ``t0`` and the clock, so
+``decay(a); decay(b)`` gives the same state as ``decay(a + b)`` whenever the
+clock sums round alike (always, for instance, for whole seconds below 2**53);
+otherwise the two differ by the rounding of one addition to the clock (relative
+1e-15 on the values).
+
+Events
+------
+- :meth:`~AffectState.bump` (the agent's entry point) adds ``delta`` to an axis.
+  A positive delta is split between the components in the axis's fixed
+  proportions (``share_fast``, ``1 - share_fast``); a negative one scales both
+  components down by the same factor. The delta applied is the request capped,
+  in this order, by: the per-event cap ``|delta| <= event_cap``; the window
+  cap (the applied raises of the axis in the last ``window_seconds`` of the
+  state clock, both ends included, sum to at most ``window_cap``, and so do its
+  drops); and the range (the value stays in [0, 1]). Within any span of
+  ``window_seconds`` agent bumps therefore raise (or lower) an axis by at most
+  ``window_cap``: the agent cannot pump itself into a state.
+- :meth:`~AffectState.reflect` (the reflection/consolidation entry point) sets
+  axes to given values; it is the only way to set a scalar directly, and it is
+  not capped.
+- :meth:`~AffectState.decay` advances the clock.
+
+Every change is appended to the provenance ledger (one JSON object per line:
+``time``, ``event``, ``before``, ``after``, ``source`` and the event's
+arguments); the first entry (``init``) holds the whole configuration, so
+:meth:`AffectState.replay` rebuilds the state from the ledger alone, bit for
+bit (on one platform: ``2 ** x`` comes from the C library), and refuses a
+ledger whose recorded values it does not reproduce.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .. import defaults as _d
+from .._version import __version__
+from ..errors import ArgumentError, EmostatsError
+
+__all__ = ["AffectState", "STATE_SCHEMA", "LEDGER_EVENTS"]
+
+#: the ``schema`` string of a saved state (``schemas/affect_state.schema.json``)
+STATE_SCHEMA = "emostats.affect_state/1"
+#: the events of the ledger
+LEDGER_EVENTS = ("init", "decay", "bump", "reflect")
+_AXIS_KEYS = ("half_life_fast_s", "half_life_slow_s", "share_fast")
+
+
+def _number(value: Any, what: str, lo: float | None = None, hi: float | None = None,
+            open_lo: bool = False) -> float:
+    """``value`` as a finite float within [lo, hi] (lo excluded when ``open_lo``), else ArgumentError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
+        raise ArgumentError(f"{what} must be a number, got {value!r}")
+    v = float(value)
+    bad = not math.isfinite(v) or (lo is not None and (v <= lo if open_lo else v < lo)) or \
+        (hi is not None and v > hi)
+    if bad:
+        rng = f"{'(' if open_lo else '['}{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
+        raise ArgumentError(f"{what} must be a finite number in {rng}, got {value!r}")
+    return v
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False)
+
+
+def _same(a: Any, b: Any) -> bool:
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+class AffectState:
+    """Bounded [0, 1] emotion scalars with two-exponential decay, capped bumps and a replayable ledger.
+
+    Usually made by :meth:`from_profile` (half-lives measured on a model) or
+    :meth:`from_json` (a saved state); the constructor takes the axes directly.
+
+    Parameters
+    ----------
+    axes : mapping
+        ``{axis name: {"half_life_fast_s": float, "half_life_slow_s": float,
+        "share_fast": float}}``: half-lives in seconds (> 0) and the share of a
+        positive bump that goes to the fast component (in [0, 1]).
+    event_cap : float
+        Largest ``|delta|`` of one bump (default ``defaults.AFFECT_EVENT_CAP``, 0.2).
+    window_cap : float
+        Largest total raise, and total drop, of one axis by bumps within any
+        ``window_seconds`` (default 0.4).
+    window_seconds : float
+        Length of the sliding window on the state clock (default 3600).
+    calibration : mapping, optional
+        JSON-ready record of where the half-lives came from (kept, saved and
+        ledgered as it is).
+    initial : mapping, optional
+        ``{axis: value in [0, 1]}`` at time 0, split in the axis's proportions (default 0).
+    source : str
+        Source recorded in the ledger's ``init`` entry.
+
+    Examples
+    --------
+    >>> s = AffectState({"fear": {"half_life_fast_s": 1800, "half_life_slow_s": 14400, "share_fast": 0.5}})
+    >>> s.bump("fear", 0.9, source="tool loop stuck")["applied"]  # capped per event
+    0.2
+    >>> s.decay(1800)
+    >>> round(s.values["fear"], 4)  # 0.1 * 2**-1 + 0.1 * 2**-0.125
+    0.1417
+    >>> s.badge()
+    'affect t+30m: fear 0.14'
+    >>> AffectState.replay(s.ledger) == s
+    True
+    """
+
+    def __init__(self, axes: Mapping[str, Mapping[str, float]], *, event_cap: float = _d.AFFECT_EVENT_CAP,
+                 window_cap: float = _d.AFFECT_WINDOW_CAP, window_seconds: float = _d.AFFECT_WINDOW_S,
+                 calibration: Mapping[str, Any] | None = None, initial: Mapping[str, float] | None = None,
+                 source: str = "init") -> None:
+        if not isinstance(axes, Mapping) or not axes:
+            raise ArgumentError(f"axes must be a non-empty mapping {{name: {{{', '.join(_AXIS_KEYS)}}}}}, "
+                                f"got {axes!r}")
+        self._axes: dict[str, dict[str, float]] = {}
+        for name, p in axes.items():
+            if not isinstance(name, str) or not name:
+                raise ArgumentError(f"axis names must be non-empty strings, got {name!r}")
+            if not isinstance(p, Mapping) or any(k not in p for k in _AXIS_KEYS):
+                raise ArgumentError(f"axis {name!r} needs {', '.join(_AXIS_KEYS)}, got {p!r}")
+            fast = _number(p["half_life_fast_s"], f"axis {name!r} half_life_fast_s", 0.0, None, open_lo=True)
+            slow = _number(p["half_life_slow_s"], f"axis {name!r} half_life_slow_s", 0.0, None, open_lo=True)
+            share = _number(p["share_fast"], f"axis {name!r} share_fast", 0.0, 1.0)
+            self._axes[name] = {"half_life_fast_s": fast, "half_life_slow_s": slow, "share_fast": share}
+        self._event_cap = _number(event_cap, "event_cap", 0.0, 1.0)
+        self._window_cap = _number(window_cap, "window_cap", 0.0, 1.0)
+        self._window_s = _number(window_seconds, "window_seconds", 0.0)
+        self._calibration = json.loads(_dumps(dict(calibration or {})))
+        self._clock = 0.0
+        self._t0 = 0.0
+        self._comp: dict[str, list[float]] = {n: [0.0, 0.0] for n in self._axes}
+        self._recent: dict[str, list[list[float]]] = {n: [] for n in self._axes}
+        self._lines: list[str] = []
+        for name, value in (initial or {}).items():
+            self._check_axis(name)
+            self._set(name, _number(value, f"initial value of {name!r}", 0.0, 1.0))
+        self._log({"time": self._clock, "event": "init", "before": None, "after": self.values,
+                   "source": str(source), "config": self._config()})
+
+    # ------------------------------------------------------------------ construction helpers
+
+    @classmethod
+    def from_profile(cls, profile: Mapping[str, Any] | str, vocabulary: Mapping[str, list[str]] | str | None = None,
+                     *, seconds_per_token: float = _d.AFFECT_SECONDS_PER_TOKEN, event_cap: float = _d.AFFECT_EVENT_CAP,
+                     window_cap: float = _d.AFFECT_WINDOW_CAP, window_seconds: float = _d.AFFECT_WINDOW_S,
+                     source: str = "from_profile") -> AffectState:
+        """A state whose half-lives are calibrated from an affect profile (:func:`emostats.affect_profile`).
+
+        Parameters
+        ----------
+        profile : dict or str
+            The profile, or the path of its JSON file (``emostats affect-profile``).
+        vocabulary : dict, "pcs" or None
+            ``{axis: [emotion names]}``; None: :data:`emostats.affect.DEFAULT_VOCABULARY`
+            (six axes of the pattern); "pcs": the profile's leading emotion-space PCs.
+        seconds_per_token : float
+            Wall-clock seconds per token of the agent's output (default 10): a
+            measured half-life of ``n`` tokens becomes ``n * seconds_per_token`` s.
+        event_cap, window_cap, window_seconds : float
+            As for the constructor.
+        source : str
+            Recorded in the ledger's ``init`` entry.
+
+        Returns
+        -------
+        AffectState
+            At time 0, every axis 0; ``calibration`` says, per axis, which
+            half-lives were measured and which fell back to the defaults and why
+            (see :func:`emostats.affect.calibrate`).
+
+        Examples
+        --------
+        >>> import emostats as es
+        >>> from emostats.affect import affect_profile
+        >>> with es.open_study(es.example_study()) as study:
+        ...     prof = affect_profile(study["tokens"]["probe_act"], max_lag=50, n_boot=0, n_pcs=2)
+        >>> s = AffectState.from_profile(prof)
+        >>> list(s.values)
+        ['tenderness', 'fear', 'depression', 'joy', 'shame', 'pain']
+        >>> s.calibration["axes"]["fear"]["half_life_fast"]["source"]
+        'default'
+        """
+        from .calibration import calibrate
+
+        axes, record = calibrate(profile, vocabulary, seconds_per_token=seconds_per_token)
+        return cls(axes, event_cap=event_cap, window_cap=window_cap, window_seconds=window_seconds,
+                   calibration=record, source=source)
+
+    def _config(self) -> dict[str, Any]:
+        return {"axes": {n: dict(p) for n, p in self._axes.items()}, "event_cap": self._event_cap,
+                "window_cap": self._window_cap, "window_seconds": self._window_s,
+                "components": {n: list(c) for n, c in self._comp.items()}, "calibration": self._calibration}
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def time(self) -> float:
+        """The state clock (seconds since the state was made; advanced only by :meth:`decay`)."""
+        return self._clock
+
+    @property
+    def axes(self) -> tuple[str, ...]:
+        """The axis names, in order."""
+        return tuple(self._axes)
+
+    @property
+    def parameters(self) -> dict[str, dict[str, float]]:
+        """``{axis: {half_life_fast_s, half_life_slow_s, share_fast}}``."""
+        return {n: dict(p) for n, p in self._axes.items()}
+
+    @property
+    def calibration(self) -> dict[str, Any]:
+        """Where the half-lives came from (a copy)."""
+        return json.loads(_dumps(self._calibration))
+
+    def components(self) -> dict[str, tuple[float, float]]:
+        """``{axis: (fast, slow)}`` at the current clock; ``values`` is their sum (at most 1)."""
+        return {n: self._at(n) for n in self._axes}
+
+    def _at(self, name: str) -> tuple[float, float]:
+        c, p = self._comp[name], self._axes[name]
+        age = self._clock - self._t0
+        if age == 0:
+            return c[0], c[1]
+        return c[0] * 2.0 ** (-age / p["half_life_fast_s"]), c[1] * 2.0 ** (-age / p["half_life_slow_s"])
+
+    @property
+    def values(self) -> dict[str, float]:
+        """``{axis: value in [0, 1]}`` at the current clock."""
+        return {n: min(1.0, max(0.0, f + s)) for n, (f, s) in self.components().items()}
+
+    def badge(self, digits: int = 2) -> str:
+        """One-line snapshot for a prompt, e.g. ``'affect t+2h05m: fear 0.31, joy 0.12'``.
+
+        Examples
+        --------
+        >>> AffectState({"joy": {"half_life_fast_s": 60, "half_life_slow_s": 600, "share_fast": 0.3}},
+        ...             initial={"joy": 0.5}).badge()
+        'affect t+0m: joy 0.50'
+        """
+        minutes = int(self._clock // 60)
+        clock = f"{minutes // 1440}d{minutes // 60 % 24:02d}h{minutes % 60:02d}m" if minutes >= 1440 else \
+            f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
+        return f"affect t+{clock}: " + ", ".join(f"{n} {v:.{digits}f}" for n, v in self.values.items())
+
+    # ------------------------------------------------------------------ events
+
+    def _check_axis(self, name: Any) -> None:
+        if name not in self._axes:
+            raise ArgumentError(f"unknown affect axis {name!r}; the axes are {', '.join(self._axes)}")
+
+    def _materialise(self) -> None:
+        """Store the components at the clock (so that an event changes them at the right time)."""
+        if self._clock != self._t0:
+            for n in self._axes:
+                self._comp[n] = list(self._at(n))
+            self._t0 = self._clock
+
+    def _set(self, name: str, value: float) -> None:
+        q = self._axes[name]["share_fast"]
+        fast = q * value
+        self._comp[name] = [fast, min(max(value - fast, 0.0), 1.0 - fast)]
+
+    def _log(self, entry: dict[str, Any]) -> dict[str, Any]:
+        line = _dumps(entry)
+        self._lines.append(line)
+        return json.loads(line)
+
+    def decay(self, dt_seconds: float, *, source: str = "clock") -> None:
+        """Advance the state clock by ``dt_seconds`` (>= 0): every component decays with its half-life.
+
+        Examples
+        --------
+        >>> s = AffectState({"pain": {"half_life_fast_s": 600, "half_life_slow_s": 600, "share_fast": 1}},
+        ...                 initial={"pain": 0.8})
+        >>> s.decay(600); s.values["pain"]
+        0.4
+        """
+        dt = _number(dt_seconds, "decay: dt_seconds", 0.0)
+        before = self.values
+        self._clock += dt
+        self._log({"time": self._clock, "event": "decay", "before": before, "after": self.values,
+                   "source": str(source), "dt": dt})
+
+    def bump(self, name: str, delta: float, *, source: str = "agent") -> dict[str, Any]:
+        """Add a bounded ``delta`` to axis ``name`` (the agent's entry point); returns the ledger entry.
+
+        The entry's ``applied`` is the delta after the caps and ``capped_by``
+        lists the caps that bound it (``event``, ``window``, ``range``).
+
+        Examples
+        --------
+        >>> s = AffectState({"joy": {"half_life_fast_s": 60, "half_life_slow_s": 600, "share_fast": 0.3}},
+        ...                 event_cap=0.25, window_cap=0.375)
+        >>> [s.bump("joy", 0.3)["applied"], s.bump("joy", 0.3)["applied"], s.bump("joy", 0.3)["applied"]]
+        [0.25, 0.125, 0.0]
+        >>> s.ledger[-2]["capped_by"]
+        ['event', 'window']
+        """
+        self._check_axis(name)
+        requested = _number(delta, f"bump of {name!r}: delta", -1.0, 1.0)
+        self._materialise()
+        before = self.values
+        value = before[name]
+        capped_by = []
+        size = abs(requested)
+        if size > self._event_cap:
+            size, capped_by = self._event_cap, ["event"]
+        recent = [e for e in self._recent[name] if e[0] >= self._clock - self._window_s]
+        used = sum(a for _, a in recent if (a > 0) == (requested > 0))
+        used = abs(used)
+        room = max(self._window_cap - used, 0.0)
+        if size > room:
+            size, capped_by = room, capped_by + ["window"]
+        edge = 1.0 - value if requested > 0 else value
+        if size > edge:
+            size, capped_by = max(edge, 0.0), capped_by + ["range"]
+        applied = size if requested > 0 else -size
+        if applied > 0:
+            q = self._axes[name]["share_fast"]
+            fast, slow = self._comp[name]
+            fast += q * applied
+            slow = min(slow + (applied - q * applied), 1.0 - min(fast, 1.0))
+            self._comp[name] = [min(fast, 1.0), max(slow, 0.0)]
+        elif applied < 0:
+            keep = (value + applied) / value if value + applied > 0 else 0.0
+            self._comp[name] = [c * keep for c in self._comp[name]]
+        if applied != 0:
+            recent.append([self._clock, applied])
+        self._recent[name] = recent
+        return self._log({"time": self._clock, "event": "bump", "before": before, "after": self.values,
+                          "source": str(source), "axis": name, "requested": requested, "applied": applied,
+                          "capped_by": capped_by})
+
+    def reflect(self, resets: Mapping[str, float], *, source: str = "reflection") -> dict[str, Any]:
+        """Set axes to values in [0, 1] (the reflection/consolidation entry point; not capped).
+
+        The only way to set a scalar directly; each value is split between the
+        components in the axis's proportions. Returns the ledger entry.
+
+        Examples
+        --------
+        >>> s = AffectState({"shame": {"half_life_fast_s": 60, "half_life_slow_s": 600, "share_fast": 0.5}})
+        >>> s.reflect({"shame": 0.7}, source="dream consolidation")["after"]
+        {'shame': 0.7}
+        """
+        if not isinstance(resets, Mapping) or not resets:
+            raise ArgumentError(f"reflect: resets must be a non-empty mapping {{axis: value in [0, 1]}}, got {resets!r}")
+        checked = {}
+        for name, value in resets.items():
+            self._check_axis(name)
+            checked[name] = _number(value, f"reflect: value of {name!r}", 0.0, 1.0)
+        self._materialise()
+        before = self.values
+        for name, value in checked.items():
+            self._set(name, value)
+        return self._log({"time": self._clock, "event": "reflect", "before": before, "after": self.values,
+                          "source": str(source), "resets": checked})
+
+    # ------------------------------------------------------------------ ledger and persistence
+
+    @property
+    def ledger(self) -> list[dict[str, Any]]:
+        """The provenance ledger: one dict per change (a copy; the ledger itself is append-only)."""
+        return [json.loads(line) for line in self._lines]
+
+    def ledger_jsonl(self) -> str:
+        """The ledger as JSON Lines text (one entry per line)."""
+        return "".join(line + "\n" for line in self._lines)
+
+    @classmethod
+    def replay(cls, ledger: Iterable[Mapping[str, Any]] | str) -> AffectState:
+        """Rebuild a state from its ledger (list of entries or JSON Lines text), checking every entry.
+
+        Raises :class:`~emostats.errors.EmostatsError` naming the first entry whose
+        recorded ``after`` (or applied delta) the replay does not reproduce exactly.
+
+        Examples
+        --------
+        >>> s = AffectState({"fear": {"half_life_fast_s": 60, "half_life_slow_s": 600, "share_fast": 0.5}})
+        >>> _ = s.bump("fear", 0.1); s.decay(30.5)
+        >>> AffectState.replay(s.ledger_jsonl()).values == s.values
+        True
+        """
+        if isinstance(ledger, str):
+            entries = [json.loads(line) for line in ledger.splitlines() if line.strip()]
+        else:
+            entries = [dict(e) for e in ledger]
+        if not entries or entries[0].get("event") != "init" or "config" not in entries[0]:
+            raise EmostatsError("replay: the ledger must start with its 'init' entry (which holds the configuration)")
+        cfg = entries[0]["config"]
+        try:
+            state = cls(cfg["axes"], event_cap=cfg["event_cap"], window_cap=cfg["window_cap"],
+                        window_seconds=cfg["window_seconds"], calibration=cfg.get("calibration"),
+                        source=entries[0].get("source", "init"))
+            state._comp = {n: [float(c[0]), float(c[1])] for n, c in cfg["components"].items()}
+            state._clock = state._t0 = float(entries[0]["time"])
+            state._lines = []
+            state._log({**{k: entries[0][k] for k in ("time", "event", "before")}, "after": state.values,
+                        "source": entries[0].get("source", "init"), "config": state._config()})
+        except (KeyError, TypeError, IndexError) as err:
+            raise EmostatsError(f"replay: the ledger's init entry is malformed ({err!r})") from None
+        if not _same(state.ledger[0], entries[0]):
+            raise EmostatsError("replay: ledger entry 0 (init): its values do not match its configuration")
+        for i, e in enumerate(entries[1:], start=1):
+            event = e.get("event")
+            try:
+                if event == "decay":
+                    state.decay(e["dt"], source=e["source"])
+                elif event == "bump":
+                    state.bump(e["axis"], e["requested"], source=e["source"])
+                elif event == "reflect":
+                    state.reflect(e["resets"], source=e["source"])
+                else:
+                    raise EmostatsError(f"replay: ledger entry {i} has event {event!r}; expected one of "
+                                        f"{', '.join(LEDGER_EVENTS[1:])}")
+            except KeyError as err:
+                raise EmostatsError(f"replay: ledger entry {i} ({event}) lacks field {err.args[0]!r}") from None
+            if not _same(json.loads(state._lines[-1]), e):
+                raise EmostatsError(f"replay: ledger entry {i} ({event} at t={e.get('time')}) does not replay: the "
+                                    f"recorded entry differs from the recomputed one (edited or from another platform)")
+        return state
+
+    def _document(self) -> dict[str, Any]:
+        return {"schema": STATE_SCHEMA, "emostats_version": __version__, "time": self._clock,
+                "components_time": self._t0, "values": self.values,
+                "event_cap": self._event_cap, "window_cap": self._window_cap, "window_seconds": self._window_s,
+                "axes": {n: {**self._axes[n], "fast": self._comp[n][0], "slow": self._comp[n][1],
+                             "recent_bumps": [list(e) for e in self._recent[n]]} for n in self._axes},
+                "calibration": self._calibration, "ledger": self.ledger}
+
+    def to_json(self, indent: int | None = None) -> str:
+        """The whole state as JSON (``schemas/affect_state.schema.json``), ledger included."""
+        return json.dumps(self._document(), indent=indent, allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str, *, verify: bool = True) -> AffectState:
+        """A state saved by :meth:`to_json`; with ``verify`` the ledger must replay to the saved state.
+
+        Examples
+        --------
+        >>> s = AffectState({"joy": {"half_life_fast_s": 60, "half_life_slow_s": 600, "share_fast": 0.3}})
+        >>> _ = s.bump("joy", 0.15); s.decay(90)
+        >>> AffectState.from_json(s.to_json()) == s
+        True
+        """
+        try:
+            doc = json.loads(text)
+        except (TypeError, ValueError) as err:
+            raise EmostatsError(f"from_json: not a JSON document ({err})") from None
+        if not isinstance(doc, dict) or doc.get("schema") != STATE_SCHEMA:
+            found = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
+            raise EmostatsError(f"from_json: expected a saved affect state (schema {STATE_SCHEMA!r}), got {found!r}")
+        try:
+            axes = {n: {k: a[k] for k in _AXIS_KEYS} for n, a in doc["axes"].items()}
+            state = cls(axes, event_cap=doc["event_cap"], window_cap=doc["window_cap"],
+                        window_seconds=doc["window_seconds"], calibration=doc.get("calibration"))
+            state._clock = _number(doc["time"], "from_json: time", 0.0)
+            state._t0 = _number(doc["components_time"], "from_json: components_time", 0.0)
+            for n, a in doc["axes"].items():
+                fast = _number(a["fast"], f"from_json: axis {n!r} fast", 0.0, 1.0)
+                slow = _number(a["slow"], f"from_json: axis {n!r} slow", 0.0, 1.0 - fast)
+                state._comp[n] = [fast, slow]
+                state._recent[n] = [[float(t), float(v)] for t, v in a["recent_bumps"]]
+            state._lines = [_dumps(e) for e in doc["ledger"]]
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            if isinstance(err, ArgumentError):
+                raise EmostatsError(str(err)) from None
+            raise EmostatsError(f"from_json: the saved state is malformed ({err!r})") from None
+        if verify:
+            replayed = cls.replay(doc["ledger"]) if doc["ledger"] else None
+            if replayed is None or replayed._document() != state._document():
+                raise EmostatsError("from_json: the saved ledger does not replay to the saved state (edited file?); "
+                                    "pass verify=False to load it anyway")
+        return state
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, AffectState):
+            return NotImplemented
+        return _dumps(self._document()) == _dumps(other._document())
+
+    __hash__ = None  # mutable
+
+    def __repr__(self) -> str:
+        return f"AffectState({self.badge()!r}, ledger={len(self._lines)} entries)"
