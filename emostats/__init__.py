@@ -24,7 +24,7 @@ _PUBLIC = {
     "bh_fdr": "stats", "one_sample_tests": "stats", "to_table": "stats",
     # probe persistence
     "lag_persistence": "persistence", "lag_profile": "persistence",
-    "trajectories": "persistence", "fit_decay": "decay", "affect_profile": "affect",
+    "trajectories": "persistence", "fit_decay": "decay", "affect_profile": "affect", "AffectState": "affect",
     # null models and geometry
     "random_directions": "nullmodels", "direction_persistence": "nullmodels",
     "moments": "nullmodels", "variance_matched": "nullmodels", "emotion_pcs": "nullmodels",
