@@ -21,7 +21,7 @@ import warnings
 
 import numpy as np
 
-from ._kernels import _config
+from . import defaults as D
 from ._kernels import lag as _lag
 from ._kernels import trajectory as _traj
 from .errors import EmostatsError
@@ -31,8 +31,8 @@ __all__ = [
     "merge_moments", "moments_r", "pair_counts", "trajectory_sums", "DEFAULT_BINS",
 ]
 
-#: bins of initial strength |z| of Figure 2 (lower inclusive, upper exclusive)
-DEFAULT_BINS = ((1.0, 2.0), (2.0, 3.0), (3.0, 4.0), (4.0, np.inf))
+#: bins of initial strength |z| of Figure 2 (lower inclusive, upper exclusive); see emostats.defaults
+DEFAULT_BINS = D.BINS
 
 
 def as_series(x, name="x"):
@@ -81,29 +81,8 @@ def _nonneg(value, name):
     return value
 
 
-#: below this much work (array elements x lags) a kernel runs in the calling thread:
-#: starting threads costs more than it saves (the result has the same bits either way)
-SERIAL_WORK = 1 << 21
-
-
-def run_ranges(kernel, n_items, threads, args, work=None):
-    """Call ``kernel(*args, i0, i1)`` on fixed contiguous ranges of ``n_items``, one per thread.
-
-    The kernels release the GIL, so Python threads run them in parallel. The
-    ranges depend only on the thread count and every item is computed by the
-    same code whatever range it falls in, so results are the same bits for any
-    count. Small work (``work < SERIAL_WORK``) runs in the calling thread.
-    """
-    n = min(_config.n_threads(threads), max(int(n_items), 1))
-    if n <= 1 or (work is not None and work < SERIAL_WORK):
-        kernel(*args, 0, n_items)
-        return
-    from concurrent.futures import ThreadPoolExecutor
-
-    bounds = [(n_items * c // n, n_items * (c + 1) // n) for c in range(n)]
-    with ThreadPoolExecutor(max_workers=n, thread_name_prefix="emostats") as pool:
-        for future in [pool.submit(kernel, *args, i0, i1) for i0, i1 in bounds]:
-            future.result()
+# the kernels run on threads over pieces of segments (lag, profile) or ranges of probes (trajectories)
+from ._threads import SERIAL_WORK, run_pieces, run_ranges  # noqa: E402,F401 (run_ranges: used by decay)
 
 
 def lag_moments(x, offsets, lag, *, groups=None, n_groups=None, first_stop=None, threads=None):
@@ -137,8 +116,8 @@ def lag_moments(x, offsets, lag, *, groups=None, n_groups=None, first_stop=None,
     groups, n_groups = _groups(groups, n_groups, offsets.shape[0] - 1)
     stop = x.shape[0] if first_stop is None else int(first_stop)
     acc = np.zeros((n_groups, 6, 1, x.shape[1]))
-    run_ranges(_lag.lag_range, x.shape[1], threads, (x, offsets, groups, lag, stop, acc), work=x.size)
-    return acc
+    return run_pieces(_lag.lag_range, (x, offsets, groups, lag, stop), acc, offsets, x.shape[1], threads,
+                      _lag.merge_arrays, work=x.size)
 
 
 def profile_moments(x, offsets, max_lag, *, groups=None, n_groups=None, first_stop=None, threads=None):
@@ -154,8 +133,8 @@ def profile_moments(x, offsets, max_lag, *, groups=None, n_groups=None, first_st
     groups, n_groups = _groups(groups, n_groups, offsets.shape[0] - 1)
     stop = x.shape[0] if first_stop is None else int(first_stop)
     acc = np.zeros((n_groups, 6, x.shape[1], max_lag + 1))  # lag-last inside the kernel
-    run_ranges(_lag.profile_range, x.shape[1], threads, (x, offsets, groups, max_lag, stop, acc),
-               work=x.size * (max_lag + 1))
+    run_pieces(_lag.profile_range, (x, offsets, groups, max_lag, stop), acc, offsets, x.shape[1], threads,
+               _lag.merge_arrays, work=x.size * (max_lag + 1))
     return np.ascontiguousarray(acc.transpose(0, 1, 3, 2))
 
 
@@ -298,7 +277,7 @@ def standardisation(moments0):
     return mean, sd
 
 
-def trajectory_sums(x, offsets, mean, sd, bins=DEFAULT_BINS, max_lag=200, *, groups=None, n_groups=None,
+def trajectory_sums(x, offsets, mean, sd, bins=DEFAULT_BINS, max_lag=D.MAX_LAG, *, groups=None, n_groups=None,
                     first_stop=None, threads=None):
     """Sums and counts of sign(z[t]) z[t + tau] over events t in each bin of |z[t]|.
 

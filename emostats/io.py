@@ -15,8 +15,10 @@ import numpy as np
 import xarray as xr
 
 from ._atomic import write_atomically
+from ._cf import cf_label
 from ._fileguard import check_study_file, evict
 from ._join import TOKEN_GROUPS, join_along_token
+from ._results import is_results
 from .errors import StudyError
 
 __all__ = ["open_study", "load_study", "study_files", "save", "example_study", "sha256", "TOKEN_GROUPS"]
@@ -169,7 +171,7 @@ def _refuse_invalid(tree, files):
     if errors:
         tree.close()  # never leave a handle for the garbage collector to finalise
         where = f"{files[0]}: " if files else ""
-        if tree.attrs.get("emostats_results") is not None:
+        if is_results(tree):
             raise StudyError(f"{files[0] if files else 'the tree'} is a results file of 'emostats run', not a study; give the study it was "
                              f"computed from, or pass the results to 'emostats report'")
         more = f" (and {len(errors) - 1} more problems; run 'emostats validate')" if len(errors) > 1 else ""
@@ -267,6 +269,7 @@ def save(tree, path, force=False, compress=True):
     inputs = [p for p in str(tree.attrs.get("source_files", "")).split(";") if p] if _is_dask(tree) else []
     out = tree.copy()
     out.attrs = {k: v for k, v in tree.attrs.items() if k not in RUNTIME_ATTRS}
+    out = cf_label(out)  # long_name/units/Conventions, no machine paths (emostats._cf)
     encoding = _encoding(out, compress)
     write_atomically(path, lambda tmp: out.to_netcdf(tmp, engine="netcdf4", encoding=encoding),
                      force=force, inputs=inputs)

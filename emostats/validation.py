@@ -31,10 +31,23 @@ The checks, group by group:
 - ``/evaluations``: ``mentions(rated_feature, emotion)`` of 0/1 integers;
   ``cosine`` of the same dims; every ``emotion`` a probe name; every
   ``rated_feature`` a feature id of ``/features``.
-- the ``hidden`` dim has one size in ``/features``, ``/probes`` and ``/moments``.
+- the ``hidden`` dim has one size in ``/features``, ``/probes`` and ``/moments``,
+  and the same labels where it has labels.
+
+Empty dims that leave an analysis nothing to compute (no tokens, no probes, a
+steering group without offsets or samples) are errors. Attributes and scalars
+of the wrong type (``emostats_format`` of inf or an array, ``n`` as a string)
+are one-line problems, never a crash; every value is checked for its dtype
+before any arithmetic. Values are reduced chunk by chunk on dask-backed
+studies (:mod:`emostats._validate_values`), and segments are found by
+:func:`emostats.segments.scan_segments`, the same integer logic the analyses use.
 """
 
 import numpy as np
+
+from ._validate_groups import GROUP_CHECKS
+from ._validate_values import Unreadable, count_first, dtype_problem, show, value_at
+from .segments import scan_segments
 
 __all__ = ["validate", "problems_with_severity"]
 
@@ -58,7 +71,13 @@ def validate(tree):
     >>> es.validate(es.open_study(es.example_study()))
     []
     """
-    return list(_check(tree))
+    problems = []
+    try:
+        for problem in _check(tree):
+            problems.append(problem)
+    except Unreadable as exc:  # damaged data: say so, after what was found before it
+        problems.append(str(exc))
+    return problems
 
 
 def problems_with_severity(tree):
@@ -74,21 +93,124 @@ def _py(x):
     return x.item() if hasattr(x, "item") else x
 
 
-def _values(var):
-    data = var.data
-    if hasattr(data, "compute"):
-        data = data.compute()
-    return np.asarray(data)
-
-
-def _first_index(mask):
-    """Index tuple of the first True in ``mask`` (as a readable string)."""
-    idx = np.unravel_index(int(np.argmax(mask)), mask.shape)
+def _index(idx):
     return ", ".join(str(int(i)) for i in idx)
 
 
 def _group(tree, name):
     return tree[name].to_dataset(inherit=False) if name in tree.children else None
+
+
+def _format_problem(fmt):
+    if fmt is None:
+        return "/: attribute emostats_format missing; expected emostats_format = 1"
+    arr = np.asarray(fmt)
+    ok = arr.size == 1 and arr.dtype.kind in "iuf" and np.isfinite(arr.astype(float)).all() and arr.item() == 1
+    if ok:
+        return None
+    if arr.dtype.kind not in "iuf" or arr.size != 1:
+        return f"/: emostats_format is {show(fmt)}; expected the integer 1 (this emostats reads format 1)"
+    return f"/: emostats_format is {show(fmt)}; this emostats reads format 1"
+
+
+def _check(tree):
+    problem = _format_problem(tree.attrs.get("emostats_format"))
+    if problem:
+        yield problem
+    tokens = _group(tree, "tokens")
+    probes, n_tokens = None, None
+    if tokens is None:
+        yield "/tokens: group missing; every study needs /tokens (probe_act and the segment coords)"
+    else:
+        yield from _check_tokens(tree, tokens)
+        if "probe" in tokens.variables and tokens["probe"].ndim == 1:
+            probes = np.asarray(tokens["probe"].values)
+        n_tokens = tokens.sizes.get("token")
+    feature_ids = None
+    features = _group(tree, "features")
+    if features is not None and "feature" in features.variables and features["feature"].ndim == 1:
+        feature_ids = np.asarray(features["feature"].values)
+    for name, check in GROUP_CHECKS:
+        ds = _group(tree, name)
+        if ds is not None:
+            yield from check(ds, probes=probes, n_tokens=n_tokens, feature_ids=feature_ids)
+    yield from _check_hidden(tree)
+
+
+def _check_hidden(tree):
+    groups = [g for g in ("features", "probes", "moments") if g in tree.children]
+    sizes = {g: tree[g].to_dataset(inherit=False).sizes.get("hidden") for g in groups}
+    sizes = {g: s for g, s in sizes.items() if s is not None}
+    if len(set(sizes.values())) > 1:
+        listed = ", ".join(f"/{g} {s}" for g, s in sizes.items())
+        yield f"/: dim hidden differs across groups ({listed}); all groups describe one hidden space"
+        return
+    labelled = {}
+    for g in groups:
+        ds = tree[g].to_dataset(inherit=False)
+        for dim in ("hidden", "hidden_b"):
+            if dim in ds.variables and ds[dim].ndim == 1:
+                labelled[f"/{g} {dim}"] = np.asarray(ds[dim].values)
+    if len(labelled) > 1:
+        (ref_name, ref), *rest = labelled.items()
+        for name, labels in rest:
+            if labels.shape == ref.shape and not np.array_equal(labels.astype(str), ref.astype(str)):
+                i = int(np.argmax(labels.astype(str) != ref.astype(str)))
+                yield (f"{name.split()[0]}: {name.split()[1]} label at index {i} is {_py(labels[i])!r}; expected "
+                       f"{_py(ref[i])!r} as in {ref_name} (groups are joined by position in hidden space)")
+                return
+
+
+def _check_tokens(tree, ds):
+    for dim in ("token", "probe"):
+        if dim not in ds.dims:
+            yield f"/tokens: dim {dim} missing; expected probe_act(token, probe)"
+        elif ds.sizes[dim] == 0:
+            yield f"/tokens: dim {dim} has size 0; a study needs at least one {dim}"
+    coords = {}
+    for name in ("conversation", "turn", "position"):
+        if name not in ds.variables:
+            yield f"/tokens: coordinate {name}(token) missing; segments come from conversation and turn"
+            continue
+        var = ds[name]
+        if var.dims != ("token",):
+            yield f"/tokens: {name} has dims ({', '.join(var.dims)}); expected ({name}(token))"
+            continue
+        problem = dtype_problem("tokens", name, var, "iu", "an integer dtype")
+        if problem:
+            yield problem
+            continue
+        coords[name] = var.variable.data
+    if "conversation" in coords and "turn" in coords:
+        try:
+            scan = scan_segments(coords["conversation"], coords["turn"], coords.get("position"))
+        except (OSError, RuntimeError) as exc:
+            raise Unreadable(f"/tokens: conversation/turn/position cannot be read from the file ({exc})") from None
+        if scan.split is not None:
+            yield scan.split_message()
+        if scan.bad_position is not None:
+            yield scan.position_message()
+    if "probe" in ds.variables:
+        names = np.asarray(ds["probe"].values)
+        if names.ndim == 1 and names.size:
+            uniq, counts = np.unique(names.astype(str), return_counts=True)
+            if (counts > 1).any():
+                dup = uniq[counts > 1][0]
+                first = int(np.flatnonzero(names.astype(str) == dup)[1])
+                yield (f"/tokens: probe name {_py(dup)!r} is not unique (again at probe index {first}); "
+                       f"probe names must be unique")
+    problem = _dims("tokens", ds, "probe_act", ("token", "probe"))
+    if problem:
+        yield problem
+    else:
+        problem = dtype_problem("tokens", "probe_act", ds["probe_act"], "f", "float32 or float64")
+        yield from [problem] if problem else _nonfinite("tokens", ds, "probe_act")
+    if "sae_index" in ds.variables:
+        yield from _check_sae(tree, ds)
+    elif "sae_value" in ds.variables:
+        yield "/tokens: sae_value present without sae_index; expected both sae_index(token, slot) and sae_value"
+    if "text" in ds.variables and ds["text"].dims != ("token",):
+        yield f"/tokens: text has dims ({', '.join(ds['text'].dims)}); expected text(token)"
 
 
 def _dims(group, ds, var, expected):
@@ -101,121 +223,12 @@ def _dims(group, ds, var, expected):
 
 
 def _nonfinite(group, ds, var):
-    values = _values(ds[var])
-    if values.dtype.kind != "f":
-        return None
-    bad = ~np.isfinite(values)
-    count = int(bad.sum())
+    if ds[var].dtype.kind != "f":
+        return
+    count, first = count_first(group, var, ds[var], lambda v: ~np.isfinite(v))
     if count:
-        return (f"{WARNING}/{group}: {var} has {count} NaN/inf values (first at index [{_first_index(bad)}] "
-                f"of ({', '.join(ds[var].dims)})); analyses mask them pairwise and report how many")
-    return None
-
-
-def _check(tree):
-    fmt = tree.attrs.get("emostats_format")
-    if fmt is None:
-        yield "/: attribute emostats_format missing; expected emostats_format = 1"
-    else:
-        try:
-            ok = int(np.asarray(fmt).item()) == 1 and float(np.asarray(fmt).item()) == 1.0
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            yield f"/: emostats_format is {_py(fmt)!r}; this emostats reads format 1"
-    tokens = _group(tree, "tokens")
-    if tokens is None:
-        yield "/tokens: group missing; every study needs /tokens (probe_act and the segment coords)"
-        probes = None
-        n_tokens = None
-    else:
-        yield from _check_tokens(tree, tokens)
-        probes = _values(tokens["probe"]) if "probe" in tokens.variables else None
-        n_tokens = tokens.sizes.get("token")
-    features = _group(tree, "features")
-    feature_ids = None
-    if features is not None:
-        yield from _check_features(features)
-        if "feature" in features.variables:
-            feature_ids = _values(features["feature"])
-    for name, check in (("probes", _check_probes), ("moments", _check_moments), ("random", _check_random),
-                        ("steering", _check_steering), ("evaluations", _check_evaluations)):
-        ds = _group(tree, name)
-        if ds is not None:
-            yield from check(ds, probes=probes, n_tokens=n_tokens, feature_ids=feature_ids)
-    sizes = {g: tree[g].to_dataset(inherit=False).sizes.get("hidden") for g in ("features", "probes", "moments")
-             if g in tree.children}
-    sizes = {g: s for g, s in sizes.items() if s is not None}
-    if len(set(sizes.values())) > 1:
-        listed = ", ".join(f"/{g} {s}" for g, s in sizes.items())
-        yield f"/: dim hidden differs across groups ({listed}); all groups describe one hidden space"
-
-
-def _check_tokens(tree, ds):
-    for dim in ("token", "probe"):
-        if dim not in ds.dims:
-            yield f"/tokens: dim {dim} missing; expected probe_act(token, probe)"
-    coords = {}
-    for name in ("conversation", "turn", "position"):
-        if name not in ds.variables:
-            yield f"/tokens: coordinate {name}(token) missing; segments come from conversation and turn"
-            continue
-        var = ds[name]
-        if var.dims != ("token",):
-            yield f"/tokens: {name} has dims ({', '.join(var.dims)}); expected ({name}(token))"
-            continue
-        if var.dtype.kind not in "iu":
-            yield f"/tokens: {name} has dtype {var.dtype}; expected an integer dtype"
-            continue
-        coords[name] = _values(var)
-    if "conversation" in coords and "turn" in coords:
-        conv, turn = coords["conversation"], coords["turn"]
-        n = conv.shape[0]
-        new = np.ones(n, dtype=bool)
-        if n:
-            new[1:] = (conv[1:] != conv[:-1]) | (turn[1:] != turn[:-1])
-        starts = np.flatnonzero(new)
-        keys = np.stack([conv[starts].astype(np.int64), turn[starts].astype(np.int64)], axis=1)
-        if len(keys):
-            order = np.lexsort((starts, keys[:, 1], keys[:, 0]))
-            sk = keys[order]
-            dup = np.flatnonzero(np.all(sk[1:] == sk[:-1], axis=1))
-            if dup.size:
-                again = np.sort(starts[order][dup + 1])[0]
-                c, t = conv[again], turn[again]
-                yield (f"/tokens: segment (conversation={c}, turn={t}) is not contiguous: it starts again at "
-                       f"token {again}; sort tokens by conversation and turn")
-        if "position" in coords:
-            pos = coords["position"]
-            seg_start = np.maximum.accumulate(np.where(new, np.arange(n), 0)) if n else np.zeros(0, int)
-            expected = np.arange(n) - seg_start
-            bad = pos != expected
-            if bad.any():
-                i = int(np.argmax(bad))
-                yield (f"/tokens: position at token {i} is {pos[i]}; expected {expected[i]} "
-                       f"(position counts 0, 1, 2, ... inside each (conversation, turn) segment)")
-    if "probe" in ds.variables:
-        names = _values(ds["probe"])
-        uniq, counts = np.unique(names, return_counts=True)
-        if (counts > 1).any():
-            dup = uniq[counts > 1][0]
-            first = int(np.flatnonzero(names == dup)[1])
-            yield f"/tokens: probe name {_py(dup)!r} is not unique (again at probe index {first}); probe names must be unique"
-    problem = _dims("tokens", ds, "probe_act", ("token", "probe"))
-    if problem:
-        yield problem
-    elif ds["probe_act"].dtype.kind != "f":
-        yield f"/tokens: probe_act has dtype {ds['probe_act'].dtype}; expected float32 or float64"
-    else:
-        problem = _nonfinite("tokens", ds, "probe_act")
-        if problem:
-            yield problem
-    if "sae_index" in ds.variables:
-        yield from _check_sae(tree, ds)
-    elif "sae_value" in ds.variables:
-        yield "/tokens: sae_value present without sae_index; expected both sae_index(token, slot) and sae_value"
-    if "text" in ds.variables and ds["text"].dims != ("token",):
-        yield f"/tokens: text has dims ({', '.join(ds['text'].dims)}); expected text(token)"
+        yield (f"{WARNING}/{group}: {var} has {count} NaN/inf values (first at index [{_index(first)}] "
+               f"of ({', '.join(ds[var].dims)})); analyses mask them pairwise and report how many")
 
 
 def _check_sae(tree, ds):
@@ -228,181 +241,23 @@ def _check_sae(tree, ds):
         yield (f"/tokens: sae_index has dtype {idx.dtype}; expected an integer dtype (int32) "
                f"with -1 for empty slots")
         return
-    values = _values(idx)
     n_features = None
     if "features" in tree.children:
         n_features = tree["features"].to_dataset(inherit=False).sizes.get("feature")
-    low = values < -1
-    if low.any():
-        yield (f"/tokens: sae_index at [{_first_index(low)}] (token, slot) is {values[low][0]}; "
-               f"expected -1 (empty slot) or a feature index >= 0")
+    if idx.dtype.kind == "i":
+        count, first = count_first("tokens", "sae_index", idx, lambda v: v < -1)
+        if count:
+            yield (f"/tokens: sae_index at [{_index(first)}] (token, slot) is {value_at('tokens', 'sae_index', idx, first)}; "
+                   f"expected -1 (empty slot) or a feature index >= 0")
     if n_features is not None:
-        high = values >= n_features
-        if high.any():
-            yield (f"/tokens: sae_index at [{_first_index(high)}] (token, slot) is {values[high][0]}; "
+        # unsigned indices cannot hold -1: every value must be a feature index
+        count, first = count_first("tokens", "sae_index", idx, lambda v: v >= n_features)
+        if count:
+            yield (f"/tokens: sae_index at [{_index(first)}] (token, slot) is {value_at('tokens', 'sae_index', idx, first)}; "
                    f"expected < n_features = {n_features} (size of /features feature)")
-    if "sae_value" in ds.variables and ds["sae_value"].shape != idx.shape:
-        yield (f"/tokens: sae_value has shape {ds['sae_value'].shape}; expected the shape of "
-               f"sae_index {idx.shape}")
-
-
-def _check_features(ds, **_):
-    if "feature" not in ds.variables:
-        yield "/features: coordinate feature missing; expected integer feature ids"
-        return
-    ids = _values(ds["feature"])
-    if ids.dtype.kind not in "iu":
-        yield f"/features: feature has dtype {ids.dtype}; expected integer feature ids"
-    uniq, counts = np.unique(ids, return_counts=True)
-    if (counts > 1).any():
-        dup = uniq[counts > 1][0]
-        yield f"/features: feature id {dup} is not unique (index {int(np.flatnonzero(ids == dup)[1])})"
-    for name in ("variance_explained", "subspace_fraction", "self_rating", "text_rating"):
-        if name in ds.variables and ds[name].dims != ("feature",):
-            yield f"/features: {name} has dims ({', '.join(ds[name].dims)}); expected ({name}(feature))"
-    for name in ("variance_explained", "subspace_fraction"):
-        if name in ds.variables and ds[name].dims == ("feature",):
-            v = _values(ds[name])
-            bad = ~np.isfinite(v) | (v < 0) | (v > 1 + 1e-9)
-            if bad.any():
-                i = int(np.argmax(bad))
-                yield f"/features: {name} at feature index {i} is {v[i]}; expected a finite value in [0, 1]"
-    if "decoder" in ds.variables:
-        problem = _dims("features", ds, "decoder", ("feature", "hidden"))
-        if problem:
-            yield problem
-
-
-def _same_probes(group, ds, probes):
-    if probes is None or "probe" not in ds.variables:
-        return None
-    names = _values(ds["probe"])
-    if names.shape != probes.shape or not np.array_equal(names.astype(str), probes.astype(str)):
-        if names.shape != probes.shape:
-            return (f"/{group}: probe has {names.shape[0]} entries; expected the {probes.shape[0]} "
-                    f"probes of /tokens in the same order")
-        i = int(np.argmax(names.astype(str) != probes.astype(str)))
-        return f"/{group}: probe at index {i} is {_py(names[i])!r}; expected {_py(probes[i])!r} as in /tokens"
-    return None
-
-
-def _check_probes(ds, probes, **_):
-    problem = _same_probes("probes", ds, probes)
-    if problem:
-        yield problem
-    if "vector" in ds.variables:
-        problem = _dims("probes", ds, "vector", ("probe", "hidden"))
-        if problem:
-            yield problem
-        else:
-            v = _values(ds["vector"])
-            bad = ~np.isfinite(v)
-            if bad.any():
-                yield f"/probes: vector has {int(bad.sum())} NaN/inf values (first at [{_first_index(bad)}] (probe, hidden))"
-    if "variance_explained" in ds.variables:
-        v = _values(ds["variance_explained"])
-        bad = ~np.isfinite(v) | (v < 0) | (v > 1 + 1e-9)
-        if bad.any():
-            i = int(np.argmax(bad))
-            yield f"/probes: variance_explained at probe index {i} is {v[i]}; expected a finite value in [0, 1]"
-
-
-def _check_moments(ds, **_):
-    for var, dims in (("mean", ("hidden",)), ("cov", ("hidden", "hidden_b"))):
-        problem = _dims("moments", ds, var, dims)
-        if problem:
-            yield problem
-    if "n" not in ds.variables:
-        yield "/moments: variable n missing; expected the number of tokens behind mean and cov"
-    elif float(_values(ds["n"])) <= 1:
-        yield f"/moments: n is {float(_values(ds['n']))}; expected more than one token"
-    if ds.sizes.get("hidden_b", ds.sizes.get("hidden")) != ds.sizes.get("hidden"):
-        yield f"/moments: hidden_b has size {ds.sizes['hidden_b']}; expected the size of hidden {ds.sizes.get('hidden')}"
-    lag_vars = {"lag_n": ("lag",), "lag_mean_x": ("lag", "hidden"), "lag_mean_y": ("lag", "hidden"),
-                "lag_cxx": ("lag", "hidden", "hidden_b"), "lag_cyy": ("lag", "hidden", "hidden_b"),
-                "lag_cxy": ("lag", "hidden", "hidden_b")}
-    present = [v for v in lag_vars if v in ds.variables]
-    if present:
-        for var, dims in lag_vars.items():
-            problem = _dims("moments", ds, var, dims)
-            if problem:
-                yield problem
-        if "lag_n" in ds.variables:
-            n = _values(ds["lag_n"])
-            bad = ~(n > 1)
-            if bad.any():
-                i = int(np.argmax(bad))
-                yield f"/moments: lag_n at lag index {i} is {n[i]}; expected more than one valid pair"
-    for var in ("mean", "cov", *present):
-        if var in ds.variables:
-            v = _values(ds[var])
-            bad = ~np.isfinite(v)
-            if bad.any():
-                yield f"/moments: {var} has {int(bad.sum())} NaN/inf values (first at [{_first_index(bad)}])"
-
-
-def _check_random(ds, n_tokens, **_):
-    problem = _dims("random", ds, "random_act", ("token", "direction"))
-    if problem:
-        yield problem
-    else:
-        if n_tokens is not None and ds.sizes["token"] != n_tokens:
-            yield f"/random: token has size {ds.sizes['token']}; expected {n_tokens} as in /tokens"
-        problem = _nonfinite("random", ds, "random_act")
-        if problem:
-            yield problem
-    problem = _dims("random", ds, "variance_explained", ("direction",))
-    if problem:
-        yield problem
-
-
-def _check_steering(ds, probes, **_):
-    problem = _same_probes("steering", ds, probes)
-    if problem:
-        yield problem
-    for var, dims in (("steered_act", ("emotion", "sample", "offset", "probe")),
-                      ("baseline_act", ("baseline_sample", "offset", "probe"))):
-        problem = _dims("steering", ds, var, dims)
-        if problem:
-            yield problem
-        else:
-            problem = _nonfinite("steering", ds, var)
-            if problem:
-                yield problem
-    if probes is not None and "emotion" in ds.variables:
-        emotions = _values(ds["emotion"]).astype(str)
-        unknown = ~np.isin(emotions, probes.astype(str))
-        if unknown.any():
-            i = int(np.argmax(unknown))
-            yield f"/steering: emotion at index {i} is {_py(emotions[i])!r}; expected one of the probe names of /tokens"
-
-
-def _check_evaluations(ds, probes, feature_ids, **_):
-    problem = _dims("evaluations", ds, "mentions", ("rated_feature", "emotion"))
-    if problem:
-        yield problem
-    else:
-        m = _values(ds["mentions"])
-        if m.dtype.kind not in "iub":
-            yield f"/evaluations: mentions has dtype {m.dtype}; expected int8 0/1"
-        else:
-            bad = (m != 0) & (m != 1)
-            if bad.any():
-                yield (f"/evaluations: mentions at [{_first_index(bad)}] (rated_feature, emotion) is "
-                       f"{m[bad][0]}; expected 0 or 1")
-    if "cosine" in ds.variables:
-        problem = _dims("evaluations", ds, "cosine", ("rated_feature", "emotion"))
-        if problem:
-            yield problem
-    if probes is not None and "emotion" in ds.variables:
-        emotions = _values(ds["emotion"]).astype(str)
-        unknown = ~np.isin(emotions, probes.astype(str))
-        if unknown.any():
-            i = int(np.argmax(unknown))
-            yield f"/evaluations: emotion at index {i} is {_py(emotions[i])!r}; expected one of the probe names of /tokens"
-    if feature_ids is not None and "rated_feature" in ds.variables:
-        rated = _values(ds["rated_feature"])
-        unknown = ~np.isin(rated, feature_ids)
-        if unknown.any():
-            i = int(np.argmax(unknown))
-            yield f"/evaluations: rated_feature at index {i} is {rated[i]}; expected a feature id of /features"
+    if "sae_value" in ds.variables:
+        value = ds["sae_value"]
+        if value.shape != idx.shape:
+            yield (f"/tokens: sae_value has shape {value.shape}; expected the shape of sae_index {idx.shape}")
+        elif value.dtype.kind not in "iuf":
+            yield f"/tokens: sae_value has dtype {value.dtype}; expected float32 or float64"
