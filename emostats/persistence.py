@@ -28,6 +28,7 @@ import numpy as np
 import xarray as xr
 
 from . import _lagstats
+from ._chunks import reduce_over_chunks
 from ._lagstats import (DEFAULT_BINS, lag_correlation, lag_correlation_profile, lag_moments, merge_moments,
                         moments_r, pair_counts, profile_moments, trajectory_sums)
 from ._version import __version__
@@ -73,52 +74,20 @@ def _numpy_2d(act):
     return values if values.ndim == 2 else values[:, None]
 
 
-def _tree_reduce(parts, merge, fan_in=8):
-    """Merge delayed parts in a fixed tree (``fan_in`` at a time, in order): deterministic."""
-    import dask
-
-    parts = list(parts)
-    while len(parts) > 1:
-        parts = [dask.delayed(merge)(*parts[i:i + fan_in]) if len(parts[i:i + fan_in]) > 1 else parts[i]
-                 for i in range(0, len(parts), fan_in)]
-    return parts[0]
-
-
-def _head(rows, *blocks):
-    """The first ``rows`` rows of the blocks stacked along tokens."""
-    return np.concatenate(blocks, axis=0)[:rows]
-
-
 def _chunked(act, offsets, reach, fn, merge, groups=None):
     """Reduce ``fn(block, local_offsets, local_groups, first_stop)`` over the token chunks of a dask array.
 
-    Task ``i`` gets chunk ``i`` and the first ``reach`` tokens after it (from the
-    following chunks), and counts only the pairs that start in chunk ``i``.
+    One scheme for every chunked analysis (:func:`emostats._chunks.reduce_over_chunks`):
+    task ``i`` gets chunk ``i`` and the first ``reach`` tokens after it (sliced
+    from the following chunks), counts only the pairs that start in chunk ``i``,
+    and the results merge in a fixed tree.
     """
-    import dask
-
     data = act.data if act.ndim == 2 else act.data[:, None]
-    data = data.rechunk({1: -1})
-    blocks = list(data.to_delayed().ravel())
-    bounds = np.concatenate(([0], np.cumsum(data.chunks[0]))).astype(np.int64)
-    n = int(bounds[-1])
-    parts = []
-    for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
-        if b <= a:
-            continue
-        end = min(int(b) + int(reach), n)
-        j = i + 1
-        while j < len(blocks) and bounds[j] < end:
-            j += 1
-        block = blocks[i] if j == i + 1 else dask.delayed(_head)(int(end - a), *blocks[i:j])
-        inner = offsets[(offsets > a) & (offsets < end)]
-        local = np.concatenate(([a], inner, [end])).astype(np.int64) - a
-        seg = np.searchsorted(offsets, a + local[:-1], side="right") - 1
-        local_groups = None if groups is None else groups[seg]
-        parts.append(dask.delayed(fn)(block, local, local_groups, int(b - a)))
-    if not parts:
-        return None
-    return dask.compute(_tree_reduce(parts, merge))[0]
+
+    def task(block, span):
+        return fn(block, span.offsets, span.groups, span.own)
+
+    return reduce_over_chunks(data, reach, task, merge, offsets=offsets, groups=groups)
 
 
 def _moments(act, offsets, kind, lag, groups=None, n_groups=None, threads=None):

@@ -15,6 +15,7 @@ Feature ids are positions along ``/features``' ``feature`` dim: id ``i`` is the
 import numpy as np
 import xarray as xr
 
+from ._chunks import reduce_over_chunks
 from ._kernels import firing as _kernel
 from ._kernels._config import n_threads
 from .errors import MissingGroupError, StudyError
@@ -179,29 +180,23 @@ def _counts_of(da, lag, n_features, threads):
         raise StudyError("/tokens: conversation/turn coordinates do not cover every token")
     if not hasattr(data, "dask"):
         return _count_block(np.asarray(data), offsets, lag, n_features, 0, 0, threads), offsets
-    import dask
-
     context = 0 if lag is None else int(lag)
-    data = data.rechunk({1: -1})
-    if context and min(data.chunks[0]) < context:
-        # blocks of at least `lag` tokens, so each block's context lies in the block before it
-        data = data.rechunk({0: max(context, max(data.chunks[0]))})
     # inside dask tasks the scheduler supplies the parallelism: one kernel thread per task by default
     task_threads = 1 if threads is None else threads
-    parts = []
-    start = 0
-    for size in data.chunks[0]:
-        stop = start + size
-        lo = max(0, start - context)  # `lag` rows before the block: exact pairs across blocks
-        parts.append(dask.delayed(_count_block)(data[lo:stop], offsets, lag, n_features,
-                                                lo, start, task_threads))
-        start = stop
-    while len(parts) > 1:  # pairwise sum in a fixed order
-        parts = [dask.delayed(np.add)(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i]
-                 for i in range(0, len(parts), 2)]
-    if not parts:
+
+    def task(block, span):
+        # the kernel counts a pair at its later token t + lag (its context is the `lag` rows before it), so
+        # the block rows [start, start + lag) are context and the rows owned here are shifted by `lag`:
+        # [start + lag, stop + lag), the first chunk's from 0. Over all chunks they cover every token once.
+        own_from = 0 if span.start == 0 else span.start + context
+        if own_from >= span.end:
+            return np.zeros((4, n_features), dtype=np.int64)
+        return _count_block(block, offsets, lag, n_features, span.start, own_from, task_threads)
+
+    counts = reduce_over_chunks(data, context, task, np.add, fan_in=2)  # np.add takes 2; int counts: exact
+    if counts is None:
         return np.zeros((4, n_features), dtype=np.int64), offsets
-    return np.asarray(parts[0].compute()), offsets
+    return np.asarray(counts), offsets
 
 
 def _n_features_of(da):
@@ -231,8 +226,8 @@ def firing_persistence(sae_index, lag=100, min_fires=101, n_features=None, *, th
         A study (``/tokens/sae_index``), the ``/tokens`` Dataset, or the
         ``sae_index(token, slot)`` DataArray with ``conversation`` and ``turn``
         coordinates; in memory or dask-backed (chunked along ``token``; the
-        counts are exact, each block reads the ``lag`` tokens before it, and the
-        call computes them).
+        counts are exact for any chunking: each chunk's task reads its rows and
+        the first ``lag`` rows of the following chunk(s), and the call computes them).
     lag : int
         L in tokens.
     min_fires : int

@@ -6,18 +6,19 @@ covariance over all tokens, and for each lag ``L`` the means and centred
 (co)variances of the valid lag pairs (x = token t, y = token t+L, both in one
 segment).
 
-The activations are read block by block along ``token`` (a NumPy array, a
-dask array, a lazily loaded or dask-backed DataArray); every block is read
-once. The statistics of each block are computed about the block's own means
-in float64 and merged exactly into the running totals with the pairwise update
-of Chan, Golub and LeVeque (1979):
+The activations are reduced chunk by chunk along ``token`` with
+:func:`emostats._chunks.reduce_over_chunks` (the one chunk scheme of the
+package): a dask array (or dask-backed DataArray) over its chunks, in parallel
+under the active dask scheduler; anything else (a NumPy array, a lazily loaded
+DataArray) block by block, one block in memory at a time. Each chunk's task
+gets its own rows plus the first ``max(lags)`` rows after it and counts the
+lag pairs whose *first* token ``t`` is its own. The statistics of each chunk
+are computed about the chunk's own means in float64 and merged exactly, in
+chunk order, with the pairwise update of Chan, Golub and LeVeque (1979):
 ``mean = mean_a + d * n_b / n`` and ``M = M_a + M_b + d d' * n_a n_b / n``
 with ``d = mean_b - mean_a``. So activations with a large common offset lose
-no digits, and the result does not depend on the block size beyond rounding.
-
-A lag pair is assigned to the block that holds its later token ``t+L``; the
-last ``max(lags)`` rows of the previous blocks are kept in memory so that its
-earlier token is at hand without reading anything twice.
+no digits, the result does not depend on the block size beyond rounding, and
+the same chunks give the same bits in memory and under dask.
 
 Covariances are population covariances (divided by the number of tokens or
 pairs, ddof=0). Persistence and variance explained are ratios of them, so the
@@ -27,6 +28,7 @@ choice does not change any analysis.
 import numpy as np
 import xarray as xr
 
+from .._chunks import is_dask, reduce_over_chunks, token_bounds
 from ..errors import EmostatsError, StudyError
 from ..segments import segments_of
 
@@ -63,39 +65,55 @@ class MomentAccumulator:
             self.myy = np.zeros((hidden, hidden))
             self.mxy = np.zeros((hidden, hidden))
 
-    def add(self, x, y=None):
+    @classmethod
+    def of(cls, x, y=None):
+        """The accumulator of one block of rows (pairs ``(x[i], y[i])`` when ``y`` is given)."""
+        acc = cls(x.shape[1], paired=y is not None)
         nb = x.shape[0]
         if nb == 0:
-            return
-        bx = x.mean(axis=0)
-        xc = x - bx
-        bxx = xc.T @ xc
-        if self.paired:
-            by = y.mean(axis=0)
-            yc = y - by
-            byy = yc.T @ yc
-            bxy = xc.T @ yc
+            return acc
+        acc.n = nb
+        acc.mean_x = x.mean(axis=0)
+        xc = x - acc.mean_x
+        acc.mxx = xc.T @ xc
+        if y is not None:
+            acc.mean_y = y.mean(axis=0)
+            yc = y - acc.mean_y
+            acc.myy = yc.T @ yc
+            acc.mxy = xc.T @ yc
+        return acc
+
+    def add(self, x, y=None):
+        """Merge a block of rows (or pairs) into the totals."""
+        self.merge(MomentAccumulator.of(x, y if self.paired else None))
+
+    def merge(self, other):
+        """Merge another accumulator into this one (exact pairwise update); returns self."""
+        nb = other.n
+        if nb == 0:
+            return self
         na = self.n
         n = na + nb
         if na == 0:
-            self.mean_x, self.mxx = bx, bxx
+            self.mean_x, self.mxx = other.mean_x, other.mxx
             if self.paired:
-                self.mean_y, self.myy, self.mxy = by, byy, bxy
+                self.mean_y, self.myy, self.mxy = other.mean_y, other.myy, other.mxy
             self.n = n
-            return
+            return self
         w = na * nb / n
-        dx = bx - self.mean_x
+        dx = other.mean_x - self.mean_x
         self.mean_x = self.mean_x + dx * (nb / n)
-        self.mxx += bxx
+        self.mxx += other.mxx
         self.mxx += w * np.outer(dx, dx)
         if self.paired:
-            dy = by - self.mean_y
+            dy = other.mean_y - self.mean_y
             self.mean_y = self.mean_y + dy * (nb / n)
-            self.myy += byy
+            self.myy += other.myy
             self.myy += w * np.outer(dy, dy)
-            self.mxy += bxy
+            self.mxy += other.mxy
             self.mxy += w * np.outer(dx, dy)
         self.n = n
+        return self
 
     def covariances(self):
         """Population covariances (NaN when there are no rows)."""
@@ -107,6 +125,13 @@ class MomentAccumulator:
         return out
 
 
+def _block_size(block_tokens):
+    step = int(block_tokens)
+    if step < 1:
+        raise EmostatsError(f"block_tokens must be >= 1, got {block_tokens}")
+    return step
+
+
 def _check_lags(lags):
     lags = np.atleast_1d(np.asarray(lags if lags is not None else (), dtype=np.int64)).ravel()
     if lags.size and lags.min() < 1:
@@ -116,28 +141,40 @@ def _check_lags(lags):
     return lags
 
 
-def _block_bounds(n_tokens, hidden, chunks, block_tokens):
-    if block_tokens is not None:
-        step = int(block_tokens)
-        if step < 1:
-            raise EmostatsError(f"block_tokens must be >= 1, got {block_tokens}")
-        edges = np.arange(0, n_tokens, step)
-    elif chunks is not None:
-        edges = np.concatenate(([0], np.cumsum(chunks)[:-1]))
-    else:
-        step = max(1, BLOCK_BYTES // (8 * max(hidden, 1)))
-        edges = np.arange(0, n_tokens, step)
-    ends = np.append(edges[1:], n_tokens)
-    return [(int(s), int(e)) for s, e in zip(edges, ends) if e > s]
+def _chunk_moments(block, span, lags, nonfinite):
+    """Moments of one chunk: all its own rows, and the lag pairs whose first token is its own."""
+    block = np.asarray(block, dtype=np.float64)
+    own = span.own
+    ok = np.isfinite(block).all(axis=1)
+    if not ok[:own].all():
+        if nonfinite == "raise":
+            t = int(np.flatnonzero(~ok[:own])[0])
+            h = int(np.flatnonzero(~np.isfinite(block[t]))[0])
+            raise StudyError(f"activations: non-finite value {block[t, h]} at token {span.start + t}, hidden {h}; "
+                             f"moments need finite activations (drop or repair those tokens)")
+    full = MomentAccumulator.of(block[:own][ok[:own]] if not ok[:own].all() else block[:own])
+    pairs = []
+    if lags.size:
+        offs = span.offsets
+        seg_end = np.repeat(offs[1:], np.diff(offs))[:own]  # end of each own row's segment (block-local)
+        rows = np.arange(own)
+        for lag in lags.tolist():
+            t = rows[rows + lag < seg_end]
+            if not ok.all():
+                t = t[ok[t] & ok[t + lag]]
+            pairs.append(MomentAccumulator.of(block[t], block[t + lag]))
+    return full, pairs, int((~ok[:own]).sum())
 
 
-def _read(acts, s, e):
-    block = acts[s:e]
-    if isinstance(block, xr.DataArray):
-        block = block.values  # loads lazily indexed or dask-backed data
-    elif hasattr(block, "compute"):
-        block = block.compute()
-    return np.asarray(block, dtype=np.float64)
+def _merge_chunks(*parts):
+    """Merge chunk results in order (into the first)."""
+    full, pairs, dropped = parts[0]
+    for f, p, d in parts[1:]:
+        full.merge(f)
+        for acc, other in zip(pairs, p):
+            acc.merge(other)
+        dropped += d
+    return full, pairs, dropped
 
 
 def moment_arrays(acts, lags=(), offsets=None, block_tokens=None, nonfinite="raise"):
@@ -177,42 +214,24 @@ def moment_arrays(acts, lags=(), offsets=None, block_tokens=None, nonfinite="rai
         if offsets.ndim != 1 or offsets[0] != 0 or offsets[-1] != n_tokens or np.any(np.diff(offsets) < 0):
             raise EmostatsError(f"offsets must rise from 0 to n_tokens={n_tokens}; got {offsets[:3].tolist()}"
                                 f"...{offsets[-3:].tolist()} (length {offsets.size})")
-        seg_start = np.repeat(offsets[:-1], np.diff(offsets))
     max_lag = int(lags.max()) if lags.size else 0
-    chunks = getattr(acts, "chunks", None)
-    token_chunks = chunks[0] if chunks and isinstance(chunks[0], tuple) else None
+    bounds = None
+    if is_dask(acts):
+        if block_tokens is not None:
+            acts = (acts.data if hasattr(acts, "dims") else acts).rechunk({0: _block_size(block_tokens)})
+    else:
+        step = _block_size(block_tokens) if block_tokens is not None else max(1, BLOCK_BYTES // (8 * max(hidden, 1)))
+        bounds = token_bounds(n_tokens, block_tokens=step)
 
-    full = MomentAccumulator(hidden)
-    pairs = [MomentAccumulator(hidden, paired=True) for _ in lags]
-    tail = np.empty((0, hidden))
-    tail_ok = np.empty(0, dtype=bool)
-    n_dropped = 0
-    for s, e in _block_bounds(n_tokens, hidden, token_chunks, block_tokens):
-        block = _read(acts, s, e)
-        ok = np.isfinite(block).all(axis=1)
-        if not ok.all():
-            if nonfinite == "raise":
-                t = int(np.flatnonzero(~ok)[0])
-                h = int(np.flatnonzero(~np.isfinite(block[t]))[0])
-                raise StudyError(f"activations: non-finite value {block[t, h]} at token {s + t}, hidden {h}; "
-                                 f"moments need finite activations (drop or repair those tokens)")
-            n_dropped += int((~ok).sum())
-            full.add(block[ok])
-        else:
-            full.add(block)
-        if max_lag:
-            buf = np.concatenate((tail, block)) if tail.shape[0] else block
-            buf_ok = np.concatenate((tail_ok, ok))
-            buf_start = s - tail.shape[0]
-            u = np.arange(s, e)
-            for acc, lag in zip(pairs, lags):
-                ends = u[u - lag >= seg_start[s:e]]
-                if not buf_ok.all():
-                    ends = ends[buf_ok[ends - buf_start] & buf_ok[ends - lag - buf_start]]
-                if ends.size:
-                    acc.add(buf[ends - lag - buf_start], buf[ends - buf_start])
-            tail = buf[-max_lag:] if buf.shape[0] > max_lag else buf
-            tail_ok = buf_ok[-tail.shape[0]:] if tail.shape[0] else buf_ok[:0]
+    def chunk(block, span):
+        return _chunk_moments(block, span, lags, nonfinite)
+
+    # a left fold (one running total): the statistics are hidden x hidden matrices, too large to hold many
+    merged = reduce_over_chunks(acts, max_lag, chunk, _merge_chunks, offsets=offsets if lags.size else None,
+                                bounds=bounds, fan_in=None)
+    if merged is None:
+        merged = (MomentAccumulator(hidden), [MomentAccumulator(hidden, paired=True) for _ in lags], 0)
+    full, pairs, n_dropped = merged
     out = {"n": full.n, "n_dropped": n_dropped, "mean": full.mean_x, "cov": full.covariances()[0]}
     if lags.size:
         covs = [acc.covariances() for acc in pairs]
