@@ -5,13 +5,17 @@
 
 The public names are loaded lazily (on first use) so that ``import emostats``
 and the command line stay fast: numba kernels and matplotlib load only when an
-analysis that needs them runs.
+analysis that needs them runs. ``_PUBLIC`` maps each name to the module that
+defines it; the ``TYPE_CHECKING`` block below imports the same names for readers
+and type checkers. Code inside the package imports from the defining modules,
+never through this map.
 """
 
 import importlib
+from typing import TYPE_CHECKING
 
 from ._version import __version__
-from .errors import EmostatsError, MissingGroupError, OutputExistsError, StudyError
+from .errors import ArgumentError, EmostatsError, MissingGroupError, OutputExistsError, StudyError
 
 # public name -> module that defines it
 _PUBLIC = {
@@ -35,10 +39,26 @@ _PUBLIC = {
     "steering_effect": "steering",
     "mention_tests": "ratings", "rating_analyses": "ratings",
     # the whole study
-    "run": "runner",
+    "run": "pipeline.engine",
 }
 
-__all__ = sorted([*_PUBLIC, "__version__", "EmostatsError", "StudyError",
+if TYPE_CHECKING:  # the same names, eagerly, for readers and type checkers (tests check it mirrors _PUBLIC)
+    from .io import example_study, open_study, save, sha256
+    from .validation import validate
+    from .segments import segment_offsets, segments_of
+    from .stats import bh_fdr, one_sample_tests, pearson, permutation_test, spearman, to_table
+    from .persistence import lag_persistence, lag_profile, trajectories
+    from .decay import fit_decay
+    from .affect import AffectState, affect_profile
+    from .nullmodels import (direction_persistence, emotion_pcs, moments, nullmodel_analysis, random_direction_sweep,
+                             random_directions, variance_matched)
+    from .geometry import cosine, subspace_fraction
+    from .sae import feature_density, firing_persistence, sae_matched
+    from .steering import steering_effect
+    from .ratings import mention_tests, rating_analyses
+    from .pipeline.engine import run
+
+__all__ = sorted([*_PUBLIC, "__version__", "EmostatsError", "StudyError", "ArgumentError",
                   "MissingGroupError", "OutputExistsError"])
 
 

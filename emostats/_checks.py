@@ -13,7 +13,7 @@ Examples
 >>> check_int(0, "lag", minimum=1)
 Traceback (most recent call last):
 ...
-emostats.errors.ArgumentError: lag must be an integer >= 1, got 0
+emostats.errors.ArgumentError: lag must be >= 1, got 0
 """
 
 import math
@@ -45,7 +45,8 @@ def _range(minimum, maximum) -> str:
     return ""
 
 
-def check_int(value, name: str, *, minimum: "int | None" = None, maximum: "int | None" = None) -> int:
+def check_int(value, name: str, *, minimum: "int | None" = None, maximum: "int | None" = None,
+              unit: str = "") -> int:
     """``value`` as an ``int`` (integers and integral floats such as ``1e4``), within the bounds.
 
     Examples
@@ -57,9 +58,11 @@ def check_int(value, name: str, *, minimum: "int | None" = None, maximum: "int |
     ...
     emostats.errors.ArgumentError: lag must be an integer >= 1, got 2.5
     """
-    if not _is_integral(value) or (minimum is not None and value < minimum) or \
-            (maximum is not None and value > maximum):
+    if not _is_integral(value):
         raise ArgumentError(f"{name} must be an integer{_range(minimum, maximum)}, got {value!r}")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        unit = "" if not unit else f" {unit}" if minimum == 1 and maximum is None else f" {unit}s"
+        raise ArgumentError(f"{name} must be{_range(minimum, maximum)}{unit}, got {value!r}")
     return int(value)
 
 
@@ -140,7 +143,7 @@ def check_seed(value, name: str = "seed") -> int:
     >>> check_seed(2**63)
     Traceback (most recent call last):
     ...
-    emostats.errors.ArgumentError: seed must be an integer in 0..9223372036854775807, got 9223372036854775808
+    emostats.errors.ArgumentError: seed must be in 0..9223372036854775807, got 9223372036854775808
     """
     if isinstance(value, float):  # a float seed is almost always a mistake: 1e19 would round silently
         raise ArgumentError(f"{name} must be an integer in 0..{SEED_MAX}, got {value!r}")

@@ -23,12 +23,13 @@ def test_persistence_writes_results_and_refuses_to_overwrite(small_study, tmp_pa
     args = ["persistence", str(small_study), "--lag", "5", "--max-lag", "20", "--n-boot", "5", "-o", str(out), "-q"]
     assert main(args) == 0
     with xr.open_datatree(out, engine="netcdf4") as tree, es.open_study(small_study) as study:
-        assert {"persistence", "profile", "trajectories", "decay_trajectories", "decay_profile"} <= set(tree.children)
-        assert len(tree.attrs["input_sha256"]) == 64 and json.loads(tree.attrs["parameters"])["lag"] == 5
+        assert {"persistence", "profile", "trajectories", "decay", "decay_profile"} <= set(tree.children)
+        assert len(tree.attrs["input_sha256"]) == 64 and tree.attrs["param_lag"] == 5
+        assert tree.attrs["preset"] == "persistence" and tree.attrs["emostats_results"] == 1
         act = study["tokens"]["probe_act"]
         np.testing.assert_allclose(tree["persistence"]["r"].values, es.lag_persistence(act, lag=5).r.values,
                                    rtol=1e-12)
-        assert tree["decay_trajectories"].attrs["n_boot"] == 5
+        assert tree["decay"].attrs["n_boot"] == 5
     capsys.readouterr()
     assert main(args) == 2
     assert "exists; pass --force" in capsys.readouterr().err
@@ -38,7 +39,7 @@ def test_persistence_writes_results_and_refuses_to_overwrite(small_study, tmp_pa
 def test_persistence_bad_options_are_one_line_errors(small_study, tmp_path, capsys):
     assert main(["persistence", str(small_study), "--lag", "-1"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--lag and --max-lag must be >= 1" in err
+    assert err.count("\n") == 1 and "--lag must be >= 1 token" in err
     assert main(["persistence", str(tmp_path / "missing.nc")]) == 2
     assert "no such file" in capsys.readouterr().err
 

@@ -337,7 +337,15 @@ def test_reproduce_command_carries_every_non_default_parameter():
     command, python = reproduce_command(res)
     assert command == ("emostats run STUDY.nc -o results.nc --lag 20 --seed 4 --max-lag 150 "
                        "--steps persistence,profile")
-    assert python == ["min_fires=50"]
+    assert python == []  # every parameter has a flag now; min_fires is not read by these steps, so not recorded
+    res = es.run(es.example_study(), steps=["sae_persistence"], min_fires=50, progress=False, quiet=True)
+    command, python = reproduce_command(res)
+    assert command == "emostats run STUDY.nc -o results.nc --lag 100 --seed 0 --min-fires 50 --steps sae_persistence"
+    assert python == []
+    # a preset's results are reproduced by the preset's own command
+    res = es.run(es.example_study(), preset="persistence", n_boot=0, max_lag=120, progress=False, quiet=True)
+    assert reproduce_command(res)[0] == ("emostats persistence STUDY.nc -o results.nc --lag 100 --seed 0 "
+                                         "--max-lag 120 --n-boot 0")
 
 
 def test_persistence_section_with_undefined_r(synthetic_results):

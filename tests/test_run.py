@@ -1,14 +1,16 @@
 """Tests of emostats.run and `emostats run`: orchestration, provenance, skipping, determinism, CLI errors."""
 
-import importlib
-
 import numpy as np
 import pytest
 import xarray as xr
 
 import emostats as es
-run_mod = importlib.import_module("emostats.runner")
+from emostats._results import RESULTS_MARKER, is_results
 from emostats.cli import main
+from emostats.pipeline import registry
+from emostats.pipeline.context import Context
+from emostats.pipeline.params import LAG, MAX_LAG
+from emostats.pipeline.registry import Step
 from tests.studies import tiny_study
 
 
@@ -53,24 +55,35 @@ def _after_step(ctx):
     return xr.Dataset({"t": ctx.results["steer"]["s"] * 2})
 
 
+def _registry(steps):
+    """Replace the registry's steps for one test (the engine, select and the params read it)."""
+    saved = dict(registry.STEPS)
+    registry.STEPS.clear()
+    registry.STEPS.update(steps)
+    try:
+        yield steps
+    finally:
+        registry.STEPS.clear()
+        registry.STEPS.update(saved)
+
+
 @pytest.fixture
-def fake_steps(monkeypatch):
+def fake_steps():
     steps = {
-        "mean": run_mod.Step("mean", "mean activation", _mean_step, needs=("tokens/probe_act",)),
-        "noise": run_mod.Step("noise", "noise", _random_step, random=True),
-        "steer": run_mod.Step("steer", "steering mean", _steering_step, needs=("steering",)),
-        "after": run_mod.Step("after", "needs steer", _after_step, after=("steer",)),
-        "choice": run_mod.Step("choice", "random or moments", _random_step, needs=(("random", "moments"),)),
+        "mean": Step("mean", "mean activation", _mean_step, 1, needs=("tokens/probe_act",), params=(LAG, MAX_LAG)),
+        "noise": Step("noise", "noise", _random_step, 2, seed="noise"),
+        "steer": Step("steer", "steering mean", _steering_step, 3, needs=("steering",)),
+        "after": Step("after", "needs steer", _after_step, 4, after=("steer",)),
+        "choice": Step("choice", "random or moments", _random_step, 5, needs=(("random", "moments"),)),
     }
-    monkeypatch.setattr(run_mod, "STEPS", steps)
-    return steps
+    yield from _registry(steps)
 
 
 def test_provenance_and_groups(fake_steps, tiny_path):
     res = es.run(tiny_path, lag=3, max_lag=7, seed=11, progress=False)
     assert set(res.children) == {"mean", "noise", "steer", "after", "choice"}
     a = res.attrs
-    assert a[run_mod.RESULTS_MARKER] == 1 and run_mod.is_results(res)
+    assert a[RESULTS_MARKER] == 1 and is_results(res) and a["preset"] == "run"
     assert a["emostats_version"] == es.__version__
     assert a["input_sha256"] == es.sha256(tiny_path)
     assert a["input_files"] == "tiny.nc"
@@ -90,7 +103,7 @@ def test_missing_group_skips_with_one_line(fake_steps, capsys):
     assert len(err) == 3, err
     assert err[0] == "emostats run: skipped steer: needs /steering, which this study does not have"
     assert err[1].startswith("emostats run: skipped after: needs the steer step, which was skipped (needs /steering")
-    assert err[2] == "emostats run: skipped choice: needs /random or /moments, which this study does not have"
+    assert err[2] == "emostats run: skipped choice: needs /random or /moments; this study has neither"
     assert res.attrs["skipped_steer"] == "needs /steering, which this study does not have"
     assert res.attrs["steps_skipped"].split() == ["steer", "after", "choice"]
     assert "steer" not in res.children and "mean" in res.children
@@ -126,21 +139,21 @@ def test_steps_subset_and_bad_parameters(fake_steps, tiny_path):
         es.run(tiny_path, match_stat="mode", progress=False)
 
 
-def test_analysis_error_becomes_a_skip(monkeypatch, tiny_path, capsys):
+def test_analysis_error_becomes_a_skip(tiny_path, capsys):
     def broken(ctx):
         raise es.MissingGroupError("/features: variable self_rating missing; rate features first")
 
-    monkeypatch.setattr(run_mod, "STEPS", {"r": run_mod.Step("r", "ratings", broken)})
-    res = es.run(tiny_path, progress=False)
+    for _ in _registry({"r": Step("r", "ratings", broken, 1)}):
+        res = es.run(tiny_path, progress=False)
     assert res.attrs["skipped_r"] == "/features: variable self_rating missing; rate features first"
     assert "skipped r: /features" in capsys.readouterr().err
 
 
 def test_step_seeds_differ_and_repeat():
-    ctx = run_mod._Context(None, {}, seed=0)
-    assert ctx.step_seed("a") == run_mod._Context(None, {}, seed=0).step_seed("a")
+    ctx = Context(None, {}, seed=0)
+    assert ctx.step_seed("a") == Context(None, {}, seed=0).step_seed("a")
     assert ctx.step_seed("a") != ctx.step_seed("b")
-    assert ctx.step_seed("a") != run_mod._Context(None, {}, seed=1).step_seed("a")
+    assert ctx.step_seed("a") != Context(None, {}, seed=1).step_seed("a")
 
 
 # --------------------------------------------------------------------------- CLI

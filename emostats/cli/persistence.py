@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from .. import defaults as D
 from ._common import add_study_argument, study_paths
+from ._engine import add_preset_options, check_args, inputs_of, run_preset
 
 #: lags shown in the printed profile table
 _SHOW_LAGS = (1, 2, 5, 10, 20, 50, 100, 200)
@@ -11,118 +11,34 @@ _SHOW_LAGS = (1, 2, 5, 10, 20, 50, 100, 200)
 
 def register(sub):
     p = sub.add_parser("persistence", help="lag persistence, lag profile, trajectories and decay fits (Figure 2)",
-                       description=__doc__.strip().splitlines()[0].replace("``", "").rstrip(".") + ". Prints a table; with "
-                       "-o writes one NetCDF file with the groups persistence, profile, trajectories, "
-                       "decay_trajectories and decay_profile. Nothing is overwritten without --force.")
+                       description=__doc__.strip().splitlines()[0].replace("``", "").rstrip(".") + ". Prints a table; "
+                       "with -o writes a results file (the format of 'emostats run') with the groups persistence, "
+                       "profile, trajectories, decay and decay_profile. Nothing is overwritten without --force.")
     add_study_argument(p)
-    p.add_argument("--lag", type=int, default=D.LAG, help=f"lag L of the persistence metric, tokens (default {D.LAG})")
-    p.add_argument("--max-lag", type=int, default=D.MAX_LAG,
-                   help=f"largest lag of the profile and largest tau of the trajectories (default {D.MAX_LAG})")
     p.add_argument("-o", "--output", type=Path, default=None, help="results file (NetCDF-4); default: print only")
     p.add_argument("--force", action="store_true", help="replace an existing output file")
-    p.add_argument("--n-boot", type=int, default=D.N_BOOT,
-                   help=f"bootstrap replicates (conversations resampled) of the decay fits; 0 = none (default {D.N_BOOT})")
-    p.add_argument("--seed", type=int, default=D.SEED, help=f"seed of the bootstrap (default {D.SEED})")
-    p.add_argument("--chunks", type=int, default=None,
-                   help="open the study lazily with this many tokens per dask chunk (for studies larger than memory)")
-    p.add_argument("--threads", type=int, default=None, help="threads of the kernels (default: all)")
-    p.add_argument("--no-progress", action="store_true", help="no progress display")
-    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    add_preset_options(p, "persistence")
     p.set_defaults(func=_main)
 
 
 def _main(args):
-    import datetime
-    import json
     import time
 
-    import xarray as xr
-
     from .._atomic import check_output
-    from .._version import __version__
-    from ..errors import EmostatsError
-    from ..io import open_study, save, sha256
+    from ..io import save
 
-    if args.lag < 1 or args.max_lag < 1:
-        raise EmostatsError(f"--lag and --max-lag must be >= 1 token (lag 0 is r = 1 by definition), "
-                            f"got --lag {args.lag} --max-lag {args.max_lag}")
-    if args.max_lag < args.lag:
-        raise EmostatsError(f"--max-lag ({args.max_lag}) must be >= --lag ({args.lag}) so the profile covers the lag")
-    if args.n_boot < 0:
-        raise EmostatsError(f"--n-boot must be >= 0, got {args.n_boot}")
-    if args.chunks is not None and args.chunks < 1:
-        raise EmostatsError(f"--chunks must be >= 1 tokens, got {args.chunks}")
+    check_args(args)
     paths = study_paths(args)
-    inputs = paths if isinstance(paths, list) else [paths]
     if args.output is not None:
-        check_output(args.output, force=args.force, inputs=inputs)  # refuse before the long part
+        check_output(args.output, force=args.force, inputs=inputs_of(paths))  # refuse before the long part
     t0 = time.perf_counter()
-    tree = open_study(paths, chunks={"token": args.chunks} if args.chunks else None)
-    if "tokens" not in tree.children or "probe_act" not in tree["tokens"].data_vars:
-        from ..errors import MissingGroupError
-
-        raise MissingGroupError(f"{inputs[0]}: group /tokens has no variable probe_act; persistence needs "
-                                f"per-token probe activations")
-    try:
-        results = _analyse(tree["tokens"]["probe_act"], args)
-    finally:
-        # release the file now, not whenever the garbage collector runs: HDF5 can crash when a
-        # handle of a file is finalised while the same file is being opened again
-        tree.close()
+    tree = run_preset(args, paths)
     if args.output is not None:
-        out = xr.DataTree.from_dict({f"/{name}": _storable(ds) for name, ds in results.items()})
-        params = dict(lag=args.lag, max_lag=args.max_lag, n_boot=args.n_boot, seed=args.seed)
-        out.attrs.update(title="emostats persistence (SPEC.md section 2, analyses 1-3)",
-                         emostats_version=__version__, input_sha256=sha256(paths),
-                         input_files=";".join(Path(p).name for p in inputs), seed=int(args.seed),
-                         parameters=json.dumps(params),
-                         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
-        save(out, args.output, force=args.force)
+        save(tree, args.output, force=args.force)
     if not args.quiet:
+        results = {name: tree[name].to_dataset() for name in tree.children}
         _print(results, args, output=args.output, seconds=time.perf_counter() - t0)
     return 0
-
-
-def _analyse(act, args):
-    import warnings
-
-    from .._progress import StepProgress
-    from ..decay import fit_decay
-    from ..persistence import lag_persistence, lag_profile, trajectories
-
-    enabled = not args.no_progress and not args.quiet
-    with StepProgress("emostats persistence", 5, enabled) as steps, warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", RuntimeWarning)
-        steps.step(f"lag persistence (L = {args.lag})")
-        res = {"persistence": lag_persistence(act, lag=args.lag, threads=args.threads)}
-        steps.advance()
-        steps.step(f"lag profile (L = 0..{args.max_lag})")
-        res["profile"] = lag_profile(act, max_lag=args.max_lag, threads=args.threads)
-        steps.advance()
-        steps.step("trajectories")
-        res["trajectories"] = trajectories(act, max_lag=args.max_lag, threads=args.threads)
-        steps.advance()
-        boot = act if args.n_boot else None
-        steps.step("decay fit of the trajectories")
-        res["decay_trajectories"] = fit_decay(res["trajectories"], probe_act=boot, n_boot=args.n_boot,
-                                              seed=args.seed, threads=args.threads,
-                                              progress=steps.sub("  bootstrap (probes)"))
-        steps.advance()
-        steps.step("decay fit of the mean profile")
-        if args.max_lag >= 4:
-            res["decay_profile"] = fit_decay(res["profile"], average_probes=True, probe_act=boot, n_boot=args.n_boot,
-                                             seed=args.seed, threads=args.threads,
-                                             progress=steps.sub("  bootstrap (probes)"))
-        steps.advance()
-    seen = set()
-    for w in caught:  # one line per distinct warning, after the progress display is gone
-        text = str(w.message)
-        if text not in seen and not args.quiet:
-            seen.add(text)
-            import sys
-
-            print(f"emostats persistence: warning: {text}", file=sys.stderr)
-    return res
 
 
 def _print(results, args, output, seconds):
@@ -150,20 +66,36 @@ def _print(results, args, output, seconds):
         table.add_row(str(i), str(name), "NaN" if np.isnan(value) else f"{value:.4f}",
                       f"{int(pers.n_used.sel({pers.r.dims[0]: name})):,}" if pers.r.dims else "")
     console.print(table)
-    prof = results["profile"]
+    prof = results.get("profile")
     lags = [L for L in _SHOW_LAGS if L <= args.max_lag]
-    if lags:
+    if lags and prof is not None:
         table = Table("L", *[str(L) for L in lags], title="lag profile: mean r over probes (L in tokens)")
         table.add_row("r(L)", *[f"{float(prof.r.sel(lag=L).mean(skipna=True)):.4f}" for L in lags])
         table.add_row("pairs", *[f"{int(prof.n_pairs.sel(lag=L)):,}" for L in lags])
         console.print(table)
-    tr = results["trajectories"]
+    tr = results.get("trajectories")
+    if tr is not None:
+        _print_trajectories(console, tr, results.get("decay"), args)
+    if "decay_profile" in results:
+        fp = results["decay_profile"]
+        hl = [f"{h:.3g}" for h in fp.half_life.values if np.isfinite(h)]
+        console.print(f"mean lag profile: {int(fp.n_components)} component(s), half-lives {', '.join(hl) or '-'} "
+                      f"tokens, tail {float(fp.tail_level):.4f}")
+    if output is not None:
+        console.print(f"wrote {output} ({seconds:.1f} s)")
+
+
+def _print_trajectories(console, tr, fit, args):
+    import numpy as np
+    from rich.table import Table
+
     taus = sorted({t for t in (0, 1, 10, 100) if t <= args.max_lag} | {args.max_lag})
     table = Table("|z_t| bin", *[f"tau={t}" for t in taus], title="trajectories: mean sign-aligned z (sd) at t+tau")
     for b in tr.bin.values:
         table.add_row(str(b), *[f"{float(tr['mean'].sel(bin=b, tau=t)):.3f}" for t in taus])
     console.print(table)
-    fit = results["decay_trajectories"]
+    if fit is None:
+        return
     table = Table("|z_t| bin", "model", "fast half-life", "slow half-life", "tail",
                   title="decay fits of the trajectories (tokens; bootstrap intervals)")
 
@@ -185,34 +117,3 @@ def _print(results, args, output, seconds):
         table.add_row(str(b), model, cell(hl[0], ci[0]), cell(hl[1], ci[1]),
                       cell(float(f.tail_level), tci))
     console.print(table)
-    if "decay_profile" in results:
-        fp = results["decay_profile"]
-        hl = [f"{h:.3g}" for h in fp.half_life.values if np.isfinite(h)]
-        console.print(f"mean lag profile: {int(fp.n_components)} component(s), half-lives {', '.join(hl) or '-'} "
-                      f"tokens, tail {float(fp.tail_level):.4f}")
-    if output is not None:
-        console.print(f"wrote {output} ({seconds:.1f} s)")
-
-
-def _storable(ds):
-    """A copy whose attrs NetCDF can store: bools as 0/1, numbers, text and arrays as they are, lists of
-    numbers as arrays, anything else as JSON text (shared by ``emostats persistence`` and ``nullmodels``)."""
-    import json
-
-    import numpy as np
-
-    def value(v):
-        if isinstance(v, (bool, np.bool_)):
-            return int(v)
-        if isinstance(v, (str, int, float, np.integer, np.floating, np.ndarray)):
-            return v
-        if isinstance(v, (list, tuple)) and v and all(isinstance(x, (int, float, np.integer, np.floating))
-                                                      and not isinstance(x, bool) for x in v):
-            return np.asarray(v)
-        return json.dumps(v, default=str)
-
-    ds = ds.copy()
-    ds.attrs = {k: value(v) for k, v in ds.attrs.items()}
-    for name in ds.variables:
-        ds[name].attrs = {k: value(v) for k, v in ds[name].attrs.items()}
-    return ds

@@ -31,8 +31,9 @@ def load_results(source=None, progress=True, quiet=False, **run_kwargs):
     """
     import xarray as xr
 
+    from .._results import is_results
     from ..io import example_study, open_study
-    from ..runner import is_results, run
+    from ..pipeline.engine import run
 
     if source is None:
         source = example_study()
@@ -91,7 +92,8 @@ def build_report(source=None, outdir="report", format="both", force=False, progr
     Parameters
     ----------
     source : path, sequence of paths, xarray.DataTree or None
-        A results file or tree (from :func:`emostats.run`), or a study (run
+        A results file or tree (from :func:`emostats.run` or any of its presets:
+        ``emostats run``, ``persistence``, ``nullmodels``), or a study (run
         first); None means the example study shipped in the package.
     outdir : str or Path
         Folder of the report (created if missing).

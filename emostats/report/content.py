@@ -7,7 +7,9 @@ results tree only, so the report of a results file matches the run exactly.
 
 import numpy as np
 
-from ..runner import STEPS
+from ..defaults import ALPHA as _ALPHA
+from ..pipeline import PRESETS as _PRESETS
+from ..pipeline import STEPS, preset_steps
 from . import _format as f
 from .methods import methods_section, param, provenance_section
 from .model import Bullets, Document, Figure, Note, Paragraph, Section, Table, literal
@@ -41,14 +43,24 @@ def _summary(results, row, column="value"):
     return f.scalar(ds[column].sel(row=row))
 
 
+def command_of(results):
+    """The command that wrote the results (``emostats run``, ``emostats persistence``, ...)."""
+    return f"emostats {results.attrs.get('preset', 'run')}"
+
+
 def _missing_note(results, steps, what):
-    """A Note saying why the results of ``steps`` are missing."""
+    """A Note saying why the results of ``steps`` are missing: skipped (and why), outside the preset, or not run."""
     reasons = [results.attrs.get(f"skipped_{s}") for s in steps]
     reasons = [r for r in reasons if r]
+    preset = str(results.attrs.get("preset", "run"))
+    missing = [s for s in steps if s not in results.children]
     if reasons:
         why = "; ".join(dict.fromkeys(reasons))
         because = "because it " if why.startswith("needs") else "because "
-        text = f"{literal(what)} are missing: `emostats run` skipped this step {because}{literal(why)}."
+        text = f"{literal(what)} are missing: `{command_of(results)}` skipped this step {because}{literal(why)}."
+    elif preset != "run" and preset in _PRESETS and missing and not set(missing) & set(preset_steps(preset)):
+        text = (f"{literal(what)} are missing: the {literal(', '.join(missing))} step(s) are not part of "
+                f"`{command_of(results)}`; `emostats run` computes them.")
     else:
         text = f"{literal(what)} are missing: the results do not contain the {literal(', '.join(steps))} step(s)."
     return Note(text, title="Not available")
@@ -505,8 +517,28 @@ SECTIONS = [_sec_summary, _sec_persistence, _sec_random, _sec_matched, _sec_pcs,
             _sec_ratings, _sec_mentions]
 
 
+def with_summary(results):
+    """The results with a ``summary`` group: the one of the run, else computed here from the groups present
+    (a preset without the summary step); the computed one is marked ``computed_by = "report"``."""
+    import xarray as xr
+
+    from ..pipeline.summary import summary_table
+
+    if "summary" in results.children or not results.children:
+        return results
+    groups = {name: results[name].to_dataset(inherit=False) for name in results.children}
+    params = {"lag": param(results, "lag"), "alpha": param(results, "alpha", _ALPHA)}
+    skipped = {k[len("skipped_"):]: v for k, v in results.attrs.items() if k.startswith("skipped_")}
+    ds = summary_table(groups, params, skipped=skipped)
+    ds.attrs["computed_by"] = "report"
+    out = results.copy()
+    out["summary"] = xr.DataTree(ds)
+    return out
+
+
 def build_document(results, figures):
     """The :class:`~emostats.report.model.Document` of a results tree and its drawn figures."""
+    results = with_summary(results)
     a = results.attrs
     title = "Persistence of emotion features"
     model = a.get("study_model")
@@ -523,7 +555,7 @@ def build_document(results, figures):
     doc.lead.append(Paragraph(
         "This report reproduces the analyses of *Persistence and Introspection of Emotion Features* "
         f"(Sauers et al., 2026) on one study file: {len(ran)} of {len(STEPS)} analyses ran; a section whose "
-        "analysis could not run says what the study lacks. Every number comes from `emostats run`; the methods "
+        f"analysis did not run says why. Every number comes from `{command_of(results)}`; the methods "
         "and the provenance are at the end (@sec-methods, @sec-provenance)."))
     for builder in SECTIONS:
         doc.sections.append(builder(results, figures))

@@ -2,7 +2,8 @@
 
 import json
 
-from ..runner import STEPS
+from ..pipeline import PRESETS, STEPS, all_params, preset_steps
+from ..pipeline.registry import describe
 from ._format import count, num
 from .model import Bullets, Code, Paragraph, Section, Table, literal
 
@@ -24,9 +25,9 @@ def param(results, key, default=None):
 
 def methods_section(results):
     """Definitions of every statistic in the report, with the parameters of this run."""
-    p = {k: param(results, k) for k in ("lag", "max_lag", "seed", "n_perm", "n_random", "n_candidates",
-                                         "k_sweep", "n_matched", "match_stat", "rating_stat", "min_fires",
-                                         "min_mentions", "alpha", "n_boot")}
+    defaults = {name: p.default for name, p in all_params().items()}
+    p = {k: param(results, k, defaults[k]) for k in defaults}  # a parameter no step of this run read: its default
+    p["seed"] = results.attrs.get("seed", p["seed"])
     k_sweep = p["k_sweep"]
     k_text = ("the default sweep: 20 values of k spaced evenly in log scale from 1 to the hidden size"
               if k_sweep in (None, "none") else "k = " + ", ".join(str(k) for k in k_sweep))
@@ -37,65 +38,68 @@ def methods_section(results):
         "(conversation, turn) pair) of the target model; a *valid pair* is two tokens t and t + L in the same "
         "segment. Sums are accumulated in float64 with the means removed first, so large offsets lose no "
         "digits."))
-    sec.add(Bullets([
-        f"**Lag persistence.** Per probe, the Pearson correlation between the activation at t and at t + L "
+    ran = set(results.children)
+    bullets = [(steps, text) for steps, text in [
+        (("persistence", "profile"), f"**Lag persistence.** Per probe, the Pearson correlation between the activation at t and at t + L "
         f"over all valid pairs, pooled across segments (L = {p['lag']}). The lag profile is the same "
-        f"correlation for every L from 0 to {p['max_lag']}, with the number of pairs at each L.",
-        "**Trajectories.** Tokens are binned by initial strength |z_t| in [1, 2), [2, 3), [3, 4) and "
+        f"correlation for every L from 0 to {p['max_lag']}, with the number of pairs at each L."),
+        (("trajectories",), "**Trajectories.** Tokens are binned by initial strength |z_t| in [1, 2), [2, 3), [3, 4) and "
         f"[4, ∞). For each τ from 0 to {p['max_lag']}, the mean of sign(z_t)·z_(t+τ) over the tokens of a "
         "bin whose τ-successor lies in the same segment, computed per probe and then averaged over the probes "
-        "with equal weight; the numbers of tokens are kept.",
-        "**Decay fits.** a + b·2^(−τ/h_fast) + c·2^(−τ/h_slow) (b, c ≥ 0, h_fast ≤ h_slow), or the "
+        "with equal weight; the numbers of tokens are kept."),
+        (("decay", "decay_profile"), "**Decay fits.** a + b·2^(−τ/h_fast) + c·2^(−τ/h_slow) (b, c ≥ 0, h_fast ≤ h_slow), or the "
         "one-exponential model a + b·2^(−τ/h) when its AIC (n·ln(RSS/n) + 2k) is lower, is fitted by least squares "
         "to each trajectory and to the lag profile averaged over probes (from L = 1); h are half-lives in tokens, "
         f"a the tail level. 95% percentile intervals come from {p['n_boot']} bootstrap resamples of whole "
-        "conversations, each refitted with the chosen model.",
-        f"**Random directions.** {count(p['n_random'])} unit vectors uniform on the sphere of the hidden space "
+        "conversations, each refitted with the chosen model."),
+        (("random_directions", "candidates"), f"**Random directions.** {count(p['n_random'])} unit vectors uniform on the sphere of the hidden space "
         f"(Figure 3 null), and {count(p['n_candidates'])} candidate vectors uniform on the spheres of the "
         f"top-k eigenspaces of the activation covariance Σ, spread evenly over {k_text}. Their lag "
         "persistence comes from the study's `/random` activations when present, else exactly from the "
         "second moments in `/moments`: r = v'Cxy v / sqrt(v'Cxx v · v'Cyy v), with Cxx, Cyy and Cxy the "
         "covariances of the activations at t and at t + L over valid pairs. Variance explained of a unit "
-        "vector v is v'Σv / trace(Σ).",
-        f"**Variance matching.** Each target (probe, PC or SAE feature) is matched to the {p['n_matched']} "
+        "vector v is v'Σv / trace(Σ)."),
+        (("variance_matched", "emotion_pcs", "sae_matched", "ratings"), f"**Variance matching.** Each target (probe, PC or SAE feature) is matched to the {p['n_matched']} "
         "candidates nearest in variance explained (absolute difference; a target never matches itself). "
         f"Residual persistence = target persistence − the {p['match_stat']} persistence of its matches "
         f"({p['rating_stat']} in the rating analyses of Figure 10). The residuals are summarised by their "
         "mean, the number positive, and one-sample tests against 0 (t-test, Wilcoxon signed-rank, "
-        "two-sided sign test).",
-        "**Emotion-space PCs.** PCA of the probe activations over all tokens; each PC's scores are a new "
+        "two-sided sign test)."),
+        (("emotion_pcs",), "**Emotion-space PCs.** PCA of the probe activations over all tokens; each PC's scores are a new "
         "series whose lag persistence is measured like a probe's; its hidden-space direction is the PC's "
         "combination of probe vectors, which gives its variance explained and so its variance-matched "
-        "residual. Spearman's ρ of PC rank against residual.",
-        f"**SAE firing persistence.** Per feature, P(fires at t + L | fires at t) − P(fires at t + L | does "
+        "residual. Spearman's ρ of PC rank against residual."),
+        (("sae_persistence",), f"**SAE firing persistence.** Per feature, P(fires at t + L | fires at t) − P(fires at t + L | does "
         f"not fire at t) over valid t. Features that fire fewer than {p['min_fires']} times over all tokens "
-        "are excluded (and counted).",
-        "**Subspace fraction.** An orthonormal basis of the span of the probe vectors by SVD; for a feature's "
+        "are excluded (and counted)."),
+        (("sae_matched", "ratings"), "**Subspace fraction.** An orthonormal basis of the span of the probe vectors by SVD; for a feature's "
         "decoder vector d, ||P d|| / ||d|| with P the projection on that span. Cosine of each feature with "
-        "each probe.",
-        "**Rating analyses.** Spearman's ρ (average ranks for ties; NaN dropped pairwise, n reported) of "
+        "each probe."),
+        (("ratings",), "**Rating analyses.** Spearman's ρ (average ranks for ties; NaN dropped pairwise, n reported) of "
         "subspace fraction with each rating, of the two ratings with each other, of residual persistence with "
-        "each rating, and of the self rating with variance explained.",
-        f"**Mention tests.** For every emotion word named in at least {p['min_mentions']} rated features' "
+        "each rating, and of the self rating with variance explained."),
+        (("mentions",), f"**Mention tests.** For every emotion word named in at least {p['min_mentions']} rated features' "
         "transcripts, a one-sided permutation test that features whose transcript names it have a higher "
         "cosine with that emotion's probe (statistic: mean(mentioning) − mean(others); "
         f"{count(p['n_perm'])} permutations, p = (1 + #{{T_perm ≥ T_obs}}) / (1 + n_perm), or exact "
-        f"enumeration when there are fewer labellings); BH-FDR over the emotions tested at α = {p['alpha']}.",
-        "**Steering effect.** Contrast = the steered emotion's activation − the mean of the other probes. "
+        f"enumeration when there are fewer labellings); BH-FDR over the emotions tested at α = {p['alpha']}."),
+        (("steering",), "**Steering effect.** Contrast = the steered emotion's activation − the mean of the other probes. "
         "Per (emotion, offset): z = (mean steered − mean baseline) / sqrt(se_steered² + se_baseline²), "
         "se = sd (ddof = 1) / sqrt(n); two-sided normal p; BH-FDR across emotions at each offset; "
         f"significant when q ≤ {p['alpha']}; persistent when significant with z > 0, anti-persistent "
-        "when significant with z < 0.",
-        "**Conventions.** BH-FDR leaves NaN p-values out of the family (their q is NaN). Every random step "
+        "when significant with z < 0."),
+        ((), "**Conventions.** BH-FDR leaves NaN p-values out of the family (their q is NaN). Every random step "
         f"takes a seed derived from the run seed ({p['seed']}) and the step's name, so the same study and "
-        "seed give the same numbers for any thread count.",
-    ]))
+        "seed give the same numbers for any thread count, whichever command ran the step."),
+    ] if not steps or ran & set(steps)]
+    sec.add(Bullets([text for _, text in bullets]))
     rows = []
     for key in sorted(k[len("param_"):] for k in results.attrs if k.startswith("param_")):
         value = param(results, key)
         text = ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
         rows.append([f"`{key}`", literal(text)])
-    sec.add(Table(["parameter", "value"], rows, "Parameters of this run (`emostats run`).",
+    command = f"emostats {results.attrs.get('preset', 'run')}"
+    sec.add(Table(["parameter", "value"], rows, f"Parameters of this run (`{command}`).",
                   label="tbl-parameters", align="ll", breakable=True))
     return sec
 
@@ -128,6 +132,9 @@ def provenance_section(results):
     step_rows = [["(read the study)", "into memory unless dask-backed", num(a.get("time_open"), 3), "–"],
                   ["(SHA-256 of the input)", "", num(a.get("time_sha256"), 3), "–"]]
     for name in STEPS:
+        if name in results.children and results[name].attrs.get("computed_by") == "report":
+            step_rows.append([f"`{name}`", "computed by the report from the groups above", "–", "–"])
+            continue
         seconds = a.get(f"time_{name}")
         seed = a.get(f"seed_{name}")
         if f"skipped_{name}" in a:
@@ -139,7 +146,7 @@ def provenance_section(results):
         step_rows.append([f"`{name}`", status, "–" if seconds is None else num(seconds, 3),
                           "–" if seed is None else str(seed)])
     sec.add(Table(["step", "status", "seconds", "seed"], step_rows,
-                  f"Steps of `emostats run` (total {num(a.get('time_total'), 3)} s).", label="tbl-steps",
+                  f"Steps of `emostats {a.get('preset', 'run')}` (total {num(a.get('time_total'), 3)} s).", label="tbl-steps",
                   align="llrr", widths=("auto", "1fr", "auto", "auto"), breakable=True))
     sec.add(Paragraph("To reproduce these numbers, run the same emostats version on the file with the SHA-256 "
                       "above:"))
@@ -151,39 +158,40 @@ def provenance_section(results):
     return sec
 
 
-#: run parameters the command line sets: key -> flag
-_CLI_FLAGS = {"lag": "--lag", "max_lag": "--max-lag", "seed": "--seed", "n_perm": "--n-perm",
-              "n_random": "--n-random", "n_candidates": "--n-candidates"}
-
-
 def reproduce_command(results):
-    """The ``emostats run`` line that recomputes ``results`` (every non-default parameter), and the
-    ``key=value`` texts of non-default parameters that only the Python call takes."""
-    import inspect
+    """The command line that recomputes ``results`` (every non-default parameter the steps read), and the
+    ``key=value`` texts of non-default parameters that only the Python call takes.
 
-    from ..runner import run
-
-    defaults = {k: v.default for k, v in inspect.signature(run).parameters.items()
-                if v.default is not inspect.Parameter.empty}
-    parts = ["emostats run STUDY.nc -o results.nc", f"--lag {param(results, 'lag')}",
-             f"--seed {results.attrs.get('seed', param(results, 'seed', 0))}"]
-    python = []
-    for key, default in defaults.items():
-        if key in ("lag", "seed", "steps", "progress", "quiet", "threads", "chunks"):
-            continue
-        value = param(results, key, default)
-        if value == "none":
-            value = None
-        if value == default:
-            continue
-        if key in _CLI_FLAGS:
-            parts.append(f"{_CLI_FLAGS[key]} {value}")
-        else:
-            python.append(f"{key}={value!r}")
+    Flags and defaults come from the step registry's parameter metadata
+    (:mod:`emostats.pipeline.params`), so a new parameter needs no change here.
+    """
+    preset = str(results.attrs.get("preset", "run"))
+    if preset not in PRESETS:
+        preset = "run"
+    params = all_params()
     ran = str(results.attrs.get("steps_run", "")).split()
     skipped = str(results.attrs.get("steps_skipped", "")).split()
-    from ..runner import STEPS
-
-    if ran and set(ran) | set(skipped) != set(STEPS):  # a subset of the steps was asked for
-        parts.append(f"--steps {','.join(s for s in STEPS if s in ran or s in skipped)}")
+    asked = [s for s in STEPS if s in ran or s in skipped]
+    subset = bool(asked) and set(asked) != set(preset_steps(preset))
+    if subset:  # only `emostats run` takes --steps
+        preset = "run"
+    seed = results.attrs.get("seed", param(results, "seed", params["seed"].default))
+    parts = [f"emostats {preset} STUDY.nc -o results.nc", f"--lag {param(results, 'lag', params['lag'].default)}",
+             f"--seed {seed}"]
+    python = []
+    for key, p in params.items():
+        if key in ("lag", "seed", "threads") or f"param_{key}" not in results.attrs:
+            continue
+        value = param(results, key)
+        if value == "none":
+            value = None
+        default = list(p.default) if isinstance(p.default, tuple) else p.default
+        if value == default:
+            continue
+        if p.cli:
+            parts.append(f"{p.flag} {describe(value)}")
+        else:
+            python.append(f"{key}={value!r}")
+    if subset:
+        parts.append(f"--steps {','.join(asked)}")
     return " ".join(parts), python

@@ -1,4 +1,4 @@
-"""SPEC.md analysis 12: the study's closing paragraph as a table (the ``/summary`` group of :func:`emostats.run`).
+"""SPEC.md analysis 12: the study's closing paragraph as a table (the ``/summary`` group of the results).
 
 Every row is read from the results of the other steps (no new statistics are
 computed here except means and counts of what they returned). A row whose step
@@ -8,7 +8,7 @@ did not run has NaN values and says so in ``detail``.
 import numpy as np
 import xarray as xr
 
-__all__ = ["summary_table", "ROWS"]
+__all__ = ["summary_table", "ROWS", "ROW_STEP"]
 
 #: row id -> (quantity, kind, the published value for Kimi K2.5 (Cogito v2.1 in brackets))
 ROWS = {
@@ -36,7 +36,7 @@ ROWS = {
 }
 
 
-#: row id -> the step of emostats.run whose results fill it
+#: row id -> the step whose results fill it (rows not named here: steering_* from steering, the rest ratings)
 ROW_STEP = {"probe_persistence": "persistence", "random_persistence": "random_directions",
             "residual_mean": "variance_matched", "residual_positive": "variance_matched",
             "pc_spearman": "emotion_pcs", "sae_spearman": "sae_matched", "mentions_significant": "mentions",
