@@ -169,9 +169,10 @@ def test_float32_offset_1e4_matches_float64_two_pass(rng):
 
 
 def test_same_bits_for_any_thread_count(rng, monkeypatch):
-    from emostats import _lagstats
+    from emostats import _threads
 
-    monkeypatch.setattr(_lagstats, "SERIAL_WORK", 0)  # small inputs would otherwise run serially
+    monkeypatch.setattr(_threads, "SERIAL_WORK", 0)  # small inputs would otherwise run serially
+    monkeypatch.setattr(_threads, "PIECE_TOKENS", 64)  # and in one piece of segments
     x, offsets = random_case(rng, n_series=37, max_len=80)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)

@@ -18,28 +18,33 @@ Every kernel accumulates, per output group ``g`` (e.g. conversation), lag index
     acc[g, 4, l, p]  Cyy    sum of (x[t + L] - my)^2
     acc[g, 5, l, p]  Cxy    sum of (x[t] - mx)(x[t + L] - my)
 
-Within one segment the sums are taken about a shift ``h`` (the segment's first
-value), so float32 activations with a mean of 1e4 lose no digits; segments
-are merged into ``acc`` with the exact pairwise update of Chan, Golub and
-LeVeque (1979), segment by segment in order. Pearson r is
-``Cxy / sqrt(Cxx Cyy)``.
+Within one segment the sums are taken about a shift ``h``, the median of five
+evenly spaced values of the segment (:func:`shifts`; of up to 15 finite values
+when one of the five is NaN or inf, :func:`shift_of`), so
+float32 activations with a mean of 1e4 lose no digits and a large first token
+(a spike of 1e8 sd) does not either: a shift at the segment's first value
+made the raw sums of such a segment cancel catastrophically. Segments are
+merged into ``acc`` with the exact pairwise update of Chan, Golub and LeVeque
+(1979), segment by segment in order. Pearson r is ``Cxy / sqrt(Cxx Cyy)``.
 
 Speed
 -----
 A single lag is one pass over the array with probes in the inner (contiguous)
-loop. The profile ``L = 0..max_lag`` transposes one segment and a block of
-probes at a time into float64 and computes every lagged cross-product with a
-register-blocked loop (eight lags per sweep); the sums of ``x[t]``,
-``x[t + L]`` and their squares come from prefix sums. A (segment, probe) with a
-non-finite value is redone on a masked path.
+loop and three float64 accumulators per probe (see :func:`lag_range`). The profile ``L = 0..max_lag`` transposes one segment and a block
+of probes at a time into float64 and computes every lagged cross-product with
+a register-blocked loop (eight lags per sweep); the sums of ``x[t]``,
+``x[t + L]`` and their squares come from prefix sums. A (segment, probe) with
+a non-finite value is redone on a masked path.
 
-Every kernel works on a range of probes ``p0:p1`` and releases the GIL
-(``nogil``); the NumPy layer runs fixed contiguous probe ranges on Python
-threads, one per thread. Each thread owns its output columns and a probe's
-arithmetic does not depend on the split, so results are the same bits for any
-number of threads. (Threads rather than ``prange``: no second, parallel
-compilation of every kernel, no OpenMP spin-waiting on a loaded machine, and
-safe to call from dask's worker threads.)
+Every kernel works on a range of segments ``s0:s1`` and of probes ``p0:p1`` and
+releases the GIL (``nogil``). The NumPy layer (``emostats._lagstats``) splits
+the *segments* into pieces whose number depends only on the input, gives each
+piece its own accumulator, runs the pieces on Python threads and merges them
+in piece order (:func:`merge_arrays`): each thread streams whole rows of its
+own part of the array, and the result is the same bits for any number of
+threads. (Threads rather than ``prange``: no second, parallel compilation of
+every kernel, no OpenMP spin-waiting on a loaded machine, and safe to call
+from dask's worker threads.)
 """
 
 import math
@@ -115,8 +120,38 @@ def merge_arrays(a, b):
                        b[g, 3, l, p], b[g, 4, l, p], b[g, 5, l, p])
 
 
+#: values sampled per (segment, series) to choose the shift
+SHIFT_SAMPLE = 15
+
+
 @numba.njit(**JIT)
-def _first_finite(x, a, b, p):
+def shift_of(x, a, b, p, buf):
+    """The shift of segment ``[a, b)`` of series ``p``: the lower median of up to 15 evenly spaced finite values.
+
+    Sums about a value inside the bulk of the segment keep their digits; a
+    single outlier (e.g. a spike of 1e8 sd at the first token) cannot be
+    chosen unless it makes up half of the sample. The median is one of the
+    values, so ``x - h`` is exact for values near it. NaN when the segment has
+    no finite value (the sample is taken first; if it has none, the first
+    finite value of the segment is used). ``buf``: scratch of ``SHIFT_SAMPLE`` float64.
+    """
+    n = b - a
+    k = 0
+    if n > 0:
+        m = min(n, SHIFT_SAMPLE)
+        for i in range(m):
+            t = a + (i * (n - 1)) // max(m - 1, 1)
+            v = np.float64(x[t, p])
+            if finite(v):
+                # insertion sort: k <= 15
+                j = k
+                while j > 0 and buf[j - 1] > v:
+                    buf[j] = buf[j - 1]
+                    j -= 1
+                buf[j] = v
+                k += 1
+    if k > 0:
+        return buf[(k - 1) // 2]
     for t in range(a, b):
         v = np.float64(x[t, p])
         if finite(v):
@@ -127,7 +162,7 @@ def _first_finite(x, a, b, p):
 @numba.njit(**JIT)
 def _masked_lag(x, a, b, e, lag, p, acc, g, l):
     """One segment [a, b), one probe, pairs with first token in [a, e): NaN/inf masked."""
-    h = _first_finite(x, a, b, p)
+    h = shift_of(x, a, b, p, np.empty(SHIFT_SAMPLE))
     if not finite(h):
         return
     m = 0.0
@@ -150,8 +185,53 @@ def _masked_lag(x, a, b, e, lag, p, acc, g, l):
 
 
 @numba.njit(**JIT)
-def lag_range(x, offsets, group, lag, first_stop, acc, p0, p1):
-    """Single-lag moments of probes ``p0:p1`` into ``acc[:, :, 0, :]``, one pass.
+def shifts(x, a, b, p0, p1, h, buf):
+    """``h[j]`` = the shift of segment ``[a, b)`` for probe ``p0 + j``: the median of 5 evenly spaced values.
+
+    Five row views (first, quartiles, last token) and a min/max network, so the
+    loop over probes vectorises; a probe with a non-finite value among the five
+    takes :func:`shift_of` (median of the finite values of a larger sample).
+    """
+    n = b - a
+    r0 = x[a, p0:p1]
+    r1 = x[a + (n - 1) // 4, p0:p1]
+    r2 = x[a + (n - 1) // 2, p0:p1]
+    r3 = x[a + (3 * (n - 1)) // 4, p0:p1]
+    r4 = x[b - 1, p0:p1]
+    P = p1 - p0
+    for j in range(P):
+        v0 = np.float64(r0[j])
+        v1 = np.float64(r1[j])
+        v2 = np.float64(r2[j])
+        v3 = np.float64(r3[j])
+        v4 = np.float64(r4[j])
+        f = max(min(v0, v1), min(v2, v3))
+        g = min(max(v0, v1), max(v2, v3))
+        h[j] = max(min(v4, f), min(max(v4, f), g))  # median of (v4, f, g) = median of the five
+    for j in range(P):
+        if not finite(np.float64(r0[j]) + np.float64(r1[j]) + np.float64(r2[j]) + np.float64(r3[j])
+                      + np.float64(r4[j])):
+            h[j] = shift_of(x, a, b, p0 + j, buf)
+
+
+@numba.njit(**JIT)
+def _row_sums(x, t0, t1, p0, p1, h, s, ss):
+    """``s[j]``, ``ss[j]`` = sum and sum of squares of ``x[t, p0 + j] - h[j]`` over rows ``t0 <= t < t1``."""
+    P = p1 - p0
+    for j in range(P):
+        s[j] = 0.0
+        ss[j] = 0.0
+    for t in range(t0, t1):
+        xr = x[t, p0:p1]
+        for j in range(P):
+            u = np.float64(xr[j]) - h[j]
+            s[j] += u
+            ss[j] += u * u
+
+
+@numba.njit(**JIT)
+def lag_range(x, offsets, group, lag, first_stop, acc, s0, s1, p0, p1):
+    """Single-lag moments of segments ``s0:s1`` and probes ``p0:p1`` into ``acc[:, :, 0, :]``, one pass.
 
     Parameters
     ----------
@@ -160,28 +240,37 @@ def lag_range(x, offsets, group, lag, first_stop, acc, p0, p1):
     group : int64 (n_segments,), output group of each segment
     lag : int >= 0
     first_stop : int, only pairs whose first token is < first_stop count
-    acc : float64 (n_groups, 6, 1, n_probes), merged into
+    acc : float64 (n_groups, 6, 1, n_probes), merged into (segments in order)
+    s0, s1, p0, p1 : the segments and probes to do
+
+    The pass over the pairs ``(t, t + lag)`` of a segment keeps three float64
+    accumulators per probe (sum and sum of squares of ``x[t]``, and the cross
+    product); those of ``x[t + lag]`` are the first ones minus the first ``lag``
+    rows plus the ``lag`` rows after the last first token (both still in cache).
+    The loop is bound by the accumulator stores, so three instead of five is
+    what brings it near the speed of reading ``x``.
     """
     P = p1 - p0
     h = np.empty(P)
     sx = np.empty(P)
-    sy = np.empty(P)
     sxx = np.empty(P)
-    syy = np.empty(P)
     sxy = np.empty(P)
-    for s in range(offsets.shape[0] - 1):
+    hs = np.empty(P)
+    hss = np.empty(P)
+    ts = np.empty(P)
+    tss = np.empty(P)
+    buf = np.empty(SHIFT_SAMPLE)
+    for s in range(s0, s1):
         a = offsets[s]
         b = offsets[s + 1]
         e = min(b - lag, first_stop)
         if e <= a:
             continue
         g = group[s]
+        shifts(x, a, b, p0, p1, h, buf)
         for j in range(P):
-            h[j] = np.float64(x[a, p0 + j])
             sx[j] = 0.0
-            sy[j] = 0.0
             sxx[j] = 0.0
-            syy[j] = 0.0
             sxy[j] = 0.0
         for t in range(a, e):
             xr = x[t, p0:p1]  # row views: LLVM vectorises these loops, not x[t, p0 + j]
@@ -190,14 +279,21 @@ def lag_range(x, offsets, group, lag, first_stop, acc, p0, p1):
                 u = np.float64(xr[j]) - h[j]
                 v = np.float64(yr[j]) - h[j]
                 sx[j] += u
-                sy[j] += v
                 sxx[j] += u * u
-                syy[j] += v * v
                 sxy[j] += u * v
-        m = np.float64(e - a)
+        m = e - a
+        if lag <= m:  # rows [a + lag, e + lag) = [a, e) - [a, a + lag) + [e, e + lag)
+            _row_sums(x, a, a + lag, p0, p1, h, hs, hss)
+            _row_sums(x, e, e + lag, p0, p1, h, ts, tss)
+            for j in range(P):
+                ts[j] += sx[j] - hs[j]
+                tss[j] += sxx[j] - hss[j]
+        else:
+            _row_sums(x, a + lag, e + lag, p0, p1, h, ts, tss)
+        fm = np.float64(m)
         for j in range(P):
-            if finite(sxx[j] + syy[j]):
-                _merge_sums(acc, g, 0, p0 + j, m, h[j], sx[j], sy[j], sxx[j], syy[j], sxy[j])
+            if finite(sxx[j] + tss[j]):
+                _merge_sums(acc, g, 0, p0 + j, fm, h[j], sx[j], ts[j], sxx[j], tss[j], sxy[j])
             else:  # a NaN/inf somewhere in this segment and probe: redo it masked
                 _masked_lag(x, a, b, e, lag, p0 + j, acc, g, 0)
 
@@ -256,7 +352,7 @@ def _xcorr(d, n, f, max_lag, out):
 @numba.njit(**JIT)
 def _masked_profile(x, a, n, f, p, max_lag, dz, mk, M, SX, SY, SXX, SYY, SXY):
     """Per-lag sums of one (segment, probe) with non-finite values masked pairwise; returns the shift."""
-    h = _first_finite(x, a, a + n, p)
+    h = shift_of(x, a, a + n, p, np.empty(SHIFT_SAMPLE))
     for L in range(max_lag + 1):
         M[L] = 0.0
         SX[L] = 0.0
@@ -345,8 +441,8 @@ def _max_segment(offsets):
 
 
 @numba.njit(**JIT)
-def profile_range(x, offsets, group, max_lag, first_stop, acc, p0, p1):
-    """Moments for every lag 0..max_lag of probes ``p0:p1`` into ``acc``.
+def profile_range(x, offsets, group, max_lag, first_stop, acc, s0, s1, p0, p1):
+    """Moments for every lag 0..max_lag of segments ``s0:s1`` and probes ``p0:p1`` into ``acc``.
 
     ``acc`` has the lag-last layout (n_groups, 6, n_probes, max_lag + 1) so that
     the per-lag merge of each (segment, probe) runs over contiguous memory; the
@@ -368,7 +464,8 @@ def profile_range(x, offsets, group, max_lag, first_stop, acc, p0, p1):
     SXX = np.empty(nl)
     SYY = np.empty(nl)
     SXY = np.empty(nl)
-    for s in range(offsets.shape[0] - 1):
+    buf = np.empty(SHIFT_SAMPLE)
+    for s in range(s0, s1):
         a = offsets[s]
         n = offsets[s + 1] - a
         f = min(first_stop, offsets[s + 1]) - a
@@ -378,8 +475,7 @@ def profile_range(x, offsets, group, max_lag, first_stop, acc, p0, p1):
         top = min(max_lag, n - 1)
         for q0 in range(p0, p1, B):
             nb = min(B, p1 - q0)
-            for j in range(nb):
-                h[j] = np.float64(x[a, q0 + j])
+            shifts(x, a, a + n, q0, q0 + nb, h, buf)
             for t in range(n):
                 xr = x[a + t, q0:q0 + nb]  # a row view vectorises; x[a + t, q0 + j] does not
                 for j in range(nb):
