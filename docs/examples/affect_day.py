@@ -72,7 +72,7 @@ def plot(hours, series, path, title):
     fig, ax = plt.subplots(figsize=(8, 3.6), dpi=120)
     for axis, values in series.items():
         ax.plot(hours, values, label=axis, lw=1.6)
-    for h, axis, _, why in EVENTS:
+    for h, *_ in EVENTS:
         ax.axvline(h, color="0.85", lw=0.6, zorder=0)
     ax.axvline(REFLECTION[0], color="0.3", lw=1, ls="--", zorder=0)
     ax.text(REFLECTION[0] + 0.1, 0.95, "reflection", fontsize=8, va="top")

@@ -183,31 +183,29 @@ def _entries(act, names, levels, *, lag, max_lag, n_boot, seed, ci, noise_tokens
         else:
             w_fast, w_slow, w_tail, h_fast, h_slow, k = 1.0, 0.0, 0.0, hl_lo, hl_lo, 1
 
-        def interval(comp):
-            if "half_life_ci" not in fit or not ok:
-                return [None, None]
-            v = fit.half_life_ci.values[i, 0 if k == 1 else comp]
-            return [_round(float(np.clip(x, hl_lo, hl_hi))) if np.isfinite(x) else None for x in v]
-
-        def flags(which, h, w):
+        ci_rows = fit.half_life_ci.values[i] if "half_life_ci" in fit and ok else None
+        intervals = [[None, None] if ci_rows is None else
+                     [_round(float(np.clip(x, hl_lo, hl_hi))) if np.isfinite(x) else None
+                      for x in ci_rows[0 if k == 1 else comp]] for comp in (0, 1)]
+        flags = {}
+        for which, h, w in (("fast", h_fast, w_fast), ("slow", h_slow, w_slow if k == 2 else 0.0)):
             real = ok and w > 0
-            return {f"half_life_{which}_noise": bool(real and h < noise_tokens),
-                    f"half_life_{which}_extrapolated": bool(real and h > max_lag),
-                    f"half_life_{which}_at_bound": bool(real and h >= hl_hi * (1 - 1e-6))}
-
+            flags.update({f"half_life_{which}_noise": bool(real and h < noise_tokens),
+                          f"half_life_{which}_extrapolated": bool(real and h > max_lag),
+                          f"half_life_{which}_at_bound": bool(real and h >= hl_hi * (1 - 1e-6))})
         level = {key: (_round(float(np.clip(v[i], 0.0, 1.0))) if ok and np.isfinite(v[i]) else None)
                  for key, v in levels.items()}
         out[name] = {
             "fit_ok": bool(ok),
             "n_components": int(k),
             "half_life_fast_tokens": _round(float(np.clip(h_fast, hl_lo, hl_hi))),
-            "half_life_fast_tokens_ci": interval(0),
+            "half_life_fast_tokens_ci": intervals[0],
             "half_life_slow_tokens": _round(float(np.clip(h_slow, hl_lo, hl_hi))),
-            "half_life_slow_tokens_ci": interval(1),
+            "half_life_slow_tokens_ci": intervals[1],
             "weight_fast": _round(w_fast),
             "weight_slow": _round(w_slow),
             "tail_level": _round(w_tail),
-            **flags("fast", h_fast, w_fast), **flags("slow", h_slow, w_slow if k == 2 else 0.0),
+            **flags,
             **level,
             "persistence_at_lag": _round(float(np.clip(r_lag[i], -1.0, 1.0))) if np.isfinite(r_lag[i]) else 0.0,
         }

@@ -43,44 +43,16 @@ ledger whose recorded values it does not reproduce.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .. import defaults as _d
 from .._version import __version__
-from ..errors import ArgumentError, EmostatsError
+from . import _ledger
+from ._ledger import _AXIS_KEYS, LEDGER_EVENTS, STATE_SCHEMA, _dumps, _number
+from ..errors import ArgumentError
 
 __all__ = ["AffectState", "STATE_SCHEMA", "LEDGER_EVENTS"]
-
-#: the ``schema`` string of a saved state (``schemas/affect_state.schema.json``)
-STATE_SCHEMA = "emostats.affect_state/1"
-#: the events of the ledger
-LEDGER_EVENTS = ("init", "decay", "bump", "reflect")
-_AXIS_KEYS = ("half_life_fast_s", "half_life_slow_s", "share_fast")
-
-
-def _number(value: Any, what: str, lo: float | None = None, hi: float | None = None,
-            open_lo: bool = False) -> float:
-    """``value`` as a finite float within [lo, hi] (lo excluded when ``open_lo``), else ArgumentError."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
-        raise ArgumentError(f"{what} must be a number, got {value!r}")
-    v = float(value)
-    bad = not math.isfinite(v) or (lo is not None and (v <= lo if open_lo else v < lo)) or \
-        (hi is not None and v > hi)
-    if bad:
-        rng = f"{'(' if open_lo else '['}{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
-        raise ArgumentError(f"{what} must be a finite number in {rng}, got {value!r}")
-    return v
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), allow_nan=False)
-
-
-def _same(a: Any, b: Any) -> bool:
-    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
-
 
 class AffectState:
     """Bounded [0, 1] emotion scalars with two-exponential decay, capped bumps and a replayable ledger.
@@ -400,44 +372,7 @@ class AffectState:
         >>> AffectState.replay(s.ledger_jsonl()).values == s.values
         True
         """
-        if isinstance(ledger, str):
-            entries = [json.loads(line) for line in ledger.splitlines() if line.strip()]
-        else:
-            entries = [dict(e) for e in ledger]
-        if not entries or entries[0].get("event") != "init" or "config" not in entries[0]:
-            raise EmostatsError("replay: the ledger must start with its 'init' entry (which holds the configuration)")
-        cfg = entries[0]["config"]
-        try:
-            state = cls(cfg["axes"], event_cap=cfg["event_cap"], window_cap=cfg["window_cap"],
-                        window_seconds=cfg["window_seconds"], calibration=cfg.get("calibration"),
-                        source=entries[0].get("source", "init"))
-            state._comp = {n: [float(c[0]), float(c[1])] for n, c in cfg["components"].items()}
-            state._clock = state._t0 = float(entries[0]["time"])
-            state._lines = []
-            state._log({**{k: entries[0][k] for k in ("time", "event", "before")}, "after": state.values,
-                        "source": entries[0].get("source", "init"), "config": state._config()})
-        except (KeyError, TypeError, IndexError) as err:
-            raise EmostatsError(f"replay: the ledger's init entry is malformed ({err!r})") from None
-        if not _same(state.ledger[0], entries[0]):
-            raise EmostatsError("replay: ledger entry 0 (init): its values do not match its configuration")
-        for i, e in enumerate(entries[1:], start=1):
-            event = e.get("event")
-            try:
-                if event == "decay":
-                    state.decay(e["dt"], source=e["source"])
-                elif event == "bump":
-                    state.bump(e["axis"], e["requested"], source=e["source"])
-                elif event == "reflect":
-                    state.reflect(e["resets"], source=e["source"])
-                else:
-                    raise EmostatsError(f"replay: ledger entry {i} has event {event!r}; expected one of "
-                                        f"{', '.join(LEDGER_EVENTS[1:])}")
-            except KeyError as err:
-                raise EmostatsError(f"replay: ledger entry {i} ({event}) lacks field {err.args[0]!r}") from None
-            if not _same(json.loads(state._lines[-1]), e):
-                raise EmostatsError(f"replay: ledger entry {i} ({event} at t={e.get('time')}) does not replay: the "
-                                    f"recorded entry differs from the recomputed one (edited or from another platform)")
-        return state
+        return _ledger.replay(cls, ledger)
 
     def _document(self) -> dict[str, Any]:
         return {"schema": STATE_SCHEMA, "emostats_version": __version__, "time": self._clock,
@@ -462,35 +397,7 @@ class AffectState:
         >>> AffectState.from_json(s.to_json()) == s
         True
         """
-        try:
-            doc = json.loads(text)
-        except (TypeError, ValueError) as err:
-            raise EmostatsError(f"from_json: not a JSON document ({err})") from None
-        if not isinstance(doc, dict) or doc.get("schema") != STATE_SCHEMA:
-            found = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
-            raise EmostatsError(f"from_json: expected a saved affect state (schema {STATE_SCHEMA!r}), got {found!r}")
-        try:
-            axes = {n: {k: a[k] for k in _AXIS_KEYS} for n, a in doc["axes"].items()}
-            state = cls(axes, event_cap=doc["event_cap"], window_cap=doc["window_cap"],
-                        window_seconds=doc["window_seconds"], calibration=doc.get("calibration"))
-            state._clock = _number(doc["time"], "from_json: time", 0.0)
-            state._t0 = _number(doc["components_time"], "from_json: components_time", 0.0)
-            for n, a in doc["axes"].items():
-                fast = _number(a["fast"], f"from_json: axis {n!r} fast", 0.0, 1.0)
-                slow = _number(a["slow"], f"from_json: axis {n!r} slow", 0.0, 1.0 - fast)
-                state._comp[n] = [fast, slow]
-                state._recent[n] = [[float(t), float(v)] for t, v in a["recent_bumps"]]
-            state._lines = [_dumps(e) for e in doc["ledger"]]
-        except (KeyError, TypeError, ValueError, AttributeError) as err:
-            if isinstance(err, ArgumentError):
-                raise EmostatsError(str(err)) from None
-            raise EmostatsError(f"from_json: the saved state is malformed ({err!r})") from None
-        if verify:
-            replayed = cls.replay(doc["ledger"]) if doc["ledger"] else None
-            if replayed is None or replayed._document() != state._document():
-                raise EmostatsError("from_json: the saved ledger does not replay to the saved state (edited file?); "
-                                    "pass verify=False to load it anyway")
-        return state
+        return _ledger.load(cls, text, verify=verify)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, AffectState):
