@@ -1,23 +1,12 @@
 """What the commands of the one engine share (``run``, ``persistence``, ``nullmodels``): their options,
 built from the step registry's parameter metadata, and the call of the engine."""
 
-import argparse
 from pathlib import Path
 
 from ..pipeline.params import ENGINE_PARAMS
 from ..pipeline.registry import PRESETS, params_of, preset_steps
 
 __all__ = ["add_preset_options", "values_from", "run_preset", "flag_of"]
-
-
-def _ints(text):
-    try:
-        values = [int(k) for k in text.split(",") if k.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 1,10,100, got {text!r}") from None
-    if not values:
-        raise argparse.ArgumentTypeError("is empty; give comma-separated integers such as 1,10,100")
-    return values
 
 
 def _add(parser, param):
@@ -28,7 +17,7 @@ def _add(parser, param):
     elif param.kind == "float":
         kwargs["type"] = float
     elif param.kind == "ints":
-        kwargs["type"] = _ints
+        kwargs["type"] = str  # parsed by values_from: a one-line ArgumentError naming the flag
     elif param.kind == "choice":
         kwargs.update(choices=param.choices)
         kwargs.pop("metavar")
@@ -58,7 +47,12 @@ def flag_of(name):
 
 def values_from(args):
     """The parameter values of parsed arguments (only those the preset's command has)."""
-    return {name: getattr(args, name) for name in params_of(preset_steps(args.preset)) if hasattr(args, name)}
+    params = params_of(preset_steps(args.preset))
+    values = {name: getattr(args, name) for name in params if hasattr(args, name)}
+    for name, value in values.items():
+        if isinstance(value, str) and params[name].kind == "ints":
+            values[name] = params[name].parse(value)
+    return values
 
 
 def check_args(args, steps=None):

@@ -96,10 +96,12 @@ class Param:
 
         if self.kind == "ints":
             try:
-                return [int(k) for k in text.split(",") if k.strip()]
+                values = [int(k) for k in text.split(",") if k.strip()]
             except ValueError:
-                raise ArgumentError(f"{self.flag} must be comma-separated integers such as 1,10,100, "
-                                    f"got {text!r}") from None
+                values = None
+            if values:
+                return values
+            raise ArgumentError(f"{self.flag} must be comma-separated integers such as 1,10,100, got {text!r}")
         if self.kind == "float":
             try:
                 return float(text)
