@@ -44,13 +44,15 @@ def simulate(profile: dict, seconds_per_token: float = 10.0) -> tuple[AffectStat
     """Run the day; returns the state, the sample times (hours) and the values of each axis at those times."""
     state = AffectState.from_profile(profile, seconds_per_token=seconds_per_token, source="affect_day example")
     state.decay(START * 3600)  # the day starts at 07:00 on the state clock
-    queue = sorted([(h, "bump", a, d, why) for h, a, d, why in EVENTS] + [(REFLECTION[0], "reflect", None, None, None)])
+    # whole seconds on the clock: then every sum of decay steps is exact (see emostats.affect.state)
+    queue = sorted([(round(h * 3600), "bump", a, d, why) for h, a, d, why in EVENTS]
+                   + [(round(REFLECTION[0] * 3600), "reflect", None, None, None)])
     hours, series = [], {a: [] for a in state.axes}
     t = START * 3600
     while t <= END * 3600:
-        while queue and queue[0][0] * 3600 <= t:
-            h, kind, axis, delta, why = queue.pop(0)
-            state.decay(h * 3600 - state.time)
+        while queue and queue[0][0] <= t:
+            at, kind, axis, delta, why = queue.pop(0)
+            state.decay(at - state.time)
             if kind == "bump":
                 state.bump(axis, delta, source=why)
             else:
