@@ -252,7 +252,7 @@ def lag_profile(probe_act, max_lag=200, *, threads=None):
     -----
     All lags in one call: each segment is transposed into float64 and every
     lagged cross-product is computed with a register-blocked loop; the sums of
-    x[t], x[t + L] and their squares come from prefix sums. Each lag's r is the
+    x[t], x[t + L] and their squares come from prefix and suffix sums. Each lag's r is the
     r that :func:`lag_persistence` gives for that lag (to rounding).
 
     Examples

@@ -1,5 +1,6 @@
 """Lag persistence, lag profile and trajectories against their slow twins (issue 4)."""
 
+import math
 import warnings
 
 import numpy as np
@@ -356,3 +357,68 @@ def test_tiny_variances_do_not_underflow_to_a_division_by_zero():
     r, n_pairs, _ = P.lag_correlation(x, np.array([0, 4]), 1)
     assert n_pairs == 3 and np.isfinite(r[0])
     np.testing.assert_allclose(r[0], np.corrcoef(x[:-1, 0] * 1e94, x[1:, 0] * 1e94)[0, 1], rtol=1e-10)
+
+
+# --------------------------------------------------------------------------- the per-segment shift (issue 12)
+
+
+def exact_lag_r(x, offsets, lag):
+    """Pooled lag r of every column with exact rational arithmetic (fractions.Fraction), NaN if undefined.
+
+    Cxy, Cxx and Cyy are exact; r = sign(Cxy) sqrt(Cxy^2 / (Cxx Cyy)) with one rounding of the exact ratio.
+    """
+    from fractions import Fraction
+
+    x = np.asarray(x, dtype=np.float64)
+    out = np.full(x.shape[1], np.nan)
+    for p in range(x.shape[1]):
+        a, b = [], []
+        for s, e in zip(offsets[:-1], offsets[1:]):
+            for t in range(int(s), int(e) - lag):
+                if np.isfinite(x[t, p]) and np.isfinite(x[t + lag, p]):
+                    a.append(Fraction(float(x[t, p])))
+                    b.append(Fraction(float(x[t + lag, p])))
+        if len(a) < 2:
+            continue
+        n = len(a)
+        ma, mb = sum(a) / n, sum(b) / n
+        cxx = sum((v - ma) ** 2 for v in a)
+        cyy = sum((v - mb) ** 2 for v in b)
+        cxy = sum((u - ma) * (v - mb) for u, v in zip(a, b))
+        if cxx > 0 and cyy > 0:
+            out[p] = float(np.sign(float(cxy))) * math.sqrt(float(cxy * cxy / (cxx * cyy)))
+    return out
+
+
+@pytest.mark.parametrize("spike", [1e6, 1e7, 1e8])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_spike_at_the_first_token_keeps_r_exact(rng, spike, dtype):
+    # a BOS-like spike of `spike` sd at the first token of segments: the shift must not be that value
+    offsets = np.array([0, 150, 330, 500])
+    e = rng.standard_normal((500, 4))
+    x = np.empty_like(e)
+    x[0] = e[0]
+    for t in range(1, 500):
+        x[t] = 0.6 * x[t - 1] + 0.8 * e[t]
+    x += 1e4 if dtype == np.float32 else 0.0
+    x[0, 0] += spike  # first token of the first segment
+    x[150, 1] -= spike  # first token of the second segment
+    x[0, 2] += spike  # and a spike in every segment of probe 2
+    x[150, 2] += spike
+    x[330, 2] += spike
+    x[[149, 329, 499], 3] += spike  # and at the last tokens
+    x = x.astype(dtype)
+    for lag in (1, 7):
+        ref = exact_lag_r(x, offsets, lag)
+        assert np.all(np.isfinite(ref))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)  # no false "constant" warning
+            r, _, _ = P.lag_correlation(x, offsets, lag)
+            prof, _, _ = P.lag_correlation_profile(x, offsets, 8)
+        np.testing.assert_allclose(r, ref, rtol=0, atol=1e-10)
+        np.testing.assert_allclose(prof[lag], ref, rtol=0, atol=1e-10)
+
+
+def test_exact_reference_agrees_with_the_twin(rng):
+    x, offsets = random_case(rng, n_segments=8, max_len=30, n_series=3, nan=False)
+    np.testing.assert_allclose(exact_lag_r(x, offsets, 2), naive.lag_r(x, offsets, 2)[0], rtol=1e-12)

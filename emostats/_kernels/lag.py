@@ -32,8 +32,9 @@ Speed
 A single lag is one pass over the array with probes in the inner (contiguous)
 loop and three float64 accumulators per probe (see :func:`lag_range`). The profile ``L = 0..max_lag`` transposes one segment and a block
 of probes at a time into float64 and computes every lagged cross-product with
-a register-blocked loop (eight lags per sweep); the sums of ``x[t]``,
-``x[t + L]`` and their squares come from prefix sums. A (segment, probe) with
+a register-blocked loop (eight lags per sweep); the sums of ``x[t]`` and
+their squares come from prefix sums, those of ``x[t + L]`` from suffix sums
+(so that, without ``first_stop``, none is a difference). A (segment, probe) with
 a non-finite value is redone on a masked path.
 
 Every kernel works on a range of segments ``s0:s1`` and of probes ``p0:p1`` and
@@ -230,6 +231,28 @@ def _row_sums(x, t0, t1, p0, p1, h, s, ss):
 
 
 @numba.njit(**JIT)
+def _pair_sums(x, t0, t1, lag, p0, p1, h, s, ss, sxy):
+    """Over first tokens ``t0 <= t < t1``: ``s``, ``ss`` = sums of ``u = x[t] - h`` and ``u^2`` (set), ``sxy`` += u v.
+
+    ``v = x[t + lag] - h``. Three accumulators per probe: the loop is bound by
+    their stores, not by reading ``x``.
+    """
+    P = p1 - p0
+    for j in range(P):
+        s[j] = 0.0
+        ss[j] = 0.0
+    for t in range(t0, t1):
+        xr = x[t, p0:p1]  # row views: LLVM vectorises these loops, not x[t, p0 + j]
+        yr = x[t + lag, p0:p1]
+        for j in range(P):
+            u = np.float64(xr[j]) - h[j]
+            v = np.float64(yr[j]) - h[j]
+            s[j] += u
+            ss[j] += u * u
+            sxy[j] += u * v
+
+
+@numba.njit(**JIT)
 def lag_range(x, offsets, group, lag, first_stop, acc, s0, s1, p0, p1):
     """Single-lag moments of segments ``s0:s1`` and probes ``p0:p1`` into ``acc[:, :, 0, :]``, one pass.
 
@@ -245,10 +268,12 @@ def lag_range(x, offsets, group, lag, first_stop, acc, s0, s1, p0, p1):
 
     The pass over the pairs ``(t, t + lag)`` of a segment keeps three float64
     accumulators per probe (sum and sum of squares of ``x[t]``, and the cross
-    product); those of ``x[t + lag]`` are the first ones minus the first ``lag``
-    rows plus the ``lag`` rows after the last first token (both still in cache).
-    The loop is bound by the accumulator stores, so three instead of five is
-    what brings it near the speed of reading ``x``.
+    product), in two parts: first tokens in the segment's first ``lag`` rows,
+    and the rest. The sums of ``x[t + lag]`` are the second part plus the
+    ``lag`` rows after the last first token (still in cache): no subtraction,
+    so a spike in the first rows cannot cancel digits away. The loop is bound by
+    the accumulator stores, so three instead of five is what brings it near the
+    speed of reading ``x``.
     """
     P = p1 - p0
     h = np.empty(P)
@@ -269,27 +294,22 @@ def lag_range(x, offsets, group, lag, first_stop, acc, s0, s1, p0, p1):
         g = group[s]
         shifts(x, a, b, p0, p1, h, buf)
         for j in range(P):
-            sx[j] = 0.0
-            sxx[j] = 0.0
             sxy[j] = 0.0
-        for t in range(a, e):
-            xr = x[t, p0:p1]  # row views: LLVM vectorises these loops, not x[t, p0 + j]
-            yr = x[t + lag, p0:p1]
-            for j in range(P):
-                u = np.float64(xr[j]) - h[j]
-                v = np.float64(yr[j]) - h[j]
-                sx[j] += u
-                sxx[j] += u * u
-                sxy[j] += u * v
+        # pairs with first token in the first `lag` rows (x-side only) and in the rest (x- and y-side)
+        c = min(a + lag, e)
+        _pair_sums(x, a, c, lag, p0, p1, h, hs, hss, sxy)
+        _pair_sums(x, c, e, lag, p0, p1, h, sx, sxx, sxy)
         m = e - a
-        if lag <= m:  # rows [a + lag, e + lag) = [a, e) - [a, a + lag) + [e, e + lag)
-            _row_sums(x, a, a + lag, p0, p1, h, hs, hss)
+        if lag <= m:  # y rows [a + lag, e + lag) = x rows [a + lag, e) and the `lag` rows from e
             _row_sums(x, e, e + lag, p0, p1, h, ts, tss)
             for j in range(P):
-                ts[j] += sx[j] - hs[j]
-                tss[j] += sxx[j] - hss[j]
+                ts[j] += sx[j]
+                tss[j] += sxx[j]
         else:
             _row_sums(x, a + lag, e + lag, p0, p1, h, ts, tss)
+        for j in range(P):  # x side: all first tokens
+            sx[j] += hs[j]
+            sxx[j] += hss[j]
         fm = np.float64(m)
         for j in range(P):
             if finite(sxx[j] + tss[j]):
@@ -454,6 +474,8 @@ def profile_range(x, offsets, group, max_lag, first_stop, acc, s0, s1, p0, p1):
     d = np.empty((B, longest))
     c1 = np.empty(longest + 1)
     c2 = np.empty(longest + 1)
+    e1 = np.empty(longest + 1)
+    e2 = np.empty(longest + 1)
     xc = np.empty(nl)
     h = np.empty(B)
     dz = np.empty(longest)
@@ -483,11 +505,18 @@ def profile_range(x, offsets, group, max_lag, first_stop, acc, s0, s1, p0, p1):
             for j in range(nb):
                 p = q0 + j
                 row = d[j]
+                # prefix sums for the x side, suffix sums for the y side: with no first_stop neither
+                # is a difference, so a spike at a segment's first or last token cancels no digits
                 c1[0] = 0.0
                 c2[0] = 0.0
                 for t in range(n):
                     c1[t + 1] = c1[t] + row[t]
                     c2[t + 1] = c2[t] + row[t] * row[t]
+                e1[n] = 0.0
+                e2[n] = 0.0
+                for t in range(n - 1, -1, -1):
+                    e1[t] = e1[t + 1] + row[t]
+                    e2[t] = e2[t + 1] + row[t] * row[t]
                 if not finite(c2[n]):
                     hp = _masked_profile(x, a, n, f, p, max_lag, dz, mk, M, SX, SY, SXX, SYY, SXY)
                     _merge_lags(acc, g, p, hp, M, SX, SY, SXX, SYY, SXY)
@@ -497,9 +526,9 @@ def profile_range(x, offsets, group, max_lag, first_stop, acc, s0, s1, p0, p1):
                     m = min(n - L, f)
                     M[L] = m
                     SX[L] = c1[m]
-                    SY[L] = c1[m + L] - c1[L]
+                    SY[L] = e1[L] - e1[m + L]
                     SXX[L] = c2[m]
-                    SYY[L] = c2[m + L] - c2[L]
+                    SYY[L] = e2[L] - e2[m + L]
                     SXY[L] = xc[L]
                 for L in range(top + 1, nl):
                     M[L] = 0.0
