@@ -15,6 +15,8 @@ reported as quantiles and as the spread of its per-conversation mean.
 
 import math
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -223,9 +225,12 @@ def _pca(corr, n_pcs):
     return w, v, w_all.sum()
 
 
-def affect_profile(probe_act, *, lag=_d.LAG, max_lag=_d.MAX_LAG, n_boot=_d.AFFECT_N_BOOT, seed=_d.SEED, ci=_d.CI,
-                   saturation_z=_d.SATURATION_Z, noise_tokens=_d.AFFECT_NOISE_TOKENS, n_pcs=_d.AFFECT_N_PCS,
-                   threads=None, progress=None, source=None):
+def affect_profile(probe_act: xr.DataArray, *, lag: int = _d.LAG, max_lag: int = _d.MAX_LAG,
+                   n_boot: int = _d.AFFECT_N_BOOT, seed: int = _d.SEED, ci: float = _d.CI,
+                   saturation_z: float = _d.SATURATION_Z, noise_tokens: float = _d.AFFECT_NOISE_TOKENS,
+                   n_pcs: int = _d.AFFECT_N_PCS, threads: int | None = None,
+                   progress: Callable[[int, int], None] | None = None,
+                   source: dict[str, Any] | None = None) -> dict[str, Any]:
     """Per-emotion (and per-PC) half-lives, weights, artefact flags and levels for an agent's affect state.
 
     Parameters

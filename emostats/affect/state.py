@@ -184,6 +184,21 @@ class AffectState:
     # ------------------------------------------------------------------ reading
 
     @property
+    def event_cap(self) -> float:
+        """Largest ``|delta|`` applied by one bump."""
+        return self._event_cap
+
+    @property
+    def window_cap(self) -> float:
+        """Largest total raise (and total drop) of one axis by bumps within ``window_seconds``."""
+        return self._window_cap
+
+    @property
+    def window_seconds(self) -> float:
+        """Length of the cap's sliding window on the state clock (both ends included)."""
+        return self._window_s
+
+    @property
     def time(self) -> float:
         """The state clock (seconds since the state was made; advanced only by :meth:`decay`)."""
         return self._clock
@@ -204,7 +219,15 @@ class AffectState:
         return json.loads(_dumps(self._calibration))
 
     def components(self) -> dict[str, tuple[float, float]]:
-        """``{axis: (fast, slow)}`` at the current clock; ``values`` is their sum (at most 1)."""
+        """``{axis: (fast, slow)}`` at the current clock; ``values`` is their sum (at most 1).
+
+        Examples
+        --------
+        >>> s = AffectState({"joy": {"half_life_fast_s": 60, "half_life_slow_s": 600, "share_fast": 0.5}})
+        >>> _ = s.bump("joy", 0.2); s.decay(600)
+        >>> s.components()["joy"]  # 0.1 * 2**-10, 0.1 * 2**-1
+        (9.765625e-05, 0.05)
+        """
         return {n: self._at(n) for n in self._axes}
 
     def _at(self, name: str) -> tuple[float, float]:
@@ -288,7 +311,7 @@ class AffectState:
         ['event', 'window']
         """
         self._check_axis(name)
-        requested = _number(delta, f"bump of {name!r}: delta", -1.0, 1.0)
+        requested = _number(delta, f"bump of {name!r}: delta")
         self._materialise()
         before = self.values
         value = before[name]
@@ -351,11 +374,28 @@ class AffectState:
 
     @property
     def ledger(self) -> list[dict[str, Any]]:
-        """The provenance ledger: one dict per change (a copy; the ledger itself is append-only)."""
+        """The provenance ledger: one dict per change (a copy; the ledger itself is append-only).
+
+        Examples
+        --------
+        >>> s = AffectState({"fear": {"half_life_fast_s": 60, "half_life_slow_s": 600, "share_fast": 0.5}})
+        >>> _ = s.bump("fear", 0.5, source="user shouted")
+        >>> e = s.ledger[-1]
+        >>> e["event"], e["before"], e["after"], e["source"], e["requested"], e["applied"], e["capped_by"]
+        ('bump', {'fear': 0.0}, {'fear': 0.2}, 'user shouted', 0.5, 0.2, ['event'])
+        """
         return [json.loads(line) for line in self._lines]
 
     def ledger_jsonl(self) -> str:
-        """The ledger as JSON Lines text (one entry per line)."""
+        """The ledger as JSON Lines text (one entry per line).
+
+        Examples
+        --------
+        >>> s = AffectState({"joy": {"half_life_fast_s": 60, "half_life_slow_s": 600, "share_fast": 0.5}})
+        >>> s.decay(5)
+        >>> s.ledger_jsonl().splitlines()[1]
+        '{"time":5.0,"event":"decay","before":{"joy":0.0},"after":{"joy":0.0},"source":"clock","dt":5.0}'
+        """
         return "".join(line + "\n" for line in self._lines)
 
     @classmethod
@@ -383,7 +423,16 @@ class AffectState:
                 "calibration": self._calibration, "ledger": self.ledger}
 
     def to_json(self, indent: int | None = None) -> str:
-        """The whole state as JSON (``schemas/affect_state.schema.json``), ledger included."""
+        """The whole state as JSON (``schemas/affect_state.schema.json``), ledger included.
+
+        Examples
+        --------
+        >>> import json
+        >>> s = AffectState({"joy": {"half_life_fast_s": 60, "half_life_slow_s": 600, "share_fast": 0.5}})
+        >>> doc = json.loads(s.to_json())
+        >>> doc["schema"], doc["values"], len(doc["ledger"])
+        ('emostats.affect_state/1', {'joy': 0.0}, 1)
+        """
         return json.dumps(self._document(), indent=indent, allow_nan=False)
 
     @classmethod
