@@ -18,10 +18,11 @@ import xarray as xr
 from ._chunks import reduce_over_chunks
 from ._kernels import firing as _kernel
 from ._kernels._config import n_threads
+from ._safetensors import read_sparsity
 from .errors import MissingGroupError, StudyError
 from .segments import segments_of
 
-__all__ = ["firing_counts", "firing_persistence", "feature_density", "sae_matched", "feature_table",
+__all__ = ["firing_counts", "firing_persistence", "feature_density", "read_sparsity", "sae_matched", "feature_table",
            "matched_residuals"]
 
 #: smallest number of rows worth a thread of its own
@@ -293,10 +294,12 @@ def firing_persistence(sae_index, lag=100, min_fires=101, n_features=None, *, th
 def feature_density(sae_index, n_features=None, *, threads=None):
     """Per-feature firing density, named as SAE tools name it.
 
-    ``frac_nonzero`` (sae_vis / Neuronpedia; "feature density" in SAELens and
-    SAEBench) is the fraction of tokens at which the feature fires;
-    ``log10_density = log10(frac_nonzero + 1e-10)`` (SAELens' convention, so that
-    dead features get -10).
+    ``frac_nonzero`` (sae_vis / Neuronpedia), also returned as
+    ``feature_density`` (SAEBench's name), is the fraction of tokens at which
+    the feature fires; ``log10_density = log10(frac_nonzero + 1e-10)``, also
+    returned as ``log_feature_sparsity`` (SAELens' name and convention, so that
+    dead features get -10; :func:`read_sparsity` reads the training-time values
+    SAELens stores in ``sparsity.safetensors``).
 
     Parameters
     ----------
@@ -310,8 +313,8 @@ def feature_density(sae_index, n_features=None, *, threads=None):
     Returns
     -------
     xarray.Dataset
-        ``frac_nonzero(feature)``, ``log10_density``, ``n_fires``, ``dead``
-        (never fires); attrs ``n_tokens``, ``n_features``, ``n_dead``.
+        ``frac_nonzero(feature)`` (= ``feature_density``), ``log10_density``
+        (= ``log_feature_sparsity``), ``n_fires``, ``dead`` (never fires); attrs ``n_tokens``, ``n_features``, ``n_dead``.
 
     Examples
     --------
@@ -335,7 +338,12 @@ def feature_density(sae_index, n_features=None, *, threads=None):
     return xr.Dataset(
         {
             "frac_nonzero": (f, frac, {"long_name": "fraction of tokens at which the feature fires (feature density)"}),
+            "feature_density": (f, frac, {"long_name": "fraction of tokens at which the feature fires "
+                                                        "(SAEBench's feature_density; = frac_nonzero)"}),
             "log10_density": (f, np.log10(frac + LOG_DENSITY_EPS), {"long_name": "log10(frac_nonzero + 1e-10)"}),
+            "log_feature_sparsity": (f, np.log10(frac + LOG_DENSITY_EPS),
+                                     {"long_name": "log10(frac_nonzero + 1e-10) (SAELens' log_feature_sparsity, "
+                                                   "as in its sparsity.safetensors; = log10_density)"}),
             "n_fires": (f, n_fires, {"long_name": "tokens at which the feature fires"}),
             "dead": (f, n_fires == 0, {"long_name": "never fires"}),
         },
@@ -378,7 +386,7 @@ def feature_table(features, probe_vectors=None, need=("variance_explained", "sub
         if name in ds.data_vars:
             out[name] = ds[name]
         elif name == "subspace_fraction" and "decoder" in ds.data_vars and vectors is not None:
-            from . import subspace_fraction
+            from .geometry import subspace_fraction
 
             frac = subspace_fraction(ds["decoder"], vectors)
             frac = frac if isinstance(frac, xr.DataArray) else frac["fraction"]
@@ -415,7 +423,7 @@ def matched_residuals(persistence, table, n=20, stat="median", threads=None):
     Returns the Dataset of :func:`emostats.variance_matched` over ``target`` =
     features.
     """
-    from . import variance_matched
+    from .nullmodels import variance_matched
 
     values = persistence["persistence"].where(persistence["included"])
     return variance_matched(values.values, table["variance_explained"].values, n=n, stat=stat, threads=threads)
@@ -465,7 +473,7 @@ def sae_matched(persistence, features, n=20, stat="median", *, probe_vectors=Non
     >>> int(res["n"]) == int((per["included"] & per["persistence"].notnull()).sum())
     True
     """
-    from . import spearman
+    from .stats import spearman
 
     table = feature_table(features, probe_vectors)
     persistence = _aligned(persistence, table)
