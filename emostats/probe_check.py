@@ -36,7 +36,6 @@ import xarray as xr
 from . import defaults as D
 from ._checks import check_int, check_seed
 from .errors import ArgumentError, MissingGroupError
-from .seeds import derive_seed
 
 __all__ = ["probe_check", "load_lexicon", "similarity_matrix"]
 
@@ -195,7 +194,7 @@ def probe_check(vectors=None, probe_act=None, *, names=None, lexicon: dict | Non
     if len(names) != s.shape[0]:
         raise ArgumentError(f"names: {len(names)} names for {s.shape[0]} probes")
     lex = load_lexicon() if lexicon is None else lexicon
-    rng = np.random.default_rng(derive_seed(seed, "probe_check"))
+    rng = np.random.default_rng(seed)
     iu = np.triu_indices(s.shape[0], k=1)
     all_vals = s[iu]
     all_vals = all_vals[np.isfinite(all_vals)]

@@ -142,3 +142,14 @@ def test_bad_input_is_one_line(bad, match):
     with pytest.raises(ArgumentError, match=match) as info:
         probe_check(**bad)
     assert "\n" not in str(info.value)
+
+
+def test_the_run_step_equals_the_function_with_the_step_seed():
+    import emostats as es
+    from emostats.seeds import derive_seed
+
+    res = es.run(es.example_study(), steps=["probe_check"], progress=False, seed=5)
+    study = es.open_study(es.example_study())
+    direct = probe_check(study["probes"]["vector"], seed=derive_seed(5, "probe_check"))
+    for var in ("mean", "p", "valence_r", "valence_p", "similarity"):
+        np.testing.assert_array_equal(res["probe_check"][var].values, direct[var].values)

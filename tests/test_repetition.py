@@ -96,3 +96,26 @@ def test_bad_share_is_one_line(share, match):
 def test_bad_ids_are_one_line(ids, offsets, match):
     with pytest.raises(ArgumentError, match=match):
         ngram_repeat_share(ids, offsets)
+
+
+def test_the_looping_step_runs_on_a_study_with_repeat_share_and_skips_without():
+    import emostats as es
+
+    act, share = _study(np.random.default_rng(3))
+    tokens = xr.Dataset({"probe_act": act, "repeat_share": share})
+    tokens = tokens.assign_coords(position=("token", np.tile(np.arange(200), 8)))
+    tree = xr.DataTree.from_dict({"/tokens": tokens})
+    tree.attrs["emostats_format"] = 1
+    res = es.run(tree, steps=["persistence", "looping"], lag=5, max_lag=5, progress=False)
+    direct = persistence_by_looping(act, share, lag=5)
+    np.testing.assert_array_equal(res["looping"]["r"].values, direct["r"].values)
+    res = es.run(_without_share(tree), steps=["persistence", "looping"], lag=5,
+                 max_lag=5, progress=False, quiet=True)
+    assert "repeat_share" in res.attrs["skipped_looping"]
+
+
+def _without_share(tree):
+    tokens = tree["tokens"].to_dataset().drop_vars("repeat_share")
+    out = xr.DataTree.from_dict({"/tokens": tokens})
+    out.attrs.update(tree.attrs)
+    return out
