@@ -56,3 +56,11 @@ def run_r(body, lines, timeout=120):
         raise RuntimeError(f"Rscript printed {len(rows)} lines for {len(lines)} cases: {res.stderr[-2000:]}")
     return [None if r.strip() == "ERR" else [math.nan if v == "NA" else float(v) for v in r.split()]
             for r in rows]
+
+#: the issue's bar against R: p-values and estimates/intervals to 1e-9, adjusted p-values to 1e-12
+RTOL_P = 1e-9
+RTOL_EST = 1e-9
+RTOL_ADJ = 1e-12
+#: absolute floor: values that are 0 in exact arithmetic come out as +-1e-16 in either program
+#: (and R takes some upper tails as 1 - lower tail, which has absolute error ~1e-16)
+ATOL = 1e-14

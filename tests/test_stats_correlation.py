@@ -12,9 +12,11 @@ import xarray as xr
 from scipy import stats
 
 from emostats import EmostatsError, pearson, spearman
+from emostats.stats import kendall
 from emostats._kernels.ranks import average_ranks, radix_argsort
 from emostats.stats import DegenerateWarning, to_table
-from tests.conftest import RTOL_KERNEL, RTOL_R_PRINTED, RTOL_REFERENCE
+from tests.conftest import RTOL_KERNEL, RTOL_REFERENCE
+from tests.rlive import RTOL_EST, RTOL_P
 from tests.naive import stats as naive
 
 REF = json.loads((pathlib.Path(__file__).parent / "R" / "stats_reference.json").read_text())
@@ -28,36 +30,97 @@ def _ranks(a):
     return out
 
 
-# -- against R ---------------------------------------------------------------------------
+# -- against R (values computed by R: tests/R/stats_reference.R) ---------------------------
 
 @pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
 def test_pearson_against_r(alternative):
     ref = REF["correlation"]
     res = pearson(np.array(ref["x"]), np.array(ref["y"]), alternative=alternative)
-    assert res.r.item() == pytest.approx(ref["pearson_r"], rel=RTOL_R_PRINTED)
-    assert res.p.item() == pytest.approx(ref["pearson_p"][alternative], rel=RTOL_R_PRINTED)
-    assert res.n.item() == 30
+    assert res.r.item() == pytest.approx(ref["pearson_r"], rel=RTOL_EST)
+    assert res.p.item() == pytest.approx(ref["pearson_p"][alternative], rel=RTOL_P)
+    assert res.n.item() == 30 and res.p_method.item() == "t"
     if alternative == "two-sided":
-        ci = to_table(res)["CI95"][0]
-        np.testing.assert_allclose(ci, ref["pearson_ci95"], rtol=RTOL_R_PRINTED)
+        np.testing.assert_allclose([res.ci_low.item(), res.ci_high.item()], ref["pearson_ci95"], rtol=RTOL_EST)
+        np.testing.assert_allclose(to_table(res)["CI95"][0], ref["pearson_ci95"], rtol=RTOL_EST)
+    one = pearson(np.array(ref["x"]), np.array(ref["y"]), alternative="greater", conf_level=0.9)
+    np.testing.assert_allclose([one.ci_low.item(), one.ci_high.item()], ref["pearson_ci90_greater"], rtol=RTOL_EST)
 
 
-def test_spearman_against_r():
+@pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
+def test_spearman_and_kendall_defaults_are_r_cor_test(alternative):
     ref = REF["correlation"]
-    res = spearman(np.array(ref["x"]), np.array(ref["y"]))
-    assert res.rho.item() == pytest.approx(ref["spearman_rho"], rel=RTOL_R_PRINTED)
-    assert res.p.item() == pytest.approx(ref["spearman_p"], rel=RTOL_R_PRINTED)
+    x, y = np.array(ref["x"]), np.array(ref["y"])
+    res = spearman(x, y, alternative=alternative)  # n = 30, no ties: R uses AS 89
+    assert res.rho.item() == pytest.approx(ref["spearman_rho"], rel=RTOL_EST)
+    assert res.p.item() == pytest.approx(ref["spearman_p"][alternative], rel=RTOL_P)
+    assert res.p_method.item() == "edgeworth"
+    k = kendall(x, y, alternative=alternative)  # n < 50, no ties: exact
+    assert k.tau.item() == pytest.approx(ref["kendall_tau"], rel=RTOL_EST)
+    assert k.p.item() == pytest.approx(ref["kendall_p"][alternative], rel=RTOL_P)
+    assert k.p_method.item() == "exact"
+    if alternative == "two-sided":
+        # the old behaviour stays available: the t approximation at every n (scipy's spearmanr)
+        assert spearman(x, y, method="t").p.item() == pytest.approx(ref["spearman_p_t"], rel=RTOL_P)
+        assert spearman(x, y, exact=False).p.item() == pytest.approx(ref["spearman_p_t"], rel=RTOL_P)
+        assert kendall(x, y, exact=False).p.item() == pytest.approx(ref["kendall_p_normal"], rel=RTOL_P)
+        assert kendall(x, y, exact=False, continuity=True).p.item() == pytest.approx(
+            ref["kendall_p_normal_cc"], rel=RTOL_P)
 
 
 @pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
 def test_exact_spearman_against_r_cor_test(alternative):
     ref = REF["spearman_exact"]
-    res = spearman(np.array(ref["x"]), np.array(ref["y"]), permutation=10_000, alternative=alternative)
-    assert res.exact.item()
-    assert res.rho.item() == pytest.approx(ref["rho"], rel=RTOL_KERNEL)
-    assert res.p.item() == pytest.approx(ref["p"][alternative], abs=1e-12)
-    res4 = spearman(np.array(ref["x4"], float), np.array(ref["y4"], float), permutation=10_000)
-    assert res4.p.item() == pytest.approx(ref["p4_two_sided"], abs=1e-12)
+    x, y = np.array(ref["x"]), np.array(ref["y"])
+    res = spearman(x, y, alternative=alternative)  # R's default at n = 6: exact enumeration
+    assert res.p_method.item() == "exact"
+    assert res.p.item() == pytest.approx(ref["p"][alternative], rel=RTOL_P)
+    perm = spearman(x, y, permutation=10_000, alternative=alternative)  # the same from our permutations
+    assert perm.exact.item()
+    assert perm.rho.item() == pytest.approx(ref["rho"], rel=RTOL_KERNEL)
+    assert perm.p.item() == pytest.approx(ref["p"][alternative], abs=1e-12)
+    res4 = spearman(np.array(ref["x4"], float), np.array(ref["y4"], float))
+    assert res4.p.item() == pytest.approx(ref["p4_two_sided"], rel=RTOL_P)
+
+
+def test_spearman_small_n_follows_r_not_the_t_approximation():
+    ref = REF["spearman_exact"]
+    # issue 13: a perfect rank correlation at n = 5 has p = 1/60 in R; the t approximation says 0
+    perfect = spearman(np.arange(1.0, 6.0), np.array([5.0, 6, 7, 8, 9]))
+    assert perfect.p.item() == pytest.approx(ref["p5_perfect"], rel=RTOL_P) == pytest.approx(1 / 60)
+    assert spearman(np.arange(1.0, 6.0), np.array([5.0, 6, 7, 8, 9]), method="t").p.item() == 0.0
+    # n = 15: R (Edgeworth) and the t approximation fall on opposite sides of 0.05
+    x, y = np.arange(15.0), np.array(ref["y15"], float)
+    r_default, t_approx = spearman(x, y).p.item(), spearman(x, y, method="t").p.item()
+    assert r_default == pytest.approx(ref["p15"], rel=RTOL_P) and r_default > 0.05
+    assert t_approx == pytest.approx(ref["p15_t"], rel=RTOL_P) and t_approx < 0.05
+    ties = spearman(np.array(ref["x_ties"]), np.array(ref["y_ties"]))  # ties: R uses the t approximation
+    assert ties.p_method.item() == "t" and ties.p.item() == pytest.approx(ref["p_ties"], rel=RTOL_P)
+
+
+@pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
+def test_kendall_against_r(alternative):
+    ref = REF["kendall"]
+    x, y, yt = (np.array(ref[k], float) for k in ("x", "y", "y_ties"))
+    res = kendall(x, y, alternative=alternative)
+    assert res.tau.item() == pytest.approx(ref["tau"], rel=RTOL_EST) and res.p_method.item() == "exact"
+    assert res.p.item() == pytest.approx(ref["p"][alternative], rel=RTOL_P)
+    tied = kendall(x, yt, alternative=alternative)
+    assert tied.tau.item() == pytest.approx(ref["tau_ties"], rel=RTOL_EST) and tied.p_method.item() == "normal"
+    assert tied.p.item() == pytest.approx(ref["p_ties"][alternative], rel=RTOL_P)
+    if alternative == "two-sided":
+        assert kendall(x, yt, continuity=True).p.item() == pytest.approx(ref["p_ties_cc"], rel=RTOL_P)
+
+
+def test_kendall_matches_scipy_and_naive_twin(rng):
+    x, y = _messy(rng, 30, 40)
+    res = kendall(x, y)
+    for i in range(x.shape[0]):
+        ref = stats.kendalltau(x[i], y, nan_policy="omit")
+        assert res.tau[i].item() == pytest.approx(ref.statistic, rel=RTOL_REFERENCE, abs=1e-14)
+        tau, n = naive.kendall(x[i], y)
+        assert res.tau[i].item() == pytest.approx(tau, rel=RTOL_KERNEL, abs=1e-14) and res.n[i].item() == n
+    exact = kendall(x[:, :12][:, None, :], y[:12])  # small n: exact where there are no ties
+    assert set(np.unique(exact.p_method.values)) <= {"exact", "normal", ""}
 
 
 # -- against scipy on random inputs with ties and NaN --------------------------------------
@@ -75,7 +138,7 @@ def _messy(rng, rows, n):
 def test_spearman_matches_scipy_omit(rng):
     x, y = _messy(rng, 40, 60)
     for yy in (y, np.where(np.isnan(y), 0.5, y)):
-        res = spearman(x, yy)
+        res = spearman(x, yy, method="t")  # scipy's p is the t approximation
         for i in range(x.shape[0]):
             ref = stats.spearmanr(x[i], yy, nan_policy="omit")
             assert res.rho[i].item() == pytest.approx(ref.statistic, rel=RTOL_REFERENCE, abs=1e-14)
@@ -206,14 +269,16 @@ def test_dataarrays_pair_along_dim_and_dask_matches(rng):
 
 @pytest.mark.parametrize("permutation", [False, 300])
 def test_threads_do_not_change_bits(rng, monkeypatch, permutation):
-    import emostats.stats.correlation as corr
+    import emostats.stats._correlation_core as corr
 
     x, y = _messy(rng, 30, 50)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DegenerateWarning)
         serial = [fn(x, y, threads=1, permutation=permutation) for fn in (spearman, pearson)]
+        serial.append(kendall(x, y, threads=1))
         monkeypatch.setattr(corr, "PARALLEL_WORK", 0)  # force the parallel kernels on small input
         parallel = [fn(x, y, threads=2, permutation=permutation) for fn in (spearman, pearson)]
+        parallel.append(kendall(x, y, threads=2))
     for a, b in zip(serial, parallel):
         xr.testing.assert_identical(a, b)
 

@@ -13,7 +13,9 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from emostats import EmostatsError, bh_fdr
-from tests.conftest import RTOL_KERNEL, RTOL_R_PRINTED
+from emostats.stats import p_adjust
+from tests.conftest import RTOL_KERNEL
+from tests.rlive import RTOL_ADJ
 
 REF = json.loads((pathlib.Path(__file__).parent / "R" / "stats_reference.json").read_text())
 #: the brief: equal to statsmodels on the flattened family to 1e-12
@@ -24,23 +26,69 @@ def _arr(values):
     return np.array([np.nan if v is None else v for v in values], dtype=float)
 
 
+METHODS = ("holm", "hochberg", "hommel", "bonferroni", "bh", "by")
+
+
 @pytest.mark.parametrize("method", ["bh", "by"])
 def test_against_r_p_adjust(method):
     ref = REF["p_adjust"]
     q = bh_fdr(_arr(ref["p"]), method=method).q.values
-    np.testing.assert_allclose(q, ref[method], rtol=RTOL_R_PRINTED)
+    np.testing.assert_allclose(q, ref[method], rtol=RTOL_ADJ)
     q = bh_fdr(_arr(ref["p_na"]), method=method).q.values
-    np.testing.assert_allclose(q, _arr(ref[f"{method}_na"]), rtol=RTOL_R_PRINTED)
+    np.testing.assert_allclose(q, _arr(ref["na"][method]), rtol=RTOL_ADJ)
     p2 = np.array([_arr(row) for row in ref["p_2d"]])
     q = bh_fdr(p2, method=method).q.values.ravel()  # the whole array is one family
-    np.testing.assert_allclose(np.round(q, 3), _arr(ref[f"{method}_2d_rounded3"]), atol=1e-12)
+    np.testing.assert_allclose(q, _arr(ref[f"p_2d_{method}"]), rtol=RTOL_ADJ)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_and_declared_family_against_r(method):
+    ref = REF["p_adjust"]
+    r_name = {"bh": "BH", "by": "BY"}.get(method, method)
+    np.testing.assert_allclose(p_adjust(_arr(ref["p"]), r_name).p_adj.values, ref[method], rtol=RTOL_ADJ)
+    np.testing.assert_allclose(p_adjust(_arr(ref["p_na"]), method).p_adj.values, _arr(ref["na"][method]),
+                               rtol=RTOL_ADJ)
+    res = p_adjust(_arr(ref["p_na"]), method, n=12)  # R's p.adjust(p, method, n = 12)
+    np.testing.assert_allclose(res.p_adj.values, _arr(ref["n12"][method]), rtol=RTOL_ADJ)
+    assert res.attrs["family_size"] == 12 and "n = 12" in res.attrs["r_call"]
+    if method in ("bh", "by"):
+        np.testing.assert_allclose(bh_fdr(_arr(ref["p_na"]), method=method, n=12).q.values,
+                                   _arr(ref["n12"][method]), rtol=RTOL_ADJ)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_against_textbook_twin(rng, method):
+    from tests.naive import stats as naive
+
+    for size in (1, 2, 3, 6, 9):
+        p = np.round(rng.random(size), 2)
+        p[rng.random(size) < 0.15] = np.nan
+        lp = int((~np.isnan(p)).sum())
+        for n in (None, lp + 2):
+            np.testing.assert_allclose(p_adjust(p, method, n=n).p_adj.values, naive.p_adjust(p, method, n),
+                                       rtol=RTOL_KERNEL, equal_nan=True)
+
+
+def test_against_statsmodels_other_methods(rng):
+    p = rng.random(300) ** 2
+    for ours, theirs in (("holm", "holm"), ("hochberg", "simes-hochberg"), ("hommel", "hommel"),
+                         ("bonferroni", "bonferroni")):
+        np.testing.assert_allclose(p_adjust(p, ours).p_adj.values, multipletests(p, method=theirs)[1],
+                                   rtol=RTOL_STATSMODELS)
+
+
+def test_declared_family_smaller_than_the_tests_is_an_error():
+    with pytest.raises(EmostatsError, match="n=2 is smaller"):
+        p_adjust(np.array([0.1, 0.2, 0.3]), "holm", n=2)
+    with pytest.raises(EmostatsError, match="positive int"):
+        bh_fdr(np.array([0.1]), n=0)
 
 
 @pytest.mark.parametrize("method", ["bh", "by"])
 def test_against_r_multtest(method):
     ref = REF["multtest"]
     res = bh_fdr(np.array(ref["rawp"]), method=method, alpha=0.1)
-    np.testing.assert_allclose(res.q.values, ref[method], rtol=1e-14)
+    np.testing.assert_allclose(res.q.values, ref[method], rtol=RTOL_ADJ)
     np.testing.assert_array_equal(res.reject.values, np.array(ref[method]) <= 0.1)
 
 

@@ -12,11 +12,13 @@ import xarray as xr
 from scipy import stats
 
 from emostats import EmostatsError, one_sample_tests
-from emostats.stats import DegenerateWarning
-from tests.conftest import RTOL_KERNEL, RTOL_R_PRINTED, RTOL_REFERENCE
+from emostats.stats import DegenerateWarning, t_test
+from tests.conftest import RTOL_KERNEL, RTOL_REFERENCE
+from tests.rlive import RTOL_EST, RTOL_P
 from tests.naive import stats as naive
 
-REF = json.loads((pathlib.Path(__file__).parent / "R" / "stats_reference.json").read_text())["wilcoxon"]
+ALL = json.loads((pathlib.Path(__file__).parent / "R" / "stats_reference.json").read_text())
+REF = ALL["wilcoxon"]
 ALTS = ["two-sided", "greater", "less"]
 
 
@@ -24,47 +26,106 @@ def _one(x, **kw):
     return one_sample_tests(np.asarray(x, dtype=float), **kw)
 
 
-# -- against R -------------------------------------------------------------------------------
+# -- against R (values computed by R: tests/R/stats_reference.R) ---------------------------
 
 def test_wilcoxon_normal_approximation_against_r():
     d = np.subtract(REF["approx_x"], REF["approx_y"])
+    assert _one(d, wilcoxon_method="asymptotic", correct=False).wilcoxon_p.item() == pytest.approx(
+        REF["approx_p"]["nocorrect"], rel=RTOL_P)
     assert _one(d, wilcoxon_method="asymptotic").wilcoxon_p.item() == pytest.approx(
-        REF["approx_p"]["nocorrect"], rel=RTOL_R_PRINTED)
-    assert _one(d, wilcoxon_method="asymptotic", correction=True).wilcoxon_p.item() == pytest.approx(
-        REF["approx_p"]["correct"], rel=RTOL_R_PRINTED)
+        REF["approx_p"]["correct"], rel=RTOL_P)
+    res = _one(d)  # R's default: exact = NULL -> exact here (12 values, no ties or zeros)
+    assert res.wilcoxon_p.item() == pytest.approx(REF["approx_default_p"], rel=RTOL_P)
+    assert res.wilcoxon_p_method.item() == "exact"
+    np.testing.assert_allclose([res.hl_estimate.item(), res.hl_ci_low.item(), res.hl_ci_high.item(),
+                                res.hl_ci_level.item()], REF["approx_hl"], rtol=RTOL_EST)
     tie = np.full(10, 0.1)  # zero spread: the t-test is undefined (warned), ranks are fine
     with pytest.warns(DegenerateWarning):
-        assert _one(tie, wilcoxon_method="asymptotic").wilcoxon_p.item() == pytest.approx(
-            REF["tie_p"]["nocorrect"], rel=RTOL_R_PRINTED)
+        assert _one(tie, wilcoxon_method="asymptotic", correction=False).wilcoxon_p.item() == pytest.approx(
+            REF["tie_p"]["nocorrect"], rel=RTOL_P)
     with pytest.warns(DegenerateWarning):
-        assert _one(tie, wilcoxon_method="asymptotic", correction=True).wilcoxon_p.item() == pytest.approx(
-            REF["tie_p"]["correct"], rel=RTOL_R_PRINTED)
+        assert _one(tie).wilcoxon_p.item() == pytest.approx(REF["tie_p"]["correct"], rel=RTOL_P)
     d = np.subtract(REF["onesided_x"], REF["onesided_y"])  # ties and a zero
     for alt in ("less", "greater"):
         for cc, key in ((False, "nocorrect"), (True, "correct")):
-            res = _one(d, alternative=alt, correction=cc, wilcoxon_method="asymptotic")
-            assert res.wilcoxon_p.item() == pytest.approx(REF["onesided_p"][f"{alt}_{key}"], abs=1e-6)
+            res = _one(d, alternative=alt, correct=cc, wilcoxon_method="asymptotic")
+            assert res.wilcoxon_p.item() == pytest.approx(REF["onesided_p"][f"{alt}_{key}"], rel=RTOL_P)
             assert res.wilcoxon_W.item() == 27
+    res = _one(d, alternative="greater", conf_level=0.9)
+    np.testing.assert_allclose([res.hl_estimate.item(), res.hl_ci_low.item(), res.hl_ci_high.item(),
+                                res.hl_ci_level.item()], REF["onesided_hl_greater90"], rtol=RTOL_EST)
 
 
 @pytest.mark.parametrize("alternative", ALTS)
 def test_wilcoxon_exact_against_r(alternative):
     d = np.subtract(REF["exact_x"], REF["exact_y"])
     res = _one(d, alternative=alternative)
-    assert res.wilcoxon_exact.item()
-    assert res.wilcoxon_p.item() == pytest.approx(REF["exact_p"][alternative], abs=1e-6)
+    assert res.wilcoxon_exact.item() and res.wilcoxon_p_method.item() == "exact"
+    assert res.wilcoxon_p.item() == pytest.approx(REF["exact_p"][alternative], rel=RTOL_P)
     d20 = (np.arange(20) + 0.5) - np.arange(20, 0, -1)
     assert _one(d20, alternative=alternative).wilcoxon_p.item() == pytest.approx(
-        REF["exact20_p"][alternative], abs=1e-6)
+        REF["exact20_p"][alternative], rel=RTOL_P)
+    hl = _one(d)
+    np.testing.assert_allclose([hl.hl_estimate.item(), hl.hl_ci_low.item(), hl.hl_ci_high.item(),
+                                hl.hl_ci_level.item()], REF["exact_hl"], rtol=RTOL_EST)
+    less = _one(d, alternative="less", conf_level=0.8)
+    np.testing.assert_allclose([less.hl_estimate.item(), less.hl_ci_low.item(), less.hl_ci_high.item(),
+                                less.hl_ci_level.item()], REF["exact_hl_less80"], rtol=RTOL_EST)
+    case = _one(REF["issue_case"])
+    np.testing.assert_allclose([case.hl_estimate.item(), case.hl_ci_low.item(), case.hl_ci_high.item(),
+                                case.hl_ci_level.item()], REF["issue_case_hl"], rtol=RTOL_EST)
 
 
 def test_sign_test_against_r_binom_test():
-    cases = json.loads((pathlib.Path(__file__).parent / "R" / "stats_reference.json").read_text())
-    for k, n, p in cases["sign_test"]["cases"]:
+    cases = ALL["sign_test"]
+    for k, n, p, lo, hi in cases["cases"]:
+        k, n = int(k), int(n)
         x = np.r_[np.ones(k), -np.ones(n - k), np.zeros(3)]  # zeros are dropped
-        res = _one(x)
-        assert res.sign_p.item() == pytest.approx(p, rel=1e-10)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DegenerateWarning)
+            res = _one(x)
+        assert res.sign_p.item() == pytest.approx(p, rel=RTOL_P)
+        np.testing.assert_allclose([res.sign_ci_low.item(), res.sign_ci_high.item()], [lo, hi], rtol=RTOL_EST)
         assert res.n_positive.item() == k and res.n_negative.item() == n - k
+    for key, alt, level in (("greater90", "greater", 0.9), ("less99", "less", 0.99)):
+        k, n, p, lo, hi = cases[key]
+        res = _one(np.r_[np.ones(int(k)), -np.ones(int(n - k))], alternative=alt, conf_level=level)
+        np.testing.assert_allclose([res.sign_p.item(), res.sign_ci_low.item(), res.sign_ci_high.item()],
+                                   [p, lo, hi], rtol=RTOL_P)
+
+
+def test_t_tests_against_r():
+    ref = ALL["t_test"]
+    x, y = np.array(ref["x"]), np.array(ref["y"])
+
+    def vals(res):
+        return [res[k].item() for k in ("t", "df", "p", "ci_low", "ci_high")]
+
+    np.testing.assert_allclose(vals(t_test(x, mu=5)), ref["one"], rtol=RTOL_P)
+    np.testing.assert_allclose(vals(t_test(x, mu=5, alternative="greater", conf_level=0.9)),
+                               ref["one_greater90"], rtol=RTOL_P)
+    np.testing.assert_allclose(vals(t_test(x, y)), ref["welch"], rtol=RTOL_P)
+    np.testing.assert_allclose(vals(t_test(x, y, alternative="less", mu=1)), ref["welch_less"], rtol=RTOL_P)
+    np.testing.assert_allclose(vals(t_test(x, y, var_equal=True)), ref["student"], rtol=RTOL_P)
+    np.testing.assert_allclose(vals(t_test(x, y, var_equal=True, conf_level=0.99)), ref["student99"], rtol=RTOL_P)
+    one = _one(x, popmean=5, alternative="greater", conf_level=0.9)
+    np.testing.assert_allclose([one.t.item(), one.t_df.item(), one.t_p.item(), one.ci_low.item(),
+                                one.ci_high.item()], ref["one_greater90"], rtol=RTOL_P)
+
+
+def test_essentially_constant_data_are_nan_with_warning_as_r_refuses_them():
+    ref = ALL["t_test"]
+    assert ref["constant_sum"] and ref["constant_offset"]  # R: "data are essentially constant"
+    for x, mu in (([0.1 + 0.2, 0.3, 0.3], 0.0), (1e8 + np.array([0, 1e-7, 3e-7, 4e-7]), 1e8)):
+        with pytest.warns(DegenerateWarning, match="essentially constant"):
+            res = _one(x, popmean=mu)
+        assert np.isnan(res.t.item()) and np.isnan(res.t_p.item()) and np.isnan(res.ci_low.item())
+        with pytest.warns(DegenerateWarning, match="essentially constant"):
+            assert np.isnan(t_test(np.asarray(x), mu=mu).p.item())
+    # centred on popmean first: a large offset loses no digits (t of the exact doubles)
+    x = 1e4 + np.array([0.0, 0.5, 1.5, 2.0, 3.0])
+    exact_t = float(np.mean(x - 1e4) / (np.std(x - 1e4, ddof=1) / np.sqrt(5)))
+    assert _one(x, popmean=1e4).t.item() == pytest.approx(exact_t, rel=1e-14)
 
 
 # -- against scipy on random inputs -------------------------------------------------------
@@ -79,13 +140,14 @@ def _rows(rng):
 @pytest.mark.parametrize("alternative", ALTS)
 def test_matches_scipy(rng, alternative):
     for x in _rows(rng):
-        res = _one(x, alternative=alternative, popmean=0.1)
+        # scipy's wilcoxon(method="auto") without continuity correction: emostats' rule before R's
+        res = _one(x, alternative=alternative, popmean=0.1, wilcoxon_method="auto", correct=False)
         xs = x[~np.isnan(x)]
         d = xs - 0.1
         t = stats.ttest_1samp(xs, 0.1, alternative=alternative)
         assert res.t.item() == pytest.approx(t.statistic, rel=RTOL_REFERENCE)
         assert res.t_p.item() == pytest.approx(t.pvalue, rel=RTOL_REFERENCE)
-        ci = stats.ttest_1samp(xs, 0.1).confidence_interval(0.95)
+        ci = stats.ttest_1samp(xs, 0.1, alternative=alternative).confidence_interval(0.95)
         assert (res.ci_low.item(), res.ci_high.item()) == pytest.approx((ci.low, ci.high), rel=RTOL_REFERENCE)
         w = stats.wilcoxon(d, alternative=alternative)
         assert res.wilcoxon_p.item() == pytest.approx(w.pvalue, rel=1e-9)
@@ -118,7 +180,10 @@ def test_degenerate_cases_are_nan_not_inf():
     with pytest.warns(DegenerateWarning):
         const = _one(np.full(5, 2.0))  # constant away from popmean: t undefined, ranks fine
     assert np.isnan(const.t.item()) and np.isnan(const.t_p.item())
-    assert const.sign_p.item() == pytest.approx(0.0625) and const.wilcoxon_p.item() == pytest.approx(0.0625)
+    assert const.sign_p.item() == pytest.approx(0.0625)
+    # R: all |d| tied -> normal approximation with continuity correction, z = 7 / sqrt(11.25)
+    assert const.wilcoxon_p.item() == pytest.approx(2 * stats.norm.sf(7 / np.sqrt(11.25)), rel=1e-12)
+    assert const.wilcoxon_p_method.item() == "normal" and np.isnan(const.hl_ci_low.item())
     with pytest.warns(DegenerateWarning):  # equal values whose float mean is not exactly 0.2: still no spread
         rounded = _one(np.full(3, 0.2))
     assert np.isnan(rounded.t.item()) and np.isnan(rounded.t_p.item()) and np.isnan(rounded.ci_low.item())

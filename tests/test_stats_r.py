@@ -15,17 +15,9 @@ import numpy as np
 import pytest
 
 from emostats.stats import DegenerateWarning, kendall, one_sample_tests, p_adjust, pearson, spearman, t_test
-from tests.rlive import needs_r, run_r, vec
+from tests.rlive import ATOL, RTOL_ADJ, RTOL_EST, RTOL_P, needs_r, run_r, vec
 
 pytestmark = needs_r
-
-#: the issue's bar: p-values and estimates/intervals to 1e-9, adjusted p-values to 1e-12
-RTOL_P = 1e-9
-RTOL_EST = 1e-9
-RTOL_ADJ = 1e-12
-#: absolute floor: values that are 0 in exact arithmetic come out as +-1e-16 in either program
-#: (and R takes some upper tails as 1 - lower tail, which has absolute error ~1e-16)
-ATOL = 1e-14
 ALTS = ("two-sided", "greater", "less")
 LEVELS = (0.8, 0.9, 0.95, 0.99)
 

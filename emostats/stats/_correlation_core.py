@@ -293,7 +293,7 @@ def correlation_core(x, y, method, opts):
     alt = opts["alt"]
     stat = np.full(size, np.nan)
     if method == "kendall":
-        work = _parallel(nt, size, xs.shape[1] ** 2)
+        work = _parallel(nt, size, size * xs.shape[1] ** 2)
         r, used, score, tie_sums = (kendall_rows(xs, ys, nt) if work else kendall_rows_serial(xs, ys))
     else:
         r, used = _r_and_n(xs, ys, method == "spearman", nt)

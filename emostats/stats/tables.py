@@ -2,30 +2,34 @@
 
 import numpy as np
 import pandas as pd
-from scipy import special
 
-from ..errors import EmostatsError
+from ..errors import ArgumentError as EmostatsError
+from ._correlation_core import fisher_interval
 from .multitest import adjust_rows
 
 __all__ = ["to_table", "r_confidence_interval"]
 
 
-def r_confidence_interval(r, n, confidence=0.95):
-    """Fisher-z confidence interval of a correlation (as pingouin's ``compute_esci``).
+def _ci_name(ds):
+    return f"CI{100 * float(ds.attrs.get('conf_level', 0.95)):g}"
+
+
+def r_confidence_interval(r, n, confidence=0.95, method="pearson", alternative="two-sided"):
+    """Fisher-z confidence interval of a correlation.
+
+    ``method`` picks the standard error of z: "pearson" ``1/sqrt(n-3)`` (R's
+    ``cor.test``, pingouin's ``compute_esci``), "spearman" Bonett & Wright
+    (2000) ``sqrt((1 + r^2/2)/(n-3))``, "kendall" Fieller, Hartley & Pearson
+    (1957) ``sqrt(0.437/(n-4))``. One-sided alternatives give one-sided intervals.
 
     Examples
     --------
     >>> [round(float(v), 4) for v in r_confidence_interval(0.5, 30)]
     [0.1704, 0.729]
     """
-    r = np.asarray(r, dtype=np.float64)
-    n = np.asarray(n, dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = np.arctanh(r)
-        half = special.ndtri(0.5 + confidence / 2) / np.sqrt(n - 3)
-        lo, hi = np.tanh(z - half), np.tanh(z + half)
-    bad = n < 4
-    return np.where(bad, np.nan, lo), np.where(bad, np.nan, hi)
+    from ._common import check_alternative
+
+    return fisher_interval(r, n, method, confidence, check_alternative(alternative))
 
 
 def _frame(ds, names):
@@ -56,12 +60,21 @@ def to_table(ds, fdr=True):
 
     - permutation_test: ``n_in``, ``n_out``, ``n``, ``mean_diff``, ``p_val``,
       ``p_fdr``, ``exact``.
-    - spearman/pearson: ``n``, ``r`` (``rho`` for Spearman), ``CI95`` (Fisher
-      z interval), ``p_val``, ``p_fdr``.
+    - spearman/pearson/kendall: ``n``, ``r`` (``rho`` for Spearman, ``tau``
+      for Kendall), ``CI95`` (the Dataset's interval: Fisher z with standard
+      error ``1/sqrt(n-3)`` for Pearson, Bonett & Wright's ``sqrt((1 +
+      rho^2/2)/(n-3))`` for Spearman, Fieller's ``sqrt(0.437/(n-4))`` for
+      Kendall; the table's ``attrs["ci_method"]`` says which), ``p_val``, ``p_fdr``.
     - one_sample_tests: one row per position and test (``t-test``,
       ``wilcoxon``, ``sign``): ``test``, ``n``, ``statistic`` (t, W+ and the
-      count of positive values), ``CI95`` (t-test only), ``p_val``, ``p_fdr``.
-    - bh_fdr: the coordinates, ``q`` and ``reject``.
+      count of positive values), ``CI95`` (t interval of the mean,
+      Hodges-Lehmann interval, Clopper-Pearson interval of P(value >
+      popmean)), ``p_val``, ``p_fdr``.
+    - t_test: ``n_x``, ``n_y``, ``estimate``, ``t``, ``df``, ``CI95``, ``p_val``, ``p_fdr``.
+    - bh_fdr: the coordinates, ``q`` and ``reject``; p_adjust: ``p_adj`` and ``reject``.
+
+    The interval column is named after the level of the Dataset
+    (``conf_level`` attr): ``CI95``, ``CI90``, ...
 
     Examples
     --------
@@ -82,42 +95,64 @@ def to_table(ds, fdr=True):
         if q is not None:
             tab.insert(tab.columns.get_loc("p_val") + 1, "p_fdr", q)
         return tab
-    if test in ("spearman", "pearson"):
-        name = "rho" if test == "spearman" else "r"
-        names = ["n", name, "p"] + (["q"] if "q" in ds else [])
+    if test in ("spearman", "pearson", "kendall"):
+        name = {"spearman": "rho", "pearson": "r", "kendall": "tau"}[test]
+        names = ["n", name, "p", "ci_low", "ci_high"] + (["q"] if "q" in ds else [])
+        if "ci_low" not in ds:  # results saved before intervals were stored
+            lo, hi = r_confidence_interval(ds[name].values, ds["n"].values, 0.95, test)
+            ds = ds.assign(ci_low=(ds[name].dims, lo), ci_high=(ds[name].dims, hi))
         tab = _frame(ds, names)
         keys = [c for c in tab.columns if c not in names]
-        lo, hi = r_confidence_interval(tab[name].to_numpy(), tab["n"].to_numpy())
         out = tab[keys].copy()
         out["n"] = tab["n"]
         out[name] = tab[name]
-        out["CI95"] = _ci(lo, hi)
+        out[_ci_name(ds)] = _ci(tab["ci_low"], tab["ci_high"])
         out["p_val"] = tab["p"]
         if "q" in ds:
             out["p_fdr"] = tab["q"]
         elif fdr:
             out["p_fdr"] = _fdr(out["p_val"])
+        out.attrs["ci_method"] = ds.attrs.get("ci_method", "")
+        out.attrs["p_rule"] = ds.attrs.get("p_rule", "")
+        return out
+    if test == "t_test":
+        tab = _frame(ds, ["n_x", "n_y", "estimate", "t", "df", "ci_low", "ci_high", "p"])
+        keys = [c for c in tab.columns if c not in ds.data_vars]
+        out = tab[keys].copy()
+        for c in ("n_x", "n_y", "estimate", "t", "df"):
+            out[c] = tab[c]
+        out[_ci_name(ds)] = _ci(tab["ci_low"], tab["ci_high"])
+        out["p_val"] = tab["p"]
+        if fdr:
+            out["p_fdr"] = _fdr(out["p_val"])
         return out
     if test == "one_sample":
-        tab = _frame(ds, ["n", "t", "t_p", "ci_low", "ci_high", "wilcoxon_W", "wilcoxon_p",
-                          "n_positive", "sign_p"])
+        tab = _frame(ds, ["n", "t", "t_p", "ci_low", "ci_high", "wilcoxon_W", "wilcoxon_p", "n_positive",
+                          "sign_p"] + [v for v in ("hl_ci_low", "hl_ci_high", "sign_ci_low", "sign_ci_high")
+                                       if v in ds])
         keys = [c for c in tab.columns if c not in ds.data_vars]
+        nan = pd.Series(np.full(len(tab), np.nan))
         parts = []
-        for label, stat, p in (("t-test", "t", "t_p"), ("wilcoxon", "wilcoxon_W", "wilcoxon_p"),
-                               ("sign", "n_positive", "sign_p")):
+        for label, stat, p, lo, hi in (("t-test", "t", "t_p", "ci_low", "ci_high"),
+                                       ("wilcoxon", "wilcoxon_W", "wilcoxon_p", "hl_ci_low", "hl_ci_high"),
+                                       ("sign", "n_positive", "sign_p", "sign_ci_low", "sign_ci_high")):
             part = tab[keys].copy()
             part["test"] = label
             part["n"] = tab["n"]
             part["statistic"] = tab[stat].astype(float)
-            part["CI95"] = (_ci(tab["ci_low"], tab["ci_high"]) if label == "t-test"
-                            else [np.array([np.nan, np.nan])] * len(tab))
+            part[_ci_name(ds)] = _ci(tab.get(lo, nan), tab.get(hi, nan))
             part["p_val"] = tab[p]
             if fdr:
                 part["p_fdr"] = _fdr(part["p_val"])
             parts.append(part)
-        return pd.concat(parts, ignore_index=True)
+        out = pd.concat(parts, ignore_index=True)
+        out.attrs["ci_method"] = ("t-test: t interval of the mean; wilcoxon: Hodges-Lehmann interval of the "
+                                  "(pseudo)median; sign: Clopper-Pearson interval of P(value > popmean)")
+        return out
+    if test == "p_adjust":
+        return _frame(ds, ["p_adj", "reject"])
     if test == "fdr":
         return _frame(ds, ["q", "reject"])
     raise EmostatsError(
         f"to_table: the Dataset has attrs test={test!r}; expected a result of permutation_test, "
-        f"spearman, pearson, one_sample_tests or bh_fdr")
+        f"spearman, pearson, kendall, t_test, one_sample_tests, bh_fdr or p_adjust")

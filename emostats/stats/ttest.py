@@ -97,6 +97,9 @@ def t_rows(x, y=None, mu=0.0, alt=2, conf_level=0.95, var_equal=False):
     p, lo, hi = _finish(t, df, se, centre, alt, conf_level)
     out = dict(t=t, df=df, p=p, ci_low=lo, ci_high=hi, stderr=se, estimate=est, mean_x=mx, mean_y=my,
                n_x=nx.astype(np.int64), n_y=ny.astype(np.int64))
+    shape = np.broadcast_shapes(*(np.shape(v) for v in out.values()), np.shape(bad))
+    out = {k: np.array(np.broadcast_to(v, shape)) for k, v in out.items()}
+    bad = np.broadcast_to(bad, shape)
     for k in ("t", "df", "p", "ci_low", "ci_high"):
         out[k] = np.where(bad, np.nan, out[k])
     return out, bad

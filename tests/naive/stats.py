@@ -111,3 +111,89 @@ def wilcoxon_exact(d, alternative="two-sided"):
     if alternative == "less":
         return w, le / total
     return w, min(1.0, 2 * min(ge, le) / total)
+
+
+def kendall(x, y):
+    """Kendall's tau-b by the definition: (concordant - discordant) / sqrt((n0 - n1)(n0 - n2))."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    keep = ~(np.isnan(x) | np.isnan(y))
+    x, y = x[keep], y[keep]
+    n = x.size
+    s = tx = ty = 0
+    for i, j in itertools.combinations(range(n), 2):
+        a, b = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
+        s += a * b
+        tx += a != 0
+        ty += b != 0
+    return (s / math.sqrt(tx * ty) if tx and ty else float("nan")), int(n)
+
+
+def inversions_distribution(n):
+    """Number of permutations of n with k inversions, k = 0..n(n-1)/2, by enumeration."""
+    counts = np.zeros(n * (n - 1) // 2 + 1)
+    for perm in itertools.permutations(range(n)):
+        k = sum(perm[i] > perm[j] for i, j in itertools.combinations(range(n), 2))
+        counts[k] += 1
+    return counts
+
+
+def subset_sums(n):
+    """Number of subsets of {1..n} with each sum (the signed-rank null counts), by enumeration."""
+    counts = np.zeros(n * (n + 1) // 2 + 1)
+    for signs in itertools.product((0, 1), repeat=n):
+        counts[sum(i + 1 for i in range(n) if signs[i])] += 1
+    return counts
+
+
+def p_adjust(p, method, n=None):
+    """Textbook adjusted p-values (NaN left out; family size n, default the non-NaN count).
+
+    holm: max_{j<=i} (n - j + 1) p_(j); hochberg: min_{j>=i} (n - j + 1) p_(j);
+    bonferroni: n p; bh: min_{j>=i} n p_(j) / j; by: bh times sum_{k<=n} 1/k;
+    hommel: the closed test of Simes tests, adjusted p_i = max over all index sets I
+    containing i (of the family padded with p = 1 to size n) of the Simes p of I.
+    All capped at 1.
+    """
+    p = np.asarray(p, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(~np.isnan(p))
+    vals = p[ok]
+    m = vals.size
+    n = m if n is None else n
+    if n <= 1:
+        out[ok] = vals
+        return out
+    order = sorted(range(m), key=lambda i: vals[i])
+    ps = [vals[i] for i in order]
+    if method == "hommel":
+        full = ps + [1.0] * (n - m)
+        adj = []
+        for i in range(m):
+            worst = 0.0
+            others = [j for j in range(n) if j != i]
+            for size in range(0, n):
+                for rest in itertools.combinations(others, size):
+                    sub = sorted([full[i]] + [full[j] for j in rest])
+                    k = len(sub)
+                    simes = min(k * sub[t] / (t + 1) for t in range(k))
+                    worst = max(worst, simes)
+            adj.append(min(1.0, worst))
+    else:
+        c = sum(1.0 / k for k in range(1, n + 1)) if method == "by" else 1.0
+        adj = []
+        for i in range(m):
+            if method == "holm":
+                v = max((n - j) * ps[j] for j in range(i + 1))
+            elif method == "hochberg":
+                v = min((n - j) * ps[j] for j in range(i, m))
+            elif method == "bonferroni":
+                v = n * ps[i]
+            else:
+                v = min(c * n * ps[j] / (j + 1) for j in range(i, m))
+            adj.append(min(1.0, v))
+    res = np.empty(m)
+    for rank, i in enumerate(order):
+        res[i] = adj[rank]
+    out[ok] = res
+    return out
