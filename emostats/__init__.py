@@ -35,7 +35,7 @@ _PUBLIC = {
     "random_direction_sweep": "nullmodels", "nullmodel_analysis": "nullmodels",
     "subspace_fraction": "geometry", "cosine": "geometry",
     # SAE, steering, ratings
-    "firing_persistence": "sae", "feature_density": "sae", "sae_matched": "sae",
+    "firing_persistence": "sae", "feature_density": "sae", "read_sparsity": "sae", "sae_matched": "sae",
     "steering_effect": "steering",
     "mention_tests": "ratings", "rating_analyses": "ratings",
     # the whole study
@@ -53,7 +53,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for readers and type checkers (tes
     from .nullmodels import (direction_persistence, emotion_pcs, moments, nullmodel_analysis, random_direction_sweep,
                              random_directions, variance_matched)
     from .geometry import cosine, subspace_fraction
-    from .sae import feature_density, firing_persistence, sae_matched
+    from .sae import feature_density, firing_persistence, read_sparsity, sae_matched
     from .steering import steering_effect
     from .ratings import mention_tests, rating_analyses
     from .pipeline.engine import run

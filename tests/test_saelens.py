@@ -328,3 +328,32 @@ def test_hook_block_names():
     assert hook_block("model.layers.29") == 29 and hook_block("layers.3") == 3 and hook_block("h.11") == 11
     for name in ("blocks.3.hook_mlp_out", "layers.3.mlp", "blocks.3.attn.hook_z", "embed_tokens"):
         assert hook_block(name) is None
+
+
+# ----------------------------------------------------------------------------- names users look for
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+def test_read_sparsity_as_saelens_writes_it(tmp_path, dtype):
+    """emostats.read_sparsity (no torch needed) reads the file SAELens' trainer writes
+    (save_file({"sparsity": log10 frequency}, .../sparsity.safetensors))."""
+    import emostats as es
+    from safetensors.torch import save_file
+    values = torch.log10(torch.rand(D_SAE, generator=torch.Generator().manual_seed(0)) + 1e-10).to(dtype)
+    save_file({"sparsity": values}, str(tmp_path / "sparsity.safetensors"))
+    got = es.read_sparsity(tmp_path)
+    assert got.dims == ("feature",) and got.name == "log_feature_sparsity"
+    np.testing.assert_array_equal(got.values, values.double().numpy())
+    with pytest.raises(es.StudyError, match="no such file"):
+        es.read_sparsity(tmp_path / "missing")
+
+
+def test_feature_density_names():
+    import xarray as xr
+
+    import emostats as es
+    idx = xr.DataArray(np.array([[0, 1], [1, -1], [2, 1], [-1, -1]], dtype=np.int32), dims=("token", "slot"))
+    ds = es.feature_density(idx, n_features=4)
+    np.testing.assert_array_equal(ds["feature_density"].values, [0.25, 0.75, 0.25, 0.0])
+    np.testing.assert_array_equal(ds["feature_density"].values, ds["frac_nonzero"].values)
+    np.testing.assert_array_equal(ds["log_feature_sparsity"].values, np.log10(ds["feature_density"].values + 1e-10))
+    assert ds["log_feature_sparsity"].values[3] == -10
