@@ -1,7 +1,8 @@
 """The ledger and the saved state of :class:`emostats.affect.AffectState`: replay and JSON (standard library only).
 
-The state's methods ``replay``, ``from_json`` and ``to_json`` call these; the
-number check and the canonical JSON encoding live here so both modules share them.
+:class:`LedgerMixin` gives the state its ``ledger``, ``ledger_jsonl``,
+``replay``, ``to_json``, ``from_json`` and ``==``; the number check and the
+canonical JSON encoding live here so both modules share them.
 """
 
 from __future__ import annotations
@@ -9,11 +10,15 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .._version import __version__
 from ..errors import ArgumentError, EmostatsError
 
-__all__ = ["replay", "load", "STATE_SCHEMA", "LEDGER_EVENTS"]
+if TYPE_CHECKING:
+    from .state import AffectState
+
+__all__ = ["LedgerMixin", "replay_ledger", "load_state", "STATE_SCHEMA", "LEDGER_EVENTS"]
 
 #: the ``schema`` string of a saved state (``schemas/affect_state.schema.json``)
 STATE_SCHEMA = "emostats.affect_state/1"
@@ -44,7 +49,7 @@ def _same(a: Any, b: Any) -> bool:
     return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
-def replay(cls, ledger: Iterable[Mapping[str, Any]] | str):
+def replay_ledger(cls, ledger: Iterable[Mapping[str, Any]] | str):
     """A ``cls`` state rebuilt from ``ledger``, every entry checked (see ``AffectState.replay``)."""
     if isinstance(ledger, str):
         entries = [json.loads(line) for line in ledger.splitlines() if line.strip()]
@@ -86,7 +91,7 @@ def replay(cls, ledger: Iterable[Mapping[str, Any]] | str):
     return state
 
 
-def load(cls, text: str, *, verify: bool = True):
+def load_state(cls, text: str, *, verify: bool = True):
     """A ``cls`` state from the JSON of ``to_json`` (see ``AffectState.from_json``)."""
     try:
         doc = json.loads(text)
@@ -112,8 +117,100 @@ def load(cls, text: str, *, verify: bool = True):
             raise EmostatsError(str(err)) from None
         raise EmostatsError(f"from_json: the saved state is malformed ({err!r})") from None
     if verify:
-        replayed = replay(cls, doc["ledger"]) if doc["ledger"] else None
+        replayed = replay_ledger(cls, doc["ledger"]) if doc["ledger"] else None
         if replayed is None or replayed._document() != state._document():
             raise EmostatsError("from_json: the saved ledger does not replay to the saved state (edited file?); "
                                 "pass verify=False to load it anyway")
     return state
+
+
+class LedgerMixin:
+    """The ledger, replay and JSON methods of :class:`emostats.affect.AffectState`."""
+
+    @property
+    def ledger(self) -> list[dict[str, Any]]:
+        """The provenance ledger: one dict per change (a copy; the ledger itself is append-only).
+
+        Examples
+        --------
+        >>> from emostats.affect import AffectState
+        >>> s = AffectState({"fear": {"half_life_fast_s": 60, "half_life_slow_s": 600, "share_fast": 0.5}})
+        >>> _ = s.bump("fear", 0.5, source="user shouted")
+        >>> e = s.ledger[-1]
+        >>> e["event"], e["before"], e["after"], e["source"], e["requested"], e["applied"], e["capped_by"]
+        ('bump', {'fear': 0.0}, {'fear': 0.2}, 'user shouted', 0.5, 0.2, ['event'])
+        """
+        return [json.loads(line) for line in self._lines]
+
+    def ledger_jsonl(self) -> str:
+        """The ledger as JSON Lines text (one entry per line).
+
+        Examples
+        --------
+        >>> from emostats.affect import AffectState
+        >>> s = AffectState({"joy": {"half_life_fast_s": 60, "half_life_slow_s": 600, "share_fast": 0.5}})
+        >>> s.decay(5)
+        >>> s.ledger_jsonl().splitlines()[1]
+        '{"time":5.0,"event":"decay","before":{"joy":0.0},"after":{"joy":0.0},"source":"clock","dt":5.0}'
+        """
+        return "".join(line + "\n" for line in self._lines)
+
+    @classmethod
+    def replay(cls, ledger: Iterable[Mapping[str, Any]] | str) -> AffectState:
+        """Rebuild a state from its ledger (list of entries or JSON Lines text), checking every entry.
+
+        Raises :class:`~emostats.errors.EmostatsError` naming the first entry whose
+        recorded ``after`` (or applied delta) the replay does not reproduce exactly.
+
+        Examples
+        --------
+        >>> from emostats.affect import AffectState
+        >>> s = AffectState({"fear": {"half_life_fast_s": 60, "half_life_slow_s": 600, "share_fast": 0.5}})
+        >>> _ = s.bump("fear", 0.1); s.decay(30.5)
+        >>> AffectState.replay(s.ledger_jsonl()).values == s.values
+        True
+        """
+        return replay_ledger(cls, ledger)
+
+    def _document(self) -> dict[str, Any]:
+        return {"schema": STATE_SCHEMA, "emostats_version": __version__, "time": self._clock,
+                "components_time": self._t0, "values": self.values,
+                "event_cap": self._event_cap, "window_cap": self._window_cap, "window_seconds": self._window_s,
+                "axes": {n: {**self._axes[n], "fast": self._comp[n][0], "slow": self._comp[n][1],
+                             "recent_bumps": [list(e) for e in self._recent[n]]} for n in self._axes},
+                "calibration": self._calibration, "ledger": self.ledger}
+
+    def to_json(self, indent: int | None = None) -> str:
+        """The whole state as JSON (``schemas/affect_state.schema.json``), ledger included.
+
+        Examples
+        --------
+        >>> import json
+        >>> from emostats.affect import AffectState
+        >>> s = AffectState({"joy": {"half_life_fast_s": 60, "half_life_slow_s": 600, "share_fast": 0.5}})
+        >>> doc = json.loads(s.to_json())
+        >>> doc["schema"], doc["values"], len(doc["ledger"])
+        ('emostats.affect_state/1', {'joy': 0.0}, 1)
+        """
+        return json.dumps(self._document(), indent=indent, allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str, *, verify: bool = True) -> AffectState:
+        """A state saved by :meth:`to_json`; with ``verify`` the ledger must replay to the saved state.
+
+        Examples
+        --------
+        >>> from emostats.affect import AffectState
+        >>> s = AffectState({"joy": {"half_life_fast_s": 60, "half_life_slow_s": 600, "share_fast": 0.3}})
+        >>> _ = s.bump("joy", 0.15); s.decay(90)
+        >>> AffectState.from_json(s.to_json()) == s
+        True
+        """
+        return load_state(cls, text, verify=verify)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LedgerMixin):
+            return NotImplemented
+        return _dumps(self._document()) == _dumps(other._document())
+
+    __hash__ = None  # mutable

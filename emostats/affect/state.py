@@ -43,18 +43,17 @@ ledger whose recorded values it does not reproduce.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from .. import defaults as _d
-from .._version import __version__
 from . import _ledger
 from ._ledger import _AXIS_KEYS, LEDGER_EVENTS, STATE_SCHEMA, _dumps, _number
 from ..errors import ArgumentError
 
 __all__ = ["AffectState", "STATE_SCHEMA", "LEDGER_EVENTS"]
 
-class AffectState:
+class AffectState(_ledger.LedgerMixin):
     """Bounded [0, 1] emotion scalars with two-exponential decay, capped bumps and a replayable ledger.
 
     Usually made by :meth:`from_profile` (half-lives measured on a model) or
@@ -369,91 +368,6 @@ class AffectState:
             self._set(name, value)
         return self._log({"time": self._clock, "event": "reflect", "before": before, "after": self.values,
                           "source": str(source), "resets": checked})
-
-    # ------------------------------------------------------------------ ledger and persistence
-
-    @property
-    def ledger(self) -> list[dict[str, Any]]:
-        """The provenance ledger: one dict per change (a copy; the ledger itself is append-only).
-
-        Examples
-        --------
-        >>> s = AffectState({"fear": {"half_life_fast_s": 60, "half_life_slow_s": 600, "share_fast": 0.5}})
-        >>> _ = s.bump("fear", 0.5, source="user shouted")
-        >>> e = s.ledger[-1]
-        >>> e["event"], e["before"], e["after"], e["source"], e["requested"], e["applied"], e["capped_by"]
-        ('bump', {'fear': 0.0}, {'fear': 0.2}, 'user shouted', 0.5, 0.2, ['event'])
-        """
-        return [json.loads(line) for line in self._lines]
-
-    def ledger_jsonl(self) -> str:
-        """The ledger as JSON Lines text (one entry per line).
-
-        Examples
-        --------
-        >>> s = AffectState({"joy": {"half_life_fast_s": 60, "half_life_slow_s": 600, "share_fast": 0.5}})
-        >>> s.decay(5)
-        >>> s.ledger_jsonl().splitlines()[1]
-        '{"time":5.0,"event":"decay","before":{"joy":0.0},"after":{"joy":0.0},"source":"clock","dt":5.0}'
-        """
-        return "".join(line + "\n" for line in self._lines)
-
-    @classmethod
-    def replay(cls, ledger: Iterable[Mapping[str, Any]] | str) -> AffectState:
-        """Rebuild a state from its ledger (list of entries or JSON Lines text), checking every entry.
-
-        Raises :class:`~emostats.errors.EmostatsError` naming the first entry whose
-        recorded ``after`` (or applied delta) the replay does not reproduce exactly.
-
-        Examples
-        --------
-        >>> s = AffectState({"fear": {"half_life_fast_s": 60, "half_life_slow_s": 600, "share_fast": 0.5}})
-        >>> _ = s.bump("fear", 0.1); s.decay(30.5)
-        >>> AffectState.replay(s.ledger_jsonl()).values == s.values
-        True
-        """
-        return _ledger.replay(cls, ledger)
-
-    def _document(self) -> dict[str, Any]:
-        return {"schema": STATE_SCHEMA, "emostats_version": __version__, "time": self._clock,
-                "components_time": self._t0, "values": self.values,
-                "event_cap": self._event_cap, "window_cap": self._window_cap, "window_seconds": self._window_s,
-                "axes": {n: {**self._axes[n], "fast": self._comp[n][0], "slow": self._comp[n][1],
-                             "recent_bumps": [list(e) for e in self._recent[n]]} for n in self._axes},
-                "calibration": self._calibration, "ledger": self.ledger}
-
-    def to_json(self, indent: int | None = None) -> str:
-        """The whole state as JSON (``schemas/affect_state.schema.json``), ledger included.
-
-        Examples
-        --------
-        >>> import json
-        >>> s = AffectState({"joy": {"half_life_fast_s": 60, "half_life_slow_s": 600, "share_fast": 0.5}})
-        >>> doc = json.loads(s.to_json())
-        >>> doc["schema"], doc["values"], len(doc["ledger"])
-        ('emostats.affect_state/1', {'joy': 0.0}, 1)
-        """
-        return json.dumps(self._document(), indent=indent, allow_nan=False)
-
-    @classmethod
-    def from_json(cls, text: str, *, verify: bool = True) -> AffectState:
-        """A state saved by :meth:`to_json`; with ``verify`` the ledger must replay to the saved state.
-
-        Examples
-        --------
-        >>> s = AffectState({"joy": {"half_life_fast_s": 60, "half_life_slow_s": 600, "share_fast": 0.3}})
-        >>> _ = s.bump("joy", 0.15); s.decay(90)
-        >>> AffectState.from_json(s.to_json()) == s
-        True
-        """
-        return _ledger.load(cls, text, verify=verify)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AffectState):
-            return NotImplemented
-        return _dumps(self._document()) == _dumps(other._document())
-
-    __hash__ = None  # mutable
 
     def __repr__(self) -> str:
         return f"AffectState({self.badge()!r}, ledger={len(self._lines)} entries)"
