@@ -112,7 +112,8 @@ def _component(entries: list[tuple[str, Mapping[str, Any]]], which: str, params:
                        + (f"; {bound} at the fit's upper bound)" if bound else ")"))
     if weightless:
         reasons.append(f"{weightless} without this component")
-    why = "no member emotion in the profile with a successful fit" if not n else f"not measured for most of the {n} member(s): " + ", ".join(reasons)
+    why = ("no member emotion in the profile with a successful fit" if not n
+           else f"not measured for most of the {n} member(s): " + ", ".join(reasons))
     return {"seconds": float(fallback), "tokens": None, "source": "default", "why": why}
 
 
