@@ -116,8 +116,10 @@ def lag_moments(x, offsets, lag, *, groups=None, n_groups=None, first_stop=None,
     groups, n_groups = _groups(groups, n_groups, offsets.shape[0] - 1)
     stop = x.shape[0] if first_stop is None else int(first_stop)
     acc = np.zeros((n_groups, 6, 1, x.shape[1]))
-    return run_pieces(_lag.lag_range, (x, offsets, groups, lag, stop), acc, offsets, x.shape[1], threads,
-                      _lag.merge_arrays, work=x.size)
+    ref = _lag.reference(x)  # means relative to it inside the kernels (no digits lost for x + 1e9)
+    run_pieces(_lag.lag_range, (x, offsets, groups, lag, stop, ref), acc, offsets, x.shape[1], threads,
+               _lag.merge_arrays, work=x.size)
+    return _add_reference(acc, ref)
 
 
 def profile_moments(x, offsets, max_lag, *, groups=None, n_groups=None, first_stop=None, threads=None):
@@ -133,9 +135,17 @@ def profile_moments(x, offsets, max_lag, *, groups=None, n_groups=None, first_st
     groups, n_groups = _groups(groups, n_groups, offsets.shape[0] - 1)
     stop = x.shape[0] if first_stop is None else int(first_stop)
     acc = np.zeros((n_groups, 6, x.shape[1], max_lag + 1))  # lag-last inside the kernel
-    run_pieces(_lag.profile_range, (x, offsets, groups, max_lag, stop), acc, offsets, x.shape[1], threads,
+    ref = _lag.reference(x)
+    run_pieces(_lag.profile_range, (x, offsets, groups, max_lag, stop, ref), acc, offsets, x.shape[1], threads,
                _lag.merge_arrays, work=x.size * (max_lag + 1))
-    return np.ascontiguousarray(acc.transpose(0, 1, 3, 2))
+    return _add_reference(np.ascontiguousarray(acc.transpose(0, 1, 3, 2)), ref)
+
+
+def _add_reference(acc, ref):
+    """Absolute means from the kernels' means relative to ``ref`` (entries without pairs keep mean 0)."""
+    has = acc[:, 0:1] > 0
+    acc[:, 1:3] = np.where(has, acc[:, 1:3] + ref, 0.0)
+    return acc
 
 
 def merge_moments(*moments):

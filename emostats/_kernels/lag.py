@@ -161,7 +161,7 @@ def shift_of(x, a, b, p, buf):
 
 
 @numba.njit(**JIT)
-def _masked_lag(x, a, b, e, lag, p, acc, g, l):
+def _masked_lag(x, a, b, e, lag, p, acc, g, l, ref):
     """One segment [a, b), one probe, pairs with first token in [a, e): NaN/inf masked."""
     h = shift_of(x, a, b, p, np.empty(SHIFT_SAMPLE))
     if not finite(h):
@@ -182,7 +182,7 @@ def _masked_lag(x, a, b, e, lag, p, acc, g, l):
             sxx += u * u
             syy += v * v
             sxy += u * v
-    _merge_sums(acc, g, l, p, m, h, sx, sy, sxx, syy, sxy)
+    _merge_sums(acc, g, l, p, m, h - ref, sx, sy, sxx, syy, sxy)
 
 
 @numba.njit(**JIT)
@@ -213,6 +213,24 @@ def shifts(x, a, b, p0, p1, h, buf):
         if not finite(np.float64(r0[j]) + np.float64(r1[j]) + np.float64(r2[j]) + np.float64(r3[j])
                       + np.float64(r4[j])):
             h[j] = shift_of(x, a, b, p0 + j, buf)
+
+
+@numba.njit(**JIT)
+def reference(x):
+    """A value near the bulk of each column (median of 5 evenly spaced rows; first finite value as fallback).
+
+    The kernels keep the means in their accumulators relative to it, so that
+    merging segments of data such as ``x + 1e9`` does not take differences of
+    means rounded at 1e9 (ulp 1.2e-7); the caller adds it back at the end.
+    """
+    P = x.shape[1]
+    ref = np.zeros(P)
+    if x.shape[0] > 0:
+        shifts(x, 0, x.shape[0], 0, P, ref, np.empty(SHIFT_SAMPLE))
+        for j in range(P):
+            if not finite(ref[j]):
+                ref[j] = 0.0
+    return ref
 
 
 @numba.njit(**JIT)
@@ -253,7 +271,7 @@ def _pair_sums(x, t0, t1, lag, p0, p1, h, s, ss, sxy):
 
 
 @numba.njit(**JIT)
-def lag_range(x, offsets, group, lag, first_stop, acc, s0, s1, p0, p1):
+def lag_range(x, offsets, group, lag, first_stop, ref, acc, s0, s1, p0, p1):
     """Single-lag moments of segments ``s0:s1`` and probes ``p0:p1`` into ``acc[:, :, 0, :]``, one pass.
 
     Parameters
@@ -263,6 +281,7 @@ def lag_range(x, offsets, group, lag, first_stop, acc, s0, s1, p0, p1):
     group : int64 (n_segments,), output group of each segment
     lag : int >= 0
     first_stop : int, only pairs whose first token is < first_stop count
+    ref : float64 (n_probes,), the means in ``acc`` are relative to it (see :func:`reference`)
     acc : float64 (n_groups, 6, 1, n_probes), merged into (segments in order)
     s0, s1, p0, p1 : the segments and probes to do
 
@@ -313,9 +332,9 @@ def lag_range(x, offsets, group, lag, first_stop, acc, s0, s1, p0, p1):
         fm = np.float64(m)
         for j in range(P):
             if finite(sxx[j] + tss[j]):
-                _merge_sums(acc, g, 0, p0 + j, fm, h[j], sx[j], ts[j], sxx[j], tss[j], sxy[j])
+                _merge_sums(acc, g, 0, p0 + j, fm, h[j] - ref[p0 + j], sx[j], ts[j], sxx[j], tss[j], sxy[j])
             else:  # a NaN/inf somewhere in this segment and probe: redo it masked
-                _masked_lag(x, a, b, e, lag, p0 + j, acc, g, 0)
+                _masked_lag(x, a, b, e, lag, p0 + j, acc, g, 0, ref[p0 + j])
 
 
 @numba.njit(**JIT)
@@ -461,7 +480,7 @@ def _max_segment(offsets):
 
 
 @numba.njit(**JIT)
-def profile_range(x, offsets, group, max_lag, first_stop, acc, s0, s1, p0, p1):
+def profile_range(x, offsets, group, max_lag, first_stop, ref, acc, s0, s1, p0, p1):
     """Moments for every lag 0..max_lag of segments ``s0:s1`` and probes ``p0:p1`` into ``acc``.
 
     ``acc`` has the lag-last layout (n_groups, 6, n_probes, max_lag + 1) so that
@@ -519,7 +538,7 @@ def profile_range(x, offsets, group, max_lag, first_stop, acc, s0, s1, p0, p1):
                     e2[t] = e2[t + 1] + row[t] * row[t]
                 if not finite(c2[n]):
                     hp = _masked_profile(x, a, n, f, p, max_lag, dz, mk, M, SX, SY, SXX, SYY, SXY)
-                    _merge_lags(acc, g, p, hp, M, SX, SY, SXX, SYY, SXY)
+                    _merge_lags(acc, g, p, hp - ref[p], M, SX, SY, SXX, SYY, SXY)
                     continue
                 _xcorr(row, n, f, max_lag, xc)
                 for L in range(top + 1):
@@ -537,7 +556,7 @@ def profile_range(x, offsets, group, max_lag, first_stop, acc, s0, s1, p0, p1):
                     SXX[L] = 0.0
                     SYY[L] = 0.0
                     SXY[L] = 0.0
-                _merge_lags(acc, g, p, h[j], M, SX, SY, SXX, SYY, SXY)
+                _merge_lags(acc, g, p, h[j] - ref[p], M, SX, SY, SXX, SYY, SXY)
 
 
 @numba.njit(**JIT)

@@ -43,7 +43,7 @@ def lag_r(x, offsets, lag):
         db = b - b.mean()
         sxx, syy = (da * da).sum(), (db * db).sum()
         if sxx > 0 and syy > 0:
-            r[p] = (da * db).sum() / np.sqrt(sxx * syy)
+            r[p] = (da * db).sum() / (np.sqrt(sxx) * np.sqrt(syy))  # sqrt(sxx * syy) underflows near 1e-94
     return r, n_pairs, n_masked
 
 
@@ -74,8 +74,15 @@ def trajectories(x, offsets, bins, max_lag):
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 1:
         x = x[:, None]
-    mean = np.nanmean(x, axis=0)
-    sd = np.nanstd(x, axis=0)
+    return trajectories_given(x, offsets, bins, max_lag, np.nanmean(x, axis=0), np.nanstd(x, axis=0))
+
+
+def trajectories_given(x, offsets, bins, max_lag, mean, sd):
+    """:func:`trajectories` with z = (x - mean) / sd for the given mean and sd (sd <= 0 or NaN: no events)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    sd = np.asarray(sd, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         z = (x - mean) / np.where(sd > 0, sd, np.nan)
     seg = segment_ids(offsets)
