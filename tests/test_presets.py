@@ -45,7 +45,9 @@ def outputs(small_study, tmp_path_factory):
 def test_preset_gives_the_run_numbers_in_shared_groups(outputs, preset):
     trees, _ = outputs
     run, part = trees["run"], trees[preset]
-    assert set(part.children) == set(preset_steps(preset))
+    ran, skipped = part.attrs["steps_run"].split(), part.attrs["steps_skipped"].split()
+    assert set(part.children) == set(ran) and set(ran) | set(skipped) == set(preset_steps(preset))
+    assert set(skipped) == set(run.attrs["steps_skipped"].split()) & set(preset_steps(preset))
     shared = set(part.children) & set(run.children)
     assert shared == set(part.children)
     _same_values(run, part, sorted(shared))

@@ -27,7 +27,7 @@ def _add(parser, param):
 def add_preset_options(parser, preset):
     """The options of a preset command: every parameter its steps read, then the engine's."""
     params = params_of(preset_steps(preset))
-    for name, param in params.items():
+    for param in params.values():
         if param.cli and param not in ENGINE_PARAMS:
             _add(parser, param)
     for param in ENGINE_PARAMS:

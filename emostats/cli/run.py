@@ -8,7 +8,7 @@ from ._engine import add_preset_options, check_args, inputs_of, run_preset
 
 def register(sub):
     p = sub.add_parser("run", help="run every analysis the study supports; write a results file",
-                       description=__doc__.strip().splitlines()[0].replace("``", "") + ". Steps whose group "
+                       description=__doc__.strip().splitlines()[0].replace("``", "").rstrip(".") + ". Steps whose group "
                        "is missing are skipped with one line each; nothing is overwritten without --force. "
                        "'emostats persistence' and 'emostats nullmodels' run subsets of the same steps and "
                        "write the same results format.")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 __all__ = ["build_report", "load_results", "REPORT_FILES"]
 
-#: file names the report writes into its folder (figures come from .figures.FIGURES)
+#: file names the report writes into its folder (figures come from .figures.all_figures())
 REPORT_FILES = {"qmd": "report.qmd", "pdf": "report.pdf", "results": "results.nc"}
 _FORMATS = ("pdf", "qmd", "both")
 
@@ -72,12 +72,12 @@ def _check_run_kwargs(results, name, run_kwargs):
 
 
 def _outputs(folder, fmt, save_results):
-    from .figures import FIGURES
+    from .figures import all_figures
 
     names = []
     if fmt in ("qmd", "both"):
         names.append(REPORT_FILES["qmd"])
-        names += [f"{n}.png" for n in FIGURES]
+        names += [f"{n}.png" for n in all_figures()]
     if fmt in ("pdf", "both"):
         names.append(REPORT_FILES["pdf"])
     if save_results:

@@ -1,8 +1,10 @@
 """The figures of the report: which plot function draws each, from which result groups.
 
 Each :class:`FigureSpec` names the result groups it needs and the plot function
-(by module and name, imported when drawn) that turns them into a figure. Files
-are PNG at the style's 200 dpi, written atomically.
+(by module and name, imported when drawn) that turns them into a figure. The
+specs are declared in the section modules (:mod:`emostats.report.sections`),
+beside the section that places them, with :func:`figure`. Files are PNG at the
+style's 200 dpi, written atomically.
 """
 
 import importlib
@@ -10,7 +12,7 @@ from dataclasses import dataclass
 
 from .._atomic import atomic_path
 
-__all__ = ["FigureSpec", "FIGURES", "draw_figures"]
+__all__ = ["FigureSpec", "FIGURES", "figure", "register", "all_figures", "draw_figures"]
 
 
 @dataclass
@@ -29,7 +31,7 @@ class FigureSpec:
     size: str = "full"
 
 
-def _new_figure(size):
+def new_figure(size):
     """A matplotlib Figure without pyplot (no backend switch, nothing left open)."""
     from matplotlib.figure import Figure
 
@@ -44,7 +46,7 @@ def _as_figure(out, fig):
     return out if hasattr(out, "savefig") else getattr(out, "figure", fig)
 
 
-def _g(results, name):
+def result_group(results, name):
     return results[name].to_dataset(inherit=False)
 
 
@@ -52,8 +54,8 @@ def _spec(name, needs, module, function, kind, args, size="full", **options):
     """A spec whose plot function is called with the datasets of ``args`` (group names) and ``options``."""
 
     def draw(results, plot):
-        data = [_g(results, a) for a in args]
-        fig = _new_figure(size)
+        data = [result_group(results, a) for a in args]
+        fig = new_figure(size)
         if kind == "ax":
             return _as_figure(plot(*data, ax=fig.add_subplot(), **options), fig)
         return _as_figure(plot(*data, fig=fig, **options), fig)
@@ -61,33 +63,42 @@ def _spec(name, needs, module, function, kind, args, size="full", **options):
     return FigureSpec(name, tuple(needs), module, function, draw, size)
 
 
-def _draw_decay(results, plot):
-    """Decay fits: the trajectories (left) and the mean lag profile on a log axis (right), as available."""
-    panels = [(a, b, kw) for a, b, kw in (("trajectories", "decay", {}), ("profile", "decay_profile", {"log_x": True}))
-              if a in results.children and b in results.children]
-    fig = _new_figure("pair" if len(panels) == 2 else "full")
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    for ax, (data, fit, kw) in zip(axes, panels):
-        plot(_g(results, data), _g(results, fit), ax=ax, **kw)
-    return fig
+#: name -> spec, in report order (filled by the section modules through :func:`figure` and :func:`register`)
+FIGURES: "dict[str, FigureSpec]" = {}
 
 
-#: name -> spec, in report order. The names are the PNG file stems.
-FIGURES = {s.name: s for s in [
-    _spec("fig-trajectories", ["trajectories"], "persistence", "plot_trajectories", "ax", ["trajectories"]),
-    _spec("fig-profile", ["profile"], "persistence", "plot_lag_profile", "ax", ["profile"]),
-    FigureSpec("fig-decay", ("decay",), "persistence", "plot_decay_fit", _draw_decay, "pair"),
-    _spec("fig-random", ["persistence", "random_directions"], "nullmodels", "plot_random_vs_probes", "ax",
-          ["persistence", "random_directions"]),
-    _spec("fig-residuals", ["variance_matched"], "nullmodels", "plot_residuals", "ax", ["variance_matched"]),
-    _spec("fig-pcs", ["emotion_pcs"], "nullmodels", "plot_pc_residuals", "ax", ["emotion_pcs"]),
-    _spec("fig-steering", ["steering"], "steering", "plot_steering", "fig", ["steering"], size="tall"),
-    _spec("fig-sae", ["sae_matched"], "sae", "plot_sae_residual_vs_subspace", "ax", ["sae_matched"]),
-    _spec("fig-ratings", ["ratings"], "ratings", "plot_ratings", "fig", ["ratings"], size="pair"),
-    _spec("fig-mentions", ["mentions"], "ratings", "plot_mention_volcano", "ax", ["mentions"], n_labels=0),
-    _spec("fig-residual-ratings", ["ratings"], "ratings", "plot_residual_vs_ratings", "fig", ["ratings"],
-          size="pair"),
-]}
+def register(spec):
+    """Add a figure to the report (a section module calls it beside the section that places the figure)."""
+    if spec.name in FIGURES and FIGURES[spec.name] != spec:
+        raise ValueError(f"two report figures are named {spec.name!r}")
+    FIGURES[spec.name] = spec
+    return spec
+
+
+def figure(name, needs, module, function, kind, args, size="full", **options):
+    """Register a figure drawn by ``emostats.plots.<module>.<function>`` from the result groups ``args``.
+
+    ``kind`` is ``"ax"`` (the plot takes ``ax=``) or ``"fig"`` (it takes ``fig=``); ``needs``
+    lists the groups without which the figure is not drawn. The name is the PNG file stem.
+    """
+    return register(_spec(name, needs, module, function, kind, args, size, **options))
+
+
+def all_figures():
+    """Every figure, in the order of the report's sections."""
+    from .sections import load_sections, section_for
+
+    load_sections()
+    order = {s.name: i for i, s in enumerate(load_sections())}
+
+    def place(item):
+        sec = section_for(item[1].needs[-1]) if item[1].needs else None
+        return order.get(sec.name, len(order)) if sec else len(order)
+
+    ordered = dict(sorted(FIGURES.items(), key=place))  # stable: declaration order inside a section
+    FIGURES.clear()
+    FIGURES.update(ordered)
+    return FIGURES
 
 
 def _plot_function(spec):
@@ -109,7 +120,7 @@ def draw_figures(results, folder, force=False, names=None, progress=None):
     from ..plots import DPI, styled
 
     out = {}
-    for spec in FIGURES.values():
+    for spec in all_figures().values():
         if names is not None and spec.name not in names:
             continue
         if not all(g in results.children for g in spec.needs):
