@@ -435,6 +435,32 @@ def test_emotion_pcs_directions_and_residuals(rng):
         emotion_pcs(probe_act, pv, mom, candidates=cand[["r"]], lag=20, n=10)
 
 
+@pytest.mark.parametrize("made_with", ["unit", "raw"])
+def test_pc_direction_is_built_from_the_vectors_that_made_probe_act(rng, made_with):
+    # the extractor stores raw probe vectors (norms 19-35) but makes probe_act with unit ones; a PC's
+    # direction must combine the vectors that produced probe_act, or its r from the moments is not the
+    # PC score's r (the defect of issue 17: they correlated 0.26 on the shipped example)
+    acts, offsets, _, probe_act, mom = _probe_study(rng)
+    vectors = rng.normal(size=(5, 10))
+    vectors *= rng.uniform(19, 35, size=(5, 1)) / np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    pa = probe_act.copy(data=acts @ (unit if made_with == "unit" else vectors).T)
+    pv = xr.DataArray(vectors, dims=("probe", "hidden"), coords={"probe": pa["probe"].values})
+    cand = direction_persistence(mom, random_direction_sweep(mom, ks=[1, 3, 10], n_per_k=40, seed=0))
+    res = emotion_pcs(pa, pv, mom, candidates=cand, lag=20, n=10)
+    assert res.attrs["probe_scaling"] == made_with and res.attrs["probe_scaling_misfit"] < 1e-9
+    np.testing.assert_allclose(res["r_direction"].values, res["r"].values, rtol=1e-9)  # exact: probe_act = P h
+    u = res["loadings"].values.T @ (unit if made_with == "unit" else vectors)
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    ve = (acts @ u.T).var(axis=0) / np.trace(np.cov(acts.T, ddof=0))
+    np.testing.assert_allclose(res["variance_explained"].values, ve, rtol=1e-9)
+    wrong = emotion_pcs(pa, pv, mom, candidates=cand, lag=20, n=10,
+                        probe_scaling="raw" if made_with == "unit" else "unit")
+    assert np.max(np.abs(wrong["r_direction"].values - res["r"].values)) > 1e-3  # the defect, when forced
+    with pytest.raises(EmostatsError, match="probe_scaling must be"):
+        emotion_pcs(pa, pv, mom, candidates=cand, lag=20, n=10, probe_scaling="norm")
+
+
 def test_emotion_pcs_nan_tokens_and_dask(rng):
     _, _, _, probe_act, _ = _probe_study(rng)
     eager = emotion_pcs(probe_act, lag=20)

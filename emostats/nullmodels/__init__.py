@@ -33,7 +33,7 @@ Examples
 
 from .analysis import nullmodel_analysis
 from .eigenspace import covariance_array, top_eigenvectors
-from .emotion_space import emotion_pcs, pc_directions, pca_from_cov
+from .emotion_space import emotion_pcs, pc_directions, pca_from_cov, probe_act_vectors
 from .from_moments import DEFAULT_LAG, direction_persistence, quadratic_forms, select_lag
 from .matching import nearest_by_variance, variance_matched
 from .sphere import default_ks, random_direction_sweep, random_directions, split_evenly
@@ -45,6 +45,6 @@ __all__ = [
     "random_directions", "random_direction_sweep", "default_ks", "split_evenly",
     "direction_persistence", "quadratic_forms", "select_lag", "DEFAULT_LAG",
     "variance_matched", "nearest_by_variance",
-    "emotion_pcs", "pca_from_cov", "pc_directions",
+    "emotion_pcs", "pca_from_cov", "pc_directions", "probe_act_vectors",
     "nullmodel_analysis",
 ]

@@ -10,8 +10,13 @@ first such entry on ties). PC ``j``'s score at token ``t`` is
 pooled Pearson r over valid pairs, like a probe's (NaN-masked pairs counted).
 
 Because a probe's activation is the projection ``p_i . h_t`` of the hidden
-state on its vector, PC ``j`` is the projection on ``u_j = sum_i W[i, j] p_i``:
-its direction in hidden space, normalised to unit length. With ``/moments``
+state on the vector ``p_i`` that produced it, PC ``j`` is the projection on
+``u_j = sum_i W[i, j] p_i``: its direction in hidden space, normalised to unit
+length. ``p_i`` is the stored ``/probes`` ``vector`` scaled to unit length when
+``probe_act`` was made with unit probes (the extractor) and the stored vector
+itself otherwise (:mod:`emostats.synth`); :func:`probe_act_vectors` tells the
+two apart from the probes' variances (a direction built from the wrong ones
+mixes the probes with the wrong weights). With ``/moments``
 that direction's variance explained (and its persistence, ``r_direction``,
 which equals the scores' persistence when ``probe_act`` is exactly ``P h``)
 come from the moments; the PC's residual is its score persistence minus the
@@ -32,18 +37,23 @@ import warnings
 import numpy as np
 import xarray as xr
 
-from ..errors import EmostatsError
-from ..persistence import lag_persistence
+from ..defaults import LAG, MATCH_STAT, N_MATCHED
+from ..errors import ArgumentError, EmostatsError
+from .._chunks import is_dask, reduce_over_chunks, token_bounds
+from ..persistence import lag_moments, merge_moments, moments_r, pair_counts
+from ..segments import segments_of
 from ..stats import spearman
-from .from_moments import direction_persistence
+from .from_moments import direction_persistence, quadratic_forms
 from .matching import variance_matched
 from .sphere import random_direction_sweep
 from .streamed import moment_arrays
 
-__all__ = ["emotion_pcs", "pca_from_cov", "pc_directions"]
+__all__ = ["emotion_pcs", "pca_from_cov", "pc_directions", "probe_act_vectors"]
 
 #: a PC with eigenvalue <= this times the largest eigenvalue carries only rounding noise
 DEGENERATE_RTOL = 1e-10
+#: float64 bytes of probe activations projected at a time
+SCORE_BLOCK_BYTES = 32 * 2**20
 
 
 def pca_from_cov(cov):
@@ -78,29 +88,83 @@ def pc_directions(loadings, probe_vectors):
         return np.where(norm > 0, u / norm, np.nan)
 
 
+def probe_act_vectors(vectors, probe_variance, cov, scaling="auto"):
+    """The vectors that produced ``probe_act`` from the stored probe vectors: raw, or scaled to unit length.
+
+    ``probe_act[:, i] = h . w_i`` with ``w_i = v_i`` ("raw") or ``w_i = v_i / |v_i|``
+    ("unit"). Then ``var(probe_act[:, i]) = w_i' cov w_i``; "auto" takes the
+    convention whose prediction is nearer the observed variances (median
+    absolute log ratio over the probes with positive variance; "raw" when none
+    can tell, e.g. unit-length vectors).
+
+    Parameters
+    ----------
+    vectors : array_like (probe, hidden)
+    probe_variance : array_like (probe,)
+        Variance of each probe's activation (ddof=0, over the tokens of the moments).
+    cov : array_like (hidden, hidden)
+        ``/moments`` ``cov``.
+    scaling : {"auto", "unit", "raw"}
+
+    Returns
+    -------
+    (numpy.ndarray (probe, hidden), str, float)
+        The vectors, the convention chosen and its misfit (NaN when unknown).
+
+    Examples
+    --------
+    >>> v = np.array([[3.0, 0.0], [0.0, 2.0]])
+    >>> w, how, misfit = probe_act_vectors(v, [1.0, 2.0], np.diag([1.0, 2.0]))
+    >>> how, w.tolist(), misfit
+    ('unit', [[1.0, 0.0], [0.0, 1.0]], 0.0)
+    """
+    if scaling not in ("auto", "unit", "raw"):
+        raise ArgumentError(f"probe_scaling must be 'auto', 'unit' or 'raw', got {scaling!r}")
+    v = np.asarray(vectors, dtype=np.float64)
+    norm2 = np.einsum("ph,ph->p", v, v)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        unit = np.where(norm2[:, None] > 0, v / np.sqrt(norm2)[:, None], 0.0)
+        q = quadratic_forms([cov], v)[0] if np.all(np.isfinite(cov)) else np.full(v.shape[0], np.nan)
+        log_ratio = np.log(np.asarray(probe_variance, dtype=np.float64) / q)
+        ok = np.isfinite(log_ratio) & (norm2 > 0)
+        misfit = {"raw": float(np.median(np.abs(log_ratio[ok]))) if ok.any() else np.nan,
+                  "unit": float(np.median(np.abs(log_ratio[ok] + np.log(norm2[ok])))) if ok.any() else np.nan}
+    if scaling == "auto":
+        scaling = "unit" if misfit["unit"] < misfit["raw"] else "raw"  # NaN compares False: raw
+    return (unit if scaling == "unit" else v), scaling, misfit[scaling]
+
+
 def _scores_persistence(probe_act, mean, loadings, lag, threads):
-    """Lag persistence of the PC scores (lazy for dask input) via :func:`emostats.lag_persistence`."""
-    pdim = probe_act.dims[1]
-    keep = {k: c for k, c in probe_act.coords.items() if c.dims == ("token",)}
-    x = probe_act.drop_vars([c for c in probe_act.coords if c not in keep])
+    """Lag persistence of the PC scores, streamed: per block of tokens (plus the ``lag`` after it) the
+    scores are projected and reduced to lag moments, merged in a fixed order (:mod:`emostats._chunks`).
+
+    Memory stays at one block of scores whatever the number of tokens (the whole (token, pc) float64
+    score matrix and its temporaries, three times the probe activations, are never made); dask input
+    goes chunk by chunk the same way."""
+    offsets = segments_of(probe_act)
     mean = np.asarray(mean, dtype=np.float64)
     loadings = np.ascontiguousarray(loadings, dtype=np.float64)
+    dask_input = is_dask(probe_act)
 
-    def project(block):  # one BLAS matmul per block (xr.dot goes through einsum, ~30x slower here)
-        return (block.astype(np.float64) - mean) @ loadings
+    def chunk(block, span):
+        scores = np.asarray(block, dtype=np.float64) - mean
+        scores = scores @ loadings  # one BLAS matmul per block
+        return lag_moments(scores, span.offsets, lag, first_stop=span.own, threads=1 if dask_input else threads)
 
-    scores = xr.apply_ufunc(project, x, input_core_dims=[[pdim]], output_core_dims=[["pc"]],
-                            dask="parallelized", output_dtypes=[np.float64],
-                            dask_gufunc_kwargs={"output_sizes": {"pc": loadings.shape[1]}})
-    scores = scores.assign_coords(pc=np.arange(1, loadings.shape[1] + 1)).transpose("token", "pc")
-    scores = scores.assign_coords(keep)
-    lp = lag_persistence(scores, lag=lag, threads=threads)
-    return (np.asarray(lp["r"].values, dtype=np.float64), np.full(loadings.shape[1], int(lp["n_pairs"])),
-            np.asarray(lp["n_masked"].values))
+    n = probe_act.sizes["token"]
+    step = max(1, SCORE_BLOCK_BYTES // (8 * max(loadings.shape[0], 1)))
+    m = reduce_over_chunks(probe_act, lag, chunk, merge_moments, offsets=offsets,
+                           bounds=None if dask_input else token_bounds(n, block_tokens=step))
+    if m is None:
+        m = np.zeros((1, 6, 1, loadings.shape[1]))
+    r = moments_r(m, np.arange(1, loadings.shape[1] + 1), what="PC")[0, 0]
+    n_pairs = int(pair_counts(offsets, [lag])[0])
+    n_used = m[0, 0, 0].astype(np.int64)
+    return np.asarray(r, dtype=np.float64), np.full(loadings.shape[1], n_pairs), n_pairs - n_used
 
 
-def emotion_pcs(probe_act, probe_vectors=None, moments=None, candidates=None, lag=100, n=20, stat="median",
-                seed=0, threads=None):
+def emotion_pcs(probe_act, probe_vectors=None, moments=None, candidates=None, lag=LAG, n=N_MATCHED,
+                stat=MATCH_STAT, seed=0, threads=None, *, probe_scaling="auto"):
     """PCA of the probe activations, persistence of each PC and its variance-matched residual.
 
     Parameters
@@ -126,6 +190,13 @@ def emotion_pcs(probe_act, probe_vectors=None, moments=None, candidates=None, la
     seed : int
         Seed of the default random directions.
     threads : int, optional
+    probe_scaling : {"auto", "unit", "raw"}
+        Which vectors produced ``probe_act``, so that a PC's hidden-space
+        direction is the combination of *those* vectors: ``"unit"``:
+        ``probe_act = h . v / |v|`` (the extractor's convention), ``"raw"``:
+        ``probe_act = h . v`` (:mod:`emostats.synth`'s). ``"auto"`` picks the
+        one that predicts the probes' variances from ``/moments``
+        (:func:`probe_act_vectors`).
 
     Returns
     -------
@@ -141,7 +212,10 @@ def emotion_pcs(probe_act, probe_vectors=None, moments=None, candidates=None, la
         ``residual_`` (``residual_mean``, ``residual_t_p``, ...), and the
         Spearman of PC rank against residual, ``rank_rho``, ``rank_p``, ``rank_n``.
         attrs: parameters, ``n_tokens_used``, ``n_tokens_dropped``,
-        ``dropped_probes`` (probes NaN on every token, left out with a warning).
+        ``dropped_probes`` (probes NaN on every token, left out with a warning);
+        with directions ``probe_scaling`` (the convention used) and
+        ``probe_scaling_misfit`` (median |log| of observed over predicted
+        probe variance; 0 = exact).
     """
     if not isinstance(probe_act, xr.DataArray) or probe_act.ndim != 2 or "token" not in probe_act.dims:
         raise EmostatsError("emotion_pcs: probe_act must be a DataArray (token, probe) with conversation and "
@@ -212,7 +286,10 @@ def emotion_pcs(probe_act, probe_vectors=None, moments=None, candidates=None, la
             pv = np.asarray(probe_vectors, dtype=np.float64)
         if pv.ndim != 2 or pv.shape[0] != n_probes:
             raise EmostatsError(f"emotion_pcs: probe_vectors has shape {pv.shape}; expected ({n_probes}, hidden)")
-        u = pc_directions(load, pv)
+        cov = np.asarray(moments["cov"].values if "cov" in moments else np.full((pv.shape[1],) * 2, np.nan))
+        act_vectors, chosen, misfit = probe_act_vectors(pv, np.diagonal(stats_["cov"]), cov, probe_scaling)
+        ds.attrs.update(probe_scaling=chosen, probe_scaling_misfit=misfit)
+        u = pc_directions(load, act_vectors)
         dirs = xr.DataArray(u, dims=("pc", "hidden"), coords={"pc": pcs})
         dp = direction_persistence(moments, dirs, lag=lag)
         # a zero-variance PC's combination of probe vectors is ~0: its normalised direction is noise
