@@ -135,7 +135,7 @@ def _label(name, var, is_coord):
     if name == "sae_index" and kind == "i":
         fill = var.dtype.type(-1)
         attrs.pop("_FillValue", None)
-        attrs.setdefault("flag_values", np.array([fill], dtype=var.dtype))
+        attrs.setdefault("flag_values", fill)  # one value: a scalar, as netCDF reads it back
         attrs.setdefault("flag_meanings", "empty_slot")
         attrs.setdefault("valid_min", fill)
         attrs.setdefault("comment", "values >= 0 are feature ids: positions along /features' feature dim")

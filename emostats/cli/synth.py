@@ -22,7 +22,9 @@ _positive, _count = _int_at_least(1), _int_at_least(0)
 
 def register(sub):
     p = sub.add_parser("synth", help="write a synthetic study with planted, documented truth",
-                       description=__doc__ + " The truth summary is stored in the root attribute truth_json.")
+                       description="emostats synth -o PATH: write a synthetic study with planted truth (see the "
+                                   "Python module emostats.synth). The truth summary is stored in the root "
+                                   "attribute truth_json; --truth PATH saves the full planted truth.")
     p.add_argument("-o", "--output", required=True, metavar="PATH", help="output study file (.nc)")
     p.add_argument("--force", action="store_true", help="replace an existing output file")
     p.add_argument("--truth", default=None, metavar="PATH", help="also save the full planted truth (NetCDF) here")

@@ -7,7 +7,8 @@ from ._common import add_study_argument, study_paths
 
 def register(sub):
     p = sub.add_parser("validate", help="check a study file against the format (exit 0 when valid, 2 when not)",
-                       description=__doc__)
+                       description="emostats validate STUDY: print every problem of the study file; "
+                                   "exit 0 only when there is none.")
     add_study_argument(p)
     p.set_defaults(func=_main)
 

@@ -9,6 +9,7 @@ import xarray as xr
 from .._version import __version__
 from ..errors import EmostatsError
 from . import _design, _sae, _steering, _tokens
+from .._cf import cf_label
 
 GROUPS = ("tokens", "features", "probes", "moments", "steering", "evaluations", "random")
 
@@ -239,7 +240,7 @@ def _make_study(n_tokens, n_probes, n_features, k, hidden, n_conversations, turn
     root = xr.DataTree(xr.Dataset(attrs=root_attrs))
     for path, ds in tree.items():
         root[path] = xr.DataTree(ds)
-    return root, truth
+    return cf_label(root), truth  # CF long_name/units/Conventions, as io.save writes them
 
 def bitround(values, keep_bits):
     """Round float values to ``keep_bits`` mantissa bits (round half to even), returning a new array.
