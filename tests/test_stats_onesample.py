@@ -169,6 +169,20 @@ def test_exact_sign_flips_against_brute_force(rng, alternative):
         assert res.wilcoxon_p.item() == pytest.approx(p, rel=RTOL_KERNEL)
 
 
+@pytest.mark.parametrize("alternative", ALTS)
+def test_signed_rank_z_kernel_against_naive_twin(rng, alternative):
+    from emostats._kernels.ranks import signed_rank_z
+
+    alt = {"greater": 0, "less": 1, "two-sided": 2}[alternative]
+    for x in (rng.normal(size=30), np.round(rng.normal(size=40), 1), np.array([0.5, 0.5, -0.5, 0.0]),
+              np.full(5, 2.0), np.array([1.0])):
+        for d in (0.0, 0.5, float(np.median(x)), 2.0):
+            for correct in (False, True):
+                ours = signed_rank_z(np.ascontiguousarray(x), d, correct, alt)
+                ref = naive.signed_rank_z(x, d, correct, alternative)
+                assert (np.isnan(ours) and np.isnan(ref)) or ours == pytest.approx(ref, rel=RTOL_KERNEL, abs=1e-15)
+
+
 # -- degenerate cases, batches, inputs -------------------------------------------------------
 
 def test_degenerate_cases_are_nan_not_inf():

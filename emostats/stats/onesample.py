@@ -4,14 +4,14 @@ Clopper-Pearson interval), with R's defaults."""
 
 import numpy as np
 import xarray as xr
-from scipy import special, stats
+from scipy import special
 
 from ..errors import ArgumentError
 from ._common import check_alternative, check_conf_level, warn_degenerate
 from .ttest import t_rows
 from .wilcoxon import WILCOXON_METHODS, signed_rank
 
-__all__ = ["one_sample_tests", "clopper_pearson"]
+__all__ = ["one_sample_tests", "clopper_pearson", "sign_test_p"]
 
 _VARS = {
     "n": ("values used (NaN dropped)", np.int64),
@@ -39,25 +39,58 @@ _VARS = {
 
 
 def clopper_pearson(k, n, alt=2, conf_level=0.95):
-    """R's ``binom.test(k, n, conf.level = conf_level)$conf.int`` (``alt``: 2 two-sided, 0 greater, 1 less).
+    """R's ``binom.test(k, n, conf.level = conf_level)$conf.int`` (``alt``: 2 two-sided, 0 greater,
+    1 less), vectorised over ``k`` and ``n`` (NaN where ``n == 0``).
 
     Examples
     --------
-    >>> [round(v, 6) for v in clopper_pearson(7, 20)]   # R: 0.153909 0.592189
+    >>> [round(float(v), 6) for v in clopper_pearson(7, 20)]   # R: 0.153909 0.592189
     [0.153909, 0.592189]
     """
+    k = np.asarray(k, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+
     def lower(a):
-        return 0.0 if k == 0 else float(special.betaincinv(k, n - k + 1, a))
+        with np.errstate(invalid="ignore"):
+            return np.where(k == 0, 0.0, special.betaincinv(np.maximum(k, 1), n - k + 1, a))
 
     def upper(a):
-        return 1.0 if k == n else float(special.betaincinv(k + 1, n - k, 1 - a))
+        with np.errstate(invalid="ignore"):
+            return np.where(k == n, 1.0, special.betaincinv(k + 1, np.maximum(n - k, 1), 1 - a))
 
     if alt == 1:
-        return 0.0, upper(1 - conf_level)
-    if alt == 0:
-        return lower(1 - conf_level), 1.0
-    a = (1 - conf_level) / 2
-    return lower(a), upper(a)
+        lo, hi = np.zeros(k.shape), upper(1 - conf_level)
+    elif alt == 0:
+        lo, hi = lower(1 - conf_level), np.ones(k.shape)
+    else:
+        a = (1 - conf_level) / 2
+        lo, hi = lower(a), upper(a)
+    bad = n < 1
+    return np.where(bad, np.nan, lo), np.where(bad, np.nan, hi)
+
+
+def sign_test_p(k, n, alt=2):
+    """R's ``binom.test(k, n, 0.5, alternative)$p.value``, vectorised (NaN where ``n == 0``).
+
+    With p = 1/2 the binomial is symmetric, so R's two-sided rule (the
+    outcomes no more likely than the observed one) is ``min(1, 2 P(X <=
+    min(k, n - k)))``, and 1 at ``k = n / 2``.
+
+    Examples
+    --------
+    >>> round(float(sign_test_p(3, 10)), 6)   # R: 0.34375
+    0.34375
+    """
+    k = np.asarray(k, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        if alt == 1:
+            p = special.bdtr(k, n, 0.5)
+        elif alt == 0:
+            p = np.where(k == 0, 1.0, special.bdtrc(np.maximum(k - 1, 0), n, 0.5))
+        else:
+            p = np.where(2 * k == n, 1.0, np.minimum(1.0, 2.0 * special.bdtr(np.minimum(k, n - k), n, 0.5)))
+    return np.where(n < 1, np.nan, p)
 
 
 def _row(x, popmean, alt, opts):
@@ -76,12 +109,7 @@ def _row(x, popmean, alt, opts):
     out.update(wilcoxon_W=w["V"], wilcoxon_p=w["p"], wilcoxon_exact=w["p_method"].startswith("exact"),
                wilcoxon_p_method=w["p_method"], hl_estimate=w["estimate"], hl_ci_low=w["ci_low"],
                hl_ci_high=w["ci_high"], hl_ci_level=w["ci_level"])
-    k, m = out["n_positive"], out["n_positive"] + out["n_negative"]
-    if m:
-        alternative = ("greater", "less", "two-sided")[alt]
-        out["sign_p"] = float(stats.binomtest(int(k), int(m), 0.5, alternative=alternative).pvalue)
-        out["sign_ci_low"], out["sign_ci_high"] = clopper_pearson(int(k), int(m), alt, opts["conf_level"])
-    return out, m == 0
+    return out, out["n_positive"] + out["n_negative"] == 0
 
 
 def one_sample_tests(x, dim=None, popmean=0.0, alternative="two-sided", correction=None,
@@ -208,6 +236,9 @@ def one_sample_tests(x, dim=None, popmean=0.0, alternative="two-sided", correcti
         out, bad[i] = _row(row, float(popmean), alt, opts)
         for k in _VARS:
             results[k][i] = out[k]
+    k, m = results["n_positive"], results["n_positive"] + results["n_negative"]
+    results["sign_p"] = sign_test_p(k, m, alt)
+    results["sign_ci_low"], results["sign_ci_high"] = clopper_pearson(k, m, alt, conf_level)
     tt, t_bad = t_rows(rows, None, float(popmean), alt, conf_level)
     results.update(t=tt["t"], t_df=tt["df"], t_p=tt["p"], ci_low=tt["ci_low"], ci_high=tt["ci_high"])
     warn_degenerate(int((bad | t_bad).sum()), "one_sample_tests",

@@ -13,6 +13,7 @@ import math
 import numpy as np
 from scipy import special, stats
 
+from .._kernels.ranks import signed_rank_z
 from ._nulldist import psignrank, qsignrank
 
 __all__ = ["signed_rank", "zeroin", "WILCOXON_METHODS"]
@@ -80,17 +81,12 @@ def _correction(z, alt):
 
 
 def _w_function(x, correct, alt):
-    """R's ``W(d)``: the standardised signed-rank statistic of ``x - d``."""
+    """R's ``W(d)``: the standardised signed-rank statistic of ``x - d`` (a Numba kernel)."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    correct = bool(correct)
+
     def w(d):
-        xd = x - d
-        xd = xd[xd != 0]
-        nx = xd.shape[0]
-        dr = stats.rankdata(np.abs(xd))
-        zd = float(dr[xd > 0].sum()) - nx * (nx + 1) / 4
-        sigma = _sigma(nx, dr) if nx else 0.0
-        corr = _correction(zd, alt) if correct else 0.0
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return float(np.float64(zd - corr) / np.float64(sigma))
+        return signed_rank_z(x, float(d), correct, alt)
     return w
 
 

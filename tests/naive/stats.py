@@ -197,3 +197,19 @@ def p_adjust(p, method, n=None):
         res[i] = adj[rank]
     out[ok] = res
     return out
+
+
+def signed_rank_z(x, d, correct, alternative):
+    """R's W(d) by the textbook formula on the counted ranks (zeros dropped)."""
+    v = np.asarray(x, dtype=float) - d
+    v = v[v != 0]
+    m = v.size
+    ranks = average_ranks(np.abs(v))
+    z = ranks[v > 0].sum() - m * (m + 1) / 4
+    _, counts = np.unique(np.abs(v), return_counts=True)
+    sigma = math.sqrt(m * (m + 1) * (2 * m + 1) / 24 - ((counts ** 3 - counts).sum()) / 48)
+    c = 0.0
+    if correct:
+        c = {"greater": 0.5, "less": -0.5}.get(alternative, 0.5 * np.sign(z))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.float64(z - c) / np.float64(sigma))
