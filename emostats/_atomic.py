@@ -17,13 +17,14 @@ import os
 import pickle
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 from pathlib import Path
 
 from .errors import EmostatsError, OutputExistsError
 
-__all__ = ["atomic_path", "check_output", "write_atomically", "Terminated"]
+__all__ = ["atomic_path", "check_output", "write_atomically", "Terminated", "sigterm_as_interrupt"]
 
 #: a failed write with less free space than this in the output folder is reported as a full disk
 FULL_DISK_BYTES = 4 * 2**20
@@ -128,7 +129,7 @@ def atomic_path(path, force=False, inputs=()):
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             try:
                 yield tmp
                 with open(tmp, "rb+") as fh:
@@ -152,7 +153,7 @@ def atomic_path(path, force=False, inputs=()):
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt():
+def sigterm_as_interrupt():
     """Inside the block SIGTERM raises :class:`Terminated` (when nobody else handles SIGTERM)."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -178,12 +179,8 @@ def _child_write(writer, tmp, w):
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it kills us on a signal
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        try:
-            import dask
-
-            dask.config.set(scheduler="synchronous")  # no thread pool survives fork
-        except ImportError:
-            pass
+        if "dask" in sys.modules:  # a tree with dask arrays: no thread pool survives fork
+            sys.modules["dask"].config.set(scheduler="synchronous")
         writer(tmp)
         payload = b""
     except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent

@@ -40,6 +40,8 @@ def count_first(group, name, var, predicate):
     data = getattr(var, "data", var)
     if not is_lazy(data):
         data = np.asarray(data)
+    if data.size == 0:
+        return 0, None
     with np.errstate(invalid="ignore"):
         bad = predicate(data)
     if bad.ndim == 0:

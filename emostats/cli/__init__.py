@@ -12,6 +12,7 @@ import sys
 import warnings
 
 from .._version import __version__
+from .._atomic import Terminated, sigterm_as_interrupt
 from ..errors import EmostatsError
 
 # module names in emostats.cli, in the order they appear in --help
@@ -66,7 +67,7 @@ def main(argv=None):
     if problem:
         print(f"emostats: error: {problem} (see 'emostats {args.command} --help')", file=sys.stderr)
         return 2
-    with warnings.catch_warnings():  # restores the warning display after the command
+    with warnings.catch_warnings(), sigterm_as_interrupt():  # both restored after the command
         warnings.showwarning = _one_line_warning
         return _call(args)
 
@@ -82,9 +83,9 @@ def _call(args):
     except EmostatsError as exc:
         print(f"emostats: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C: 130; SIGTERM (Terminated): 143; temporary files are gone
         print("emostats: interrupted", file=sys.stderr)
-        return 130
+        return 143 if isinstance(exc, Terminated) else 130
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly
         import os
 

@@ -4,7 +4,9 @@ from ._common import add_study_argument, study_paths
 
 
 def register(sub):
-    p = sub.add_parser("info", help="summarise a study: sizes, groups, segments, provenance", description=__doc__)
+    p = sub.add_parser("info", help="summarise a study: sizes, groups, segments, provenance",
+                       description="emostats info STUDY: a readable summary of a study (sizes, groups, "
+                                   "segments, provenance).")
     add_study_argument(p)
     p.set_defaults(func=_main)
 
@@ -13,14 +15,17 @@ def summary_lines(tree):
     """Lines of the summary of a study tree (used by ``info`` and the report)."""
     import numpy as np
 
+    from .._validate_values import show
     from ..segments import segments_of
 
     lines = []
     attrs = dict(tree.attrs)
-    lines.append(f"format: emostats {attrs.get('emostats_format', '?')}")
+    lines.append(f"format: emostats {show(attrs.get('emostats_format', '?'))}")
     for key in ("model", "layer", "source", "created", "synthetic"):
         if key in attrs:
-            lines.append(f"{key}: {attrs[key]}")
+            value = attrs[key]
+            plain = isinstance(value, str) and value.isprintable() and len(value) < 200
+            lines.append(f"{key}: {value if plain else show(value, 200)}")
     for node in tree.subtree:
         if node.path == "/":
             continue
