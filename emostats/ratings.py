@@ -6,6 +6,7 @@ Figure 9).
 import numpy as np
 import xarray as xr
 
+from . import defaults as D
 from .errors import MissingGroupError, StudyError
 from .stats import bh_fdr, permutation_test, spearman
 from .stats._common import check_seed
@@ -35,7 +36,8 @@ def _group(obj, name, needed):
 
 
 # --------------------------------------------------------------------------- mention tests
-def mention_tests(evaluations, min_mentions=5, n_perm=10_000, seed=0, alpha=0.05, *, cosine=None,
+def mention_tests(evaluations, min_mentions=D.MIN_MENTIONS, n_perm=D.N_PERM, seed=D.SEED, alpha=D.ALPHA, *,
+                  cosine=None,
                   threads=None):
     """Do features whose evaluation transcripts name an emotion align more with its probe?
 
@@ -156,7 +158,8 @@ def mention_tests(evaluations, min_mentions=5, n_perm=10_000, seed=0, alpha=0.05
 
 
 # --------------------------------------------------------------------------- rating analyses
-def rating_analyses(features, persistence=None, n=20, stat="mean", *, probe_vectors=None, threads=None):
+def rating_analyses(features, persistence=None, n=D.N_MATCHED, stat=D.RATING_STAT, *, probe_vectors=None,
+                    threads=None):
     """Spearman correlations of the SAE feature ratings (Figures 8 and 10).
 
     The correlations (:data:`RATING_PAIRS`, pairs with a NaN dropped, so over
@@ -188,7 +191,9 @@ def rating_analyses(features, persistence=None, n=20, stat="mean", *, probe_vect
     -------
     xarray.Dataset
         Over ``pair`` (labels ``"x:y"``, coords ``x`` and ``y``): ``rho``, ``p``,
-        ``n``. Over ``feature`` (the rated features only): ``self_rating``,
+        ``p_method`` and ``n``; ``p`` is R's ``cor.test(method = "spearman")``
+        default (see :func:`emostats.spearman`) and ``p_method`` says which
+        rule applied at that pair's n. Over ``feature`` (the rated features only): ``self_rating``,
         ``text_rating``, ``subspace_fraction``, ``variance_explained``,
         ``residual``, ``persistence``. A rating that is missing gives NaN rows
         with ``n = 0``.
@@ -214,17 +219,20 @@ def rating_analyses(features, persistence=None, n=20, stat="mean", *, probe_vect
         vm = matched_residuals(persistence, table, n=n, stat=stat, threads=threads)
         columns["residual"] = xr.DataArray(vm["residual"].values, dims="feature", coords={"feature": table["feature"]})
         columns["persistence"] = persistence["persistence"].astype(np.float64)
-    rho, p, count = [], [], []
+    rho, p, count, p_method = [], [], [], []
     for x, y in RATING_PAIRS:
         if x in columns and y in columns:
+            # R's cor.test default: exact / AS 89 without ties up to n = 1290, else t
             sp = spearman(columns[x], columns[y], dim="feature")
             rho.append(float(sp["rho"]))
             p.append(float(sp["p"]))
             count.append(int(sp["n"]))
+            p_method.append(str(sp["p_method"].values))
         else:
             rho.append(np.nan)
             p.append(np.nan)
             count.append(0)
+            p_method.append("")
     rated = np.zeros(table.sizes["feature"], dtype=bool)
     for r in RATINGS:
         if r in columns:
@@ -238,12 +246,16 @@ def rating_analyses(features, persistence=None, n=20, stat="mean", *, probe_vect
     return xr.Dataset(
         {
             "rho": ("pair", np.array(rho), {"long_name": "Spearman rho"}),
-            "p": ("pair", np.array(p), {"long_name": "two-sided p (t approximation)"}),
+            "p": ("pair", np.array(p), {"long_name": "two-sided p (R cor.test rule, see p_method)"}),
+            "p_method": ("pair", np.array(p_method, dtype=str),
+                         {"long_name": "how p was computed: exact (n <= 9), edgeworth (AS 89, n <= 1290, "
+                                       "no ties) or t (t approximation: ties or n > 1290)"}),
             "n": ("pair", np.array(count, dtype=np.int64), {"long_name": "features with both values"}),
             **per_feature,
         },
         coords={"pair": labels, "x": ("pair", [x for x, _ in RATING_PAIRS]), "y": ("pair", [y for _, y in RATING_PAIRS]),
                 "feature": table["feature"].values[rated]},
         attrs={"analysis": "rating_analyses", "n_match": int(n), "stat": stat,
+               "p_rule": "R cor.test(method='spearman', exact=NULL, continuity=FALSE)",
                "n_rated": int(rated.sum()), "residual": "included features only; a feature never matches itself"},
     )

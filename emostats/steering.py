@@ -19,6 +19,7 @@ import numpy as np
 import xarray as xr
 from scipy import special
 
+from . import defaults as D
 from .errors import MissingGroupError, StudyError
 from .stats import bh_fdr
 
@@ -76,7 +77,7 @@ def _moments(contrast, dim):
     return mean, se.where(n >= 2), n
 
 
-def steering_effect(steering, alpha=0.05):
+def steering_effect(steering, alpha=D.ALPHA):
     """Per (emotion, offset) z-score of the steered emotion's contrast against baseline.
 
     Parameters
@@ -174,6 +175,7 @@ def steering_effect(steering, alpha=0.05):
                 if "offset" in steering.coords else np.arange(steering.sizes["offset"])},
         attrs={"analysis": "steering_effect", "alpha": float(alpha),
                "contrast": "own probe - mean of the other probes", "fdr": "BH across emotions at each offset",
-               "p": "two-sided standard normal", "n_probes": int(steering.sizes["probe"])},
+               "p": "two-sided standard normal", "p_method": "normal (z of the difference of means, "
+               "SPEC analysis 11; not a t-test)", "n_probes": int(steering.sizes["probe"])},
     )
     return ds

@@ -6,6 +6,7 @@ import numpy as np
 import xarray as xr
 
 from .._kernels.multitest import adjust_sorted
+from .. import defaults as D
 from ..errors import ArgumentError
 
 __all__ = ["bh_fdr", "p_adjust", "adjust_rows", "P_ADJUST_METHODS"]
@@ -138,7 +139,7 @@ def _adjusted_dataset(p, alpha, dims, method, n, what, name):
     return ds, attrs
 
 
-def p_adjust(p, method="BH", n=None, alpha=0.05, dims=None):
+def p_adjust(p, method="BH", n=None, alpha=D.ALPHA, dims=None):
     """Adjusted p-values over an explicit family, as R's ``p.adjust(p, method, n)``.
 
     The family is all the ``dims`` given (default: every dim of ``p``); other
@@ -173,7 +174,7 @@ def p_adjust(p, method="BH", n=None, alpha=0.05, dims=None):
     return ds
 
 
-def bh_fdr(p, alpha=0.05, dims=None, method="bh", n=None):
+def bh_fdr(p, alpha=D.ALPHA, dims=None, method="bh", n=None):
     """False discovery rate adjustment (Benjamini-Hochberg or Benjamini-Yekutieli).
 
     The family of tests is explicit: all the ``dims`` given (default: every dim

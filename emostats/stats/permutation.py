@@ -7,6 +7,7 @@ import xarray as xr
 
 from .._kernels._config import n_threads
 from .._kernels.permutation import permutation_counts, permutation_counts_serial
+from .. import defaults as D
 from ..errors import EmostatsError
 from ._common import check_alternative, check_n_perm, check_seed, stream_key, warn_degenerate
 
@@ -92,7 +93,7 @@ def _observed(v, g):
     return c, total, k, stat, d_obs, gs, vs
 
 
-def permutation_test(values, groups, alternative="greater", n_perm=10_000, seed=0,
+def permutation_test(values, groups, alternative="greater", n_perm=D.N_PERM, seed=D.SEED,
                      statistic="mean_difference", return_null=False, threads=None,
                      item_dim="item", group_dim="group"):
     """Two-group permutation tests of mean(in) - mean(out) for many groupings at once.
