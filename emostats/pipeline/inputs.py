@@ -6,7 +6,7 @@ from pathlib import Path
 
 import xarray as xr
 
-from ..io import open_study, sha256
+from ..io import load_study, sha256
 
 __all__ = ["open_inputs", "is_dask"]
 
@@ -18,27 +18,27 @@ def is_dask(tree: xr.DataTree) -> bool:
 
 def open_inputs(study: "str | Path | Sequence[str | Path] | xr.DataTree", chunks: "dict | None",
                 times: "dict[str, float]") -> "tuple[xr.DataTree, str, list[str]]":
-    """(tree, sha256 or '', file names) of a path, several paths, or a DataTree.
+    """(tree, sha256 or '', file names) of a path, a glob, several paths, or a DataTree
+    (normalised by :func:`emostats.io.load_study`).
 
     A study that is not dask-backed is read into memory once (every analysis
     would otherwise read the file again); a dask-backed one stays lazy. The
     seconds spent go to ``times["time_open"]`` and ``times["time_sha256"]``.
     """
     t0 = time.perf_counter()
-    if isinstance(study, xr.DataTree):
-        files = [p for p in str(study.attrs.get("source_files", "")).split(";") if p]
-        tree = study
+    given = isinstance(study, (xr.DataTree, xr.Dataset))
+    # a path, glob or list is opened and validated; an opened tree is taken as it is (as before)
+    tree, paths = load_study(study, chunks=chunks, validate=not given)
+    files = [str(p) for p in paths]
+    if given:
         if not is_dask(tree):
             tree = tree.copy().load()  # the caller's tree stays as it was
-    else:
-        files = [str(p) for p in ([study] if isinstance(study, (str, Path)) else list(study))]
-        tree = open_study(files if len(files) > 1 else files[0], chunks=chunks)
-        if chunks is None:
-            try:
-                tree.load()
-            except BaseException:
-                tree.close()
-                raise
+    elif chunks is None:
+        try:
+            tree.load()
+        except BaseException:
+            tree.close()
+            raise
     times["time_open"] = round(time.perf_counter() - t0, 4)
     t0 = time.perf_counter()
     digest = ""
