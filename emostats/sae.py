@@ -494,6 +494,7 @@ def sae_matched(persistence, features, n=20, stat="median", *, probe_vectors=Non
                         {"long_name": "positions of the matched features (nearest first; -1 = none)"}),
             "rho": ((), float(sp["rho"]), {"long_name": "Spearman rho of residual and subspace fraction"}),
             "p": ((), float(sp["p"]), {"long_name": "two-sided p of rho"}),
+            "p_method": ((), str(sp["p_method"].values), {"long_name": "Spearman p rule used (R cor.test)"}),
             "n": ((), int(sp["n"]), {"long_name": "features in the correlation"}),
         },
         coords={"feature": table["feature"].values, "match": np.arange(int(n))},
