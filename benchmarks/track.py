@@ -5,13 +5,16 @@ ratio to, so that the ratios hold on other machines and under load:
 
 - ``speedup_vs_masked_numpy``: the obvious NumPy way (one global shift, a
   same-segment mask, float64 two-pass Pearson) over the kernel;
-- ``fraction_of_read_bandwidth``: the input's bytes read per second by the
-  kernel over the bytes per second of a two-thread read (``np.add.reduce`` of
-  each half of the buffer, which releases the GIL), the floor of any pass;
-- ``fraction_of_copy_bandwidth``: the same against ``np.copyto`` (one thread);
+- ``fraction_of_read_bandwidth``: the time to read the input once
+  (``np.add.reduce``, the floor of any pass) over the kernel's;
 - ``fraction_of_flop_bound``: for the profile, its multiply-adds per second over
   those of a float64 matrix product (OpenBLAS, same machine, same run);
-- times in seconds (``*_s``), kept for reading, not compared.
+
+each in CPU seconds of one thread (``threads=1``, ``time.thread_time``), which a
+loaded machine distorts least: these are the figures ``benchmarks.compare``
+checks. The same ratios in wall-clock time on all threads (``wall_*``; e.g. the
+fraction of the two-thread read bandwidth, each thread reducing half the
+buffer) and the times in seconds (``*_s``) are recorded for reading.
 
 Usage::
 
@@ -82,15 +85,41 @@ def _repeated(fn, name):
     return slow
 
 
-def times(fn, *args, repeat=5, **kwargs):
-    """Wall seconds of ``repeat`` calls after one warm-up call (JIT compile and page faults kept out)."""
+def times(fn, *args, repeat=5, clock=time.perf_counter, **kwargs):
+    """Seconds (``clock``) of ``repeat`` calls after one warm-up call (JIT compile and page faults kept out)."""
     fn(*args, **kwargs)
     out = []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0 = clock()
         fn(*args, **kwargs)
-        out.append(time.perf_counter() - t0)
+        out.append(clock() - t0)
     return np.array(out)
+
+
+def cpu_times(fn, *args, repeat=5, **kwargs):
+    """CPU seconds of the calling thread (``time.thread_time``): what one core spends, whatever the load."""
+    return times(fn, *args, repeat=repeat, clock=time.thread_time, **kwargs)
+
+
+def paired_ratio(ref, kernel, repeat=7):
+    """(median, noise) of ref_time / kernel_time over ``repeat`` back-to-back pairs, in one thread's CPU seconds.
+
+    Each pair is measured within a few milliseconds, so a change of load, clock or cache
+    pressure moves both of its times alike; noise = the interquartile range / median.
+    ``ref`` and ``kernel`` are zero-argument callables (warmed up here once).
+    """
+    ref()
+    kernel()
+    ratios = []
+    for _ in range(repeat):
+        t0 = time.thread_time()
+        ref()
+        t1 = time.thread_time()
+        kernel()
+        t2 = time.thread_time()
+        ratios.append((t1 - t0) / max(t2 - t1, 1e-9))
+    q1, med, q3 = np.percentile(ratios, [25, 50, 75])
+    return float(med), float((q3 - q1) / med) if med > 0 else 0.0
 
 
 def best_and_noise(samples):
@@ -108,15 +137,12 @@ _POOL = None
 
 
 def read_floor(array, repeat=7):
-    """(best, noise) seconds of reading ``array`` once on two threads (each reduces half the bytes)."""
+    """(best, noise) wall seconds of reading ``array`` once on two threads (each reduces half the bytes)."""
     global _POOL
     if _POOL is None:
         _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="bench-read")
     flat = array.reshape(-1)
-    if flat.dtype.kind == "f":
-        reduce = np.add.reduce
-    else:
-        reduce = np.bitwise_or.reduce
+    reduce = _reducer(flat)
     h = flat.size // 2
 
     def two():
@@ -126,16 +152,35 @@ def read_floor(array, repeat=7):
     return best_and_noise(times(two, repeat=repeat))
 
 
+def _reducer(flat):
+    return np.add.reduce if flat.dtype.kind == "f" else np.bitwise_or.reduce
+
+
+def read_floor_cpu(array, repeat=7):
+    """(best, noise) CPU seconds of one thread reading ``array`` once (``np.add.reduce``)."""
+    flat = array.reshape(-1)
+    return best_and_noise(cpu_times(_reducer(flat), flat, repeat=repeat))
+
+
 def copy_time(array, repeat=7):
     out = np.empty_like(array)
     return best_and_noise(times(np.copyto, out, array, repeat=repeat))
 
 
-def fma_rate(repeat=5, n=1024):
-    """(best, noise) of float64 multiply-adds per second of an n x n matrix product (BLAS, all threads)."""
+def fma_rate(repeat=5, n=768, threads=None):
+    """(best, noise) float64 multiply-adds per second of an n x n matrix product (BLAS).
+
+    ``threads=1``: one BLAS thread, CPU time of the calling thread; else all threads, wall time.
+    """
     a = np.random.default_rng(0).standard_normal((n, n))
     b = np.random.default_rng(1).standard_normal((n, n))
-    best, noise = best_and_noise(times(np.dot, a, b, repeat=repeat))
+    if threads == 1:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1):
+            best, noise = best_and_noise(cpu_times(np.dot, a, b, repeat=repeat))
+    else:
+        best, noise = best_and_noise(times(np.dot, a, b, repeat=repeat))
     return n ** 3 / best, noise
 
 
@@ -162,52 +207,83 @@ def _inputs(size):
 
 
 def bench_lag100(size, repeat):
+    """Lag 100: wall figures on all threads, and the compared figures in one thread's CPU seconds."""
     from emostats._lagstats import lag_correlation
 
     s, x, offsets, _ = _inputs(size)
     kernel = _repeated(lag_correlation, "lag100")
-    t_kernel = best_and_noise(times(kernel, x, offsets, s["lag"], repeat=repeat))
-    t_numpy = best_and_noise(times(masked_numpy, x, offsets, s["lag"], repeat=max(2, repeat // 2)))
+    lag = s["lag"]
+    t_kernel = best_and_noise(times(kernel, x, offsets, lag, repeat=repeat))
+    c_kernel = best_and_noise(cpu_times(kernel, x, offsets, lag, threads=1, repeat=repeat))
+    c_numpy = best_and_noise(cpu_times(masked_numpy, x, offsets, lag, repeat=2))
     t_read = read_floor(x)
+    c_read = read_floor_cpu(x)
     t_copy = copy_time(x)
+    flat = x.reshape(-1)
+
+    def one():
+        return kernel(x, offsets, lag, threads=1)
+
+    speedup = paired_ratio(lambda: masked_numpy(x, offsets, lag), one, repeat=max(3, repeat))
+    fraction = paired_ratio(lambda: np.add.reduce(flat), one, repeat=max(7, repeat))
     return {
-        "kernel_s": t_kernel, "masked_numpy_s": t_numpy, "read_floor_s": t_read, "copy_s": t_copy,
-        "speedup_vs_masked_numpy": _ratio(t_numpy, t_kernel),
-        "fraction_of_read_bandwidth": _ratio(t_read, t_kernel),
-        "fraction_of_copy_bandwidth": _ratio(t_copy, t_kernel),
+        "kernel_s": t_kernel, "read_floor_s": t_read, "copy_s": t_copy,
+        "kernel_1thread_cpu_s": c_kernel, "masked_numpy_cpu_s": c_numpy, "read_floor_1thread_cpu_s": c_read,
+        "speedup_vs_masked_numpy": speedup,
+        "fraction_of_read_bandwidth": fraction,
+        "wall_speedup_vs_masked_numpy": _ratio((c_numpy[0], c_numpy[1]), t_kernel),
+        "wall_fraction_of_2thread_read_bandwidth": _ratio(t_read, t_kernel),
+        "wall_fraction_of_copy_bandwidth": _ratio(t_copy, t_kernel),
     }
 
 
 def bench_profile(size, repeat):
+    """Lag profile 0..max_lag: multiply-adds per second against a float64 matrix product's."""
     from emostats._lagstats import lag_correlation_profile, pair_counts
 
     s, x, offsets, _ = _inputs(size)
     kernel = _repeated(lag_correlation_profile, "profile")
-    t_kernel = best_and_noise(times(kernel, x, offsets, s["max_lag"], repeat=max(2, repeat // 2)))
+    r = max(2, repeat // 2)
+    t_kernel = best_and_noise(times(kernel, x, offsets, s["max_lag"], repeat=r))
+    c_kernel = best_and_noise(cpu_times(kernel, x, offsets, s["max_lag"], threads=1, repeat=r))
     fmas = float(pair_counts(offsets, np.arange(s["max_lag"] + 1)).sum()) * x.shape[1]
     rate = fma_rate()
-    t_bound = (fmas / rate[0], rate[1])
-    t_read = read_floor(x)
+    rate1 = fma_rate(threads=1)
+    from threadpoolctl import threadpool_limits
+
+    a = np.random.default_rng(0).standard_normal((768, 768))
+    with threadpool_limits(1):
+        per_fma = paired_ratio(lambda: np.dot(a, a), lambda: kernel(x, offsets, s["max_lag"], threads=1), repeat=3)
+    bound = (per_fma[0] * fmas / 768 ** 3, per_fma[1])  # (dgemm time / kernel time) x (kernel FMAs / dgemm FMAs)
     return {
-        "kernel_s": t_kernel, "flop_bound_s": t_bound, "read_floor_s": t_read,
-        "fraction_of_flop_bound": _ratio(t_bound, t_kernel),
+        "kernel_s": t_kernel, "kernel_1thread_cpu_s": c_kernel,
+        "flop_bound_s": (fmas / rate[0], rate[1]),
+        "fraction_of_flop_bound": bound,
+        "fraction_of_flop_bound_unpaired": _ratio((fmas / rate1[0], rate1[1]), c_kernel),
+        "wall_fraction_of_flop_bound": _ratio((fmas / rate[0], rate[1]), t_kernel),
         "gfma_per_s": (fmas / t_kernel[0] / 1e9, t_kernel[1]),
     }
 
 
 def bench_firing(size, repeat):
+    """SAE firing counts: against reading the index array once."""
     from emostats.sae import firing_counts
 
     s, _, _, sae_index = _inputs(size)
     index, offsets = sae_index(s["sae_tokens"], s["k"], s["n_features"], seed=0)
     kernel = _repeated(firing_counts, "firing")
     t_kernel = best_and_noise(times(kernel, index, offsets, s["lag"], s["n_features"], repeat=repeat))
+    c_kernel = best_and_noise(cpu_times(kernel, index, offsets, s["lag"], s["n_features"], threads=1,
+                                        repeat=repeat))
     t_read = read_floor(index)
-    t_copy = copy_time(index)
+    flat = index.reshape(-1)
+    fraction = paired_ratio(lambda: np.bitwise_or.reduce(flat),
+                            lambda: kernel(index, offsets, s["lag"], s["n_features"], threads=1), repeat=max(7, repeat))
     return {
-        "kernel_s": t_kernel, "read_floor_s": t_read, "copy_s": t_copy,
-        "fraction_of_read_bandwidth": _ratio(t_read, t_kernel),
-        "fraction_of_copy_bandwidth": _ratio(t_copy, t_kernel),
+        "kernel_s": t_kernel, "read_floor_s": t_read, "kernel_1thread_cpu_s": c_kernel,
+        "fraction_of_read_bandwidth": fraction,
+        "wall_fraction_of_2thread_read_bandwidth": _ratio(t_read, t_kernel),
+        "wall_times_read_floor": _ratio(t_kernel, t_read),
     }
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 
 from . import _lagstats
-from ._lagstats import run_ranges
+from ._threads import SERIAL_WORK, run_ranges
 from . import persistence as _pers
 from ._kernels import decay as _k
 from ._version import __version__
@@ -128,7 +128,7 @@ def _fit_matrix(Y, W, tau, bounds, want, threads):
     out = np.full((Y.shape[0], _k.N_OUT), np.nan)
     args = (Y, W, tau, even, grid, E, math.log(t_lo), math.log(t_hi), want in ("auto", 1), want in ("auto", 2), out)
     # a few curves are not worth starting threads for (same bits either way)
-    run_ranges(_k.fit_range, Y.shape[0], threads, args, work=Y.shape[0] * _lagstats.SERIAL_WORK // 8)
+    run_ranges(_k.fit_range, Y.shape[0], threads, args, work=Y.shape[0] * SERIAL_WORK // 8)
     return out, (W > 0).sum(axis=1)
 
 
@@ -250,7 +250,7 @@ def bootstrap_curves(source, act, n_boot=200, seed=0, variable=None, average_pro
     if analysis not in ("lag_profile", "trajectories"):
         raise EmostatsError(f"fit_decay: bootstrap needs the Dataset returned by lag_profile or trajectories "
                             f"(attrs analysis), got analysis={analysis!r}")
-    act, series, offsets = _pers._series_input(act, "probe_act")
+    act, series, offsets = _pers.series_input(act, "probe_act")
     conv = np.asarray(act["conversation"].values)[offsets[:-1]]
     _, groups = np.unique(conv, return_inverse=True)
     G = int(groups.max()) + 1 if groups.size else 1
@@ -272,10 +272,10 @@ def bootstrap_curves(source, act, n_boot=200, seed=0, variable=None, average_pro
         p1 = min(P, p0 + batch)
         sub = act.isel({series: slice(p0, p1)}) if series else act
         if analysis == "lag_profile":
-            M = _pers._moments(sub, offsets, "profile", max_lag, groups=groups, n_groups=G, threads=threads)
+            M = _pers.moments_of(sub, offsets, "profile", max_lag, groups=groups, n_groups=G, threads=threads)
             rep = _profile_replicates(M, W)  # (n_boot, lag, b)
         else:
-            S, C = _pers._trajectory_stats(sub, offsets, mean[p0:p1], sd[p0:p1], np.stack([lo, hi], 1), max_lag,
+            S, C = _pers.trajectory_stats(sub, offsets, mean[p0:p1], sd[p0:p1], np.stack([lo, hi], 1), max_lag,
                                            groups=groups, n_groups=G, threads=threads)
             S = np.tensordot(W, S, axes=(1, 0))
             C = np.tensordot(W, C, axes=(1, 0))

@@ -38,7 +38,7 @@ from .segments import segments_of
 __all__ = [
     "lag_persistence", "lag_profile", "trajectories",
     "lag_correlation", "lag_correlation_profile", "lag_moments", "profile_moments", "merge_moments",
-    "moments_r", "pair_counts", "trajectory_sums", "DEFAULT_BINS",
+    "moments_r", "pair_counts", "trajectory_sums", "DEFAULT_BINS", "series_input", "moments_of", "trajectory_stats",
 ]
 
 _DEF_LAG = ("Pearson r between the activation at token t and at t + L over all valid pairs "
@@ -51,8 +51,29 @@ _DEF_TRAJ = ("z = activation standardised over all tokens (population sd); for t
 # --------------------------------------------------------------------------- input handling
 
 
-def _series_input(act, name):
-    """(DataArray transposed to (token, series) or (token,), series dim or None, offsets)."""
+def series_input(act, name):
+    """A (token, series) activation DataArray checked and transposed, with its segment offsets.
+
+    Parameters
+    ----------
+    act : xarray.DataArray
+        Dims ``token`` and at most one other (e.g. ``probe``), with
+        ``conversation`` and ``turn`` coordinates on ``token``.
+    name : str
+        The function or argument named in the one-line error.
+
+    Returns
+    -------
+    (act transposed to (token, series) or (token,), series dim name or None, int64 CSR offsets)
+
+    Examples
+    --------
+    >>> da = xr.DataArray(np.zeros((4, 2)), dims=("token", "probe"),
+    ...                   coords={"conversation": ("token", [0, 0, 1, 1]), "turn": ("token", [0, 0, 0, 0])})
+    >>> _, series, offsets = series_input(da, "example")
+    >>> series, offsets.tolist()
+    ('probe', [0, 2, 4])
+    """
     if not isinstance(act, xr.DataArray):
         raise EmostatsError(f"{name}: expected an xarray.DataArray with a 'token' dim such as "
                             f"study['tokens']['probe_act'], got {type(act).__name__}")
@@ -90,8 +111,22 @@ def _chunked(act, offsets, reach, fn, merge, groups=None):
     return reduce_over_chunks(data, reach, task, merge, offsets=offsets, groups=groups)
 
 
-def _moments(act, offsets, kind, lag, groups=None, n_groups=None, threads=None):
-    """Moments of the lag pairs (kind 'lag': one lag; 'profile': 0..lag) for NumPy or dask input."""
+def moments_of(act, offsets, kind, lag, groups=None, n_groups=None, threads=None):
+    """Moments of the lag pairs of a NumPy- or dask-backed (token, series) DataArray.
+
+    ``kind`` is ``"lag"`` (one lag ``lag``) or ``"profile"`` (lags 0..``lag``);
+    ``groups`` gives the output group of each segment (e.g. its conversation, for
+    the bootstrap). Returns float64 ``(n_groups, 6, n_lags, n_series)`` as
+    :func:`lag_moments`. A dask input is reduced chunk by chunk (see the module notes).
+
+    Examples
+    --------
+    >>> da = xr.DataArray(np.arange(8.0)[:, None] ** 2, dims=("token", "probe"),
+    ...                   coords={"conversation": ("token", [0] * 8), "turn": ("token", [0] * 8)})
+    >>> act, _, offsets = series_input(da, "example")
+    >>> moments_of(act, offsets, "lag", 1)[0, 0, 0].tolist()  # pairs at lag 1
+    [7.0]
+    """
     fn = lag_moments if kind == "lag" else profile_moments
     if not _is_dask(act):
         return fn(_numpy_2d(act), offsets, lag, groups=groups, n_groups=n_groups, threads=threads)
@@ -110,7 +145,7 @@ def _moments(act, offsets, kind, lag, groups=None, n_groups=None, threads=None):
 
 def _standardisation(act, offsets, threads=None):
     """Mean and population sd of every series over all finite tokens."""
-    return _lagstats.standardisation(_moments(act, offsets, "lag", 0, threads=threads))
+    return _lagstats.standardisation(moments_of(act, offsets, "lag", 0, threads=threads))
 
 
 def _add_pairs(*parts):
@@ -122,7 +157,8 @@ def _add_pairs(*parts):
     return sums, counts
 
 
-def _trajectory_stats(act, offsets, mean, sd, bins, max_lag, groups=None, n_groups=None, threads=None):
+def trajectory_stats(act, offsets, mean, sd, bins, max_lag, groups=None, n_groups=None, threads=None):
+    """Trajectory sums and counts (see :func:`trajectory_sums`) of a NumPy- or dask-backed DataArray."""
     if not _is_dask(act):
         return trajectory_sums(_numpy_2d(act), offsets, mean, sd, bins, max_lag,
                                groups=groups, n_groups=n_groups, threads=threads)
@@ -206,8 +242,8 @@ def lag_persistence(probe_act, lag=100, *, threads=None):
     >>> study.close()  # release the file handle now rather than at garbage collection
     """
     lag = _check_int(lag, "lag")
-    act, series, offsets = _series_input(probe_act, "lag_persistence")
-    m = _moments(act, offsets, "lag", lag, threads=threads)
+    act, series, offsets = series_input(probe_act, "lag_persistence")
+    m = moments_of(act, offsets, "lag", lag, threads=threads)
     names = act[series].values if series and series in act.coords else None
     r = moments_r(m, names, what=series or "series")[0, 0]
     n_pairs = int(pair_counts(offsets, [lag])[0])
@@ -266,8 +302,8 @@ def lag_profile(probe_act, max_lag=200, *, threads=None):
     >>> study.close()  # release the file handle now rather than at garbage collection
     """
     max_lag = _check_int(max_lag, "max_lag")
-    act, series, offsets = _series_input(probe_act, "lag_profile")
-    m = _moments(act, offsets, "profile", max_lag, threads=threads)
+    act, series, offsets = series_input(probe_act, "lag_profile")
+    m = moments_of(act, offsets, "profile", max_lag, threads=threads)
     names = act[series].values if series and series in act.coords else None
     r = moments_r(m, names, what=series or "series")[0]
     lags = np.arange(max_lag + 1)
@@ -377,7 +413,7 @@ def trajectories(probe_act, bins=DEFAULT_BINS, max_lag=200, *, threads=None):
     """
     max_lag = _check_int(max_lag, "max_lag")
     lo, hi = _lagstats.as_bins(bins)
-    act, series, offsets = _series_input(probe_act, "trajectories")
+    act, series, offsets = series_input(probe_act, "trajectories")
     mean, sd = _standardisation(act, offsets, threads=threads)
     names = act[series].values if series and series in act.coords else None
     bad = ~(sd > 0)
@@ -385,7 +421,7 @@ def trajectories(probe_act, bins=DEFAULT_BINS, max_lag=200, *, threads=None):
         labels = [str(names[i]) if names is not None else str(i) for i in np.flatnonzero(bad)]
         warnings.warn(f"trajectories: {len(labels)} constant or empty {series or 'series'} have no events: "
                       f"{', '.join(labels[:10])}", RuntimeWarning, stacklevel=2)
-    sums, counts = _trajectory_stats(act, offsets, mean, sd, np.stack([lo, hi], 1), max_lag, threads=threads)
+    sums, counts = trajectory_stats(act, offsets, mean, sd, np.stack([lo, hi], 1), max_lag, threads=threads)
     ds = trajectory_dataset(sums[0], counts[0], lo, hi, max_lag, series, names, mean, sd)
     if not series:
         ds = ds.squeeze("series", drop=True)

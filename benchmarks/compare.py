@@ -1,0 +1,107 @@
+"""Compare the working tree's tracked kernel figures with the last recorded commit; fail on a regression.
+
+Usage::
+
+    python -m benchmarks.compare --size smoke     # exit 0: no regression, 1: regression
+
+Only the ratios of :data:`benchmarks.track.COMPARED` are compared (higher is better);
+they are measured in one process beside their references, so a slower or busier
+machine moves them much less than it moves the times. A figure regresses when
+
+    new < old / (1 + tolerance),  tolerance = max(MIN_TOLERANCE, NOISE_FACTOR x (noise_old + noise_new))
+
+where each noise is the relative spread ((median - best) / best) measured with the
+figure. When the tolerance comes out above MAX_TOLERANCE the run is too noisy to
+tell: the figure is measured again (up to ``--retries`` times) and the best of the
+runs is used; a figure still that noisy counts as a regression only if it is below
+old / (1 + MAX_TOLERANCE). MAX_TOLERANCE is below 1, so a kernel that does its
+work twice (ratio halved, ``EMOSTATS_BENCH_SLOWDOWN=lag100=2``) is always caught.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from benchmarks import track
+
+#: smallest tolerance: run-to-run drift of the ratios on an idle machine is below ~10%
+MIN_TOLERANCE = 0.25
+#: a figure's tolerance grows with the noise measured beside it
+NOISE_FACTOR = 2.0
+#: largest tolerance: a 2x slowdown (ratio / 2 = -50%, i.e. old / new = 2) must always fail
+MAX_TOLERANCE = 0.6
+
+
+def tolerance(old, new):
+    return max(MIN_TOLERANCE, NOISE_FACTOR * (old["noise"] + new["noise"]))
+
+
+def verdicts(baseline, current):
+    """[(benchmark, figure, old, new, tolerance, ok)] for every compared figure in both records."""
+    out = []
+    for name, figures in track.COMPARED.items():
+        if name not in baseline["figures"] or name not in current["figures"]:
+            continue
+        for fig in figures:
+            old = baseline["figures"][name].get(fig)
+            new = current["figures"][name].get(fig)
+            if old is None or new is None:
+                continue
+            tol = min(tolerance(old, new), MAX_TOLERANCE)
+            ok = new["value"] >= old["value"] / (1.0 + tol)
+            out.append((name, fig, old["value"], new["value"], tol, ok))
+    return out
+
+
+def _merge_best(a, b):
+    """Per figure, the measurement with the higher value (the least disturbed by load)."""
+    for name, figs in b["figures"].items():
+        for fig, val in figs.items():
+            if fig.startswith("_"):
+                continue
+            cur = a["figures"].setdefault(name, {}).get(fig)
+            if cur is None or val["value"] > cur["value"]:
+                a["figures"][name][fig] = val
+    return a
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m benchmarks.compare", description=__doc__.splitlines()[0])
+    p.add_argument("--size", choices=sorted(track.SIZES), default="smoke")
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--retries", type=int, default=2, help="re-measurements of figures that fail or are too noisy")
+    p.add_argument("--history", type=Path, default=track.HISTORY)
+    p.add_argument("--only", nargs="*", choices=sorted(track.TRACKED))
+    args = p.parse_args(argv)
+    records = track.history(args.size, args.history)
+    if not records:
+        print(f"benchmarks.compare: no history at size {args.size!r} in {args.history}; record one with "
+              f"python -m benchmarks.track --size {args.size} --record", file=sys.stderr)
+        return 2
+    baseline = records[-1]
+    names = [n for n in (args.only or track.TRACKED) if n in baseline["figures"]]
+    current = track.measure(args.size, names, args.repeat)
+    result = verdicts(baseline, current)
+    for _ in range(args.retries):
+        again = sorted({name for name, _, _, _, tol, ok in result if not ok or tol >= MAX_TOLERANCE})
+        if not again:
+            break
+        current = _merge_best(current, track.measure(args.size, again, args.repeat))
+        result = verdicts(baseline, current)
+    print(f"baseline {baseline['sha'][:10]} ({baseline.get('subject', '')[:60]}), measured {baseline['measured']} "
+          f"at load {baseline['load_before'][0]:.2f}; now load {current['load_before'][0]:.2f}")
+    failed = 0
+    for name, fig, old, new, tol, ok in result:
+        failed += not ok
+        print(f"  {'ok  ' if ok else 'FAIL'} {name}.{fig}: {old:.4g} -> {new:.4g} ({new / old - 1:+.0%}, "
+              f"tolerance -{1 - 1 / (1 + tol):.0%})")
+    if failed:
+        print(f"benchmarks.compare: {failed} figure(s) regressed beyond the measured noise", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
