@@ -234,6 +234,39 @@ def test_direction_persistence_errors(rng):
 # --------------------------------------------------------------------------- random directions
 
 
+def test_eigenspace_stored_or_cached_is_never_decomposed_again(rng, monkeypatch):
+    from emostats.nullmodels import clear_eigenspace_cache, leading_eigenspace, store_eigenspace, sweep_k
+    import emostats.nullmodels.eigenspace as eigen_module
+
+    acts, offsets = _raw(rng, hidden=12)
+    clear_eigenspace_cache()
+    mom = moments(acts, lags=[3], offsets=offsets)
+    want = random_direction_sweep(mom, seed=5)
+    calls = []
+    real = eigen_module._decompose
+    monkeypatch.setattr(eigen_module, "_decompose", lambda cov: calls.append(1) or real(cov))
+    again = random_direction_sweep(mom, seed=5)  # cached: same covariance bytes
+    np.testing.assert_array_equal(again.values, want.values)
+    assert calls == []
+    stored = moments(acts, lags=[3], offsets=offsets, eigenvectors="sweep")
+    assert stored.sizes["eigen"] == sweep_k(12) == int(default_ks(12)[default_ks(12) < 12].max())
+    clear_eigenspace_cache()
+    calls.clear()
+    from_study = random_direction_sweep(stored, seed=5)  # read from /moments: no decomposition at all
+    assert calls == []
+    np.testing.assert_array_equal(from_study.values, want.values)
+    w, q = leading_eigenspace(stored, 3)
+    w_ref, q_ref = top_eigenvectors(mom["cov"].values, 3)
+    np.testing.assert_allclose(w, w_ref, rtol=1e-12)
+    np.testing.assert_allclose(q, q_ref, atol=1e-10)
+    calls.clear()  # top_eigenvectors always decomposes
+    leading_eigenspace(stored, 12)  # more than stored: computed
+    assert calls == [1]
+    assert store_eigenspace(mom, k=2)["eigenvectors"].shape == (12, 2)
+    with pytest.raises(EmostatsError, match="k must be an integer"):
+        store_eigenspace(mom, k=13)
+
+
 def test_random_directions_unit_seeded_and_in_eigenspace(rng):
     a = rng.normal(size=(12, 12))
     cov = a @ a.T

@@ -5,8 +5,10 @@ persist". One module per purpose, every public name re-exported here:
 
 - :mod:`~emostats.nullmodels.streamed`: :func:`moments`, the ``/moments`` group
   from raw activations in one streamed pass (also dask chunk by chunk);
-- :mod:`~emostats.nullmodels.eigenspace`: :func:`top_eigenvectors` of the
-  activation covariance;
+- :mod:`~emostats.nullmodels.eigenspace`: the top-k eigenspaces of the
+  activation covariance, computed once: stored in ``/moments``
+  (:func:`store_eigenspace`, ``moments(..., eigenvectors=...)``) or cached
+  (:func:`leading_eigenspace`);
 - :mod:`~emostats.nullmodels.sphere`: :func:`random_directions`,
   :func:`random_direction_sweep`: unit vectors uniform on the sphere of the
   hidden space or of a top-k eigenspace;
@@ -32,16 +34,18 @@ Examples
 """
 
 from .analysis import nullmodel_analysis
-from .eigenspace import covariance_array, top_eigenvectors
+from .eigenspace import (clear_eigenspace_cache, covariance_array, default_ks, leading_eigenspace, store_eigenspace,
+                         sweep_k, top_eigenvectors)
 from .emotion_space import emotion_pcs, pc_directions, pca_from_cov, probe_act_vectors
 from .from_moments import DEFAULT_LAG, direction_persistence, quadratic_forms, select_lag
 from .matching import nearest_by_variance, variance_matched
-from .sphere import default_ks, random_direction_sweep, random_directions, split_evenly
+from .sphere import random_direction_sweep, random_directions, split_evenly
 from .streamed import MomentAccumulator, moment_arrays, moments
 
 __all__ = [
     "moments", "moment_arrays", "MomentAccumulator",
-    "top_eigenvectors", "covariance_array",
+    "top_eigenvectors", "leading_eigenspace", "store_eigenspace", "clear_eigenspace_cache", "sweep_k",
+    "covariance_array",
     "random_directions", "random_direction_sweep", "default_ks", "split_evenly",
     "direction_persistence", "quadratic_forms", "select_lag", "DEFAULT_LAG",
     "variance_matched", "nearest_by_variance",

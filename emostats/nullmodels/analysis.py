@@ -11,7 +11,8 @@ from ..persistence import lag_persistence
 from .emotion_space import emotion_pcs
 from .from_moments import DEFAULT_LAG, direction_persistence, select_lag
 from .matching import variance_matched
-from .sphere import default_ks, random_direction_sweep, random_directions, split_evenly
+from .eigenspace import default_ks
+from .sphere import random_direction_sweep, random_directions, split_evenly
 
 __all__ = ["nullmodel_analysis"]
 

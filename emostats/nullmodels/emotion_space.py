@@ -322,5 +322,5 @@ def emotion_pcs(probe_act, probe_vectors=None, moments=None, candidates=None, la
 def _rank_spearman(ds):
     sp = spearman(xr.DataArray(ds["pc"].values.astype(np.float64), dims="pc"),
                   xr.DataArray(ds["residual"].values, dims="pc"), dim="pc")
-    for key in ("rho", "p", "n"):
+    for key in ("rho", "p", "n", "p_method"):
         ds[f"rank_{key}"] = ((), sp[key].values, {"long_name": f"Spearman {key} of PC rank against residual"})

@@ -11,12 +11,10 @@ Two null populations:
   range from ``lambda_1 / tr`` down to ``1 / hidden``, which is what variance
   matching needs (the study drew 5,420 such directions).
 
-Eigenvectors come from LAPACK (``scipy.linalg.eigh``, only the top ones when
-that is cheaper), in order of decreasing eigenvalue, each with the sign that
-makes its largest-magnitude component positive. The top-``hidden`` eigenspace
-is the whole space, so ``k = hidden`` draws in the standard basis without an
-eigendecomposition. When the k-th and (k+1)-th eigenvalues are equal the top-k
-eigenspace is not unique, and LAPACK's choice is used.
+Eigenvectors come from :func:`emostats.nullmodels.leading_eigenspace`:
+stored in ``/moments`` when the study has them, else one decomposition per
+covariance, cached. The top-``hidden`` eigenspace is the whole space, so
+``k = hidden`` draws in the standard basis without an eigendecomposition.
 
 Same seed, same bits: the normal draws come from ``numpy.random.default_rng(seed)``
 in the order of the sweep; the eigendecomposition is deterministic for one
@@ -26,27 +24,17 @@ LAPACK build (threaded BLAS may change its last bits across thread counts).
 import numpy as np
 import xarray as xr
 
+from ..defaults import N_PER_K
 from ..errors import EmostatsError
-from .eigenspace import covariance_array, top_eigenvectors
+from .eigenspace import covariance_array, default_ks, leading_eigenspace
 
-__all__ = ["random_directions", "random_direction_sweep", "default_ks", "split_evenly"]
+__all__ = ["random_directions", "random_direction_sweep", "split_evenly"]
 
 
 def _seed_attr(seed):
     """The seed as an attribute value (an int, or a list of ints for a seed sequence)."""
     arr = np.atleast_1d(np.asarray(seed, dtype=np.int64))
     return int(arr[0]) if np.ndim(seed) == 0 else arr.tolist()
-
-
-def default_ks(hidden, n_k=20):
-    """A log-spaced sweep of distinct k from 1 to ``hidden`` (at most ``n_k`` values).
-
-    Examples
-    --------
-    >>> default_ks(7168).tolist()[:6], default_ks(7168).tolist()[-1]
-    ([1, 2, 3, 4, 6, 10], 7168)
-    """
-    return np.unique(np.round(np.geomspace(1, hidden, n_k)).astype(np.int64))
 
 
 def split_evenly(total, parts):
@@ -63,7 +51,7 @@ def split_evenly(total, parts):
     return [base + (i < extra) for i in range(int(parts))]
 
 
-def random_direction_sweep(cov, ks=None, n_per_k=271, seed=0):
+def random_direction_sweep(cov, ks=None, n_per_k=N_PER_K, seed=0):
     """Random unit directions uniform on the top-k eigenspace of ``cov`` for each k of a sweep.
 
     Parameters
@@ -91,6 +79,7 @@ def random_direction_sweep(cov, ks=None, n_per_k=271, seed=0):
     >>> bool(np.allclose((d ** 2).sum("hidden"), 1))
     True
     """
+    source = cov  # the /moments Dataset may hold the eigenvectors (emostats.nullmodels.eigenspace)
     cov, hidden_coord = covariance_array(cov)
     h = cov.shape[0]
     ks = default_ks(h) if ks is None else np.atleast_1d(np.asarray(ks, dtype=np.int64))
@@ -100,7 +89,7 @@ def random_direction_sweep(cov, ks=None, n_per_k=271, seed=0):
     if counts.min() < 0:
         raise EmostatsError(f"n_per_k must be >= 0, got {np.asarray(n_per_k).tolist()}")
     below = ks[ks < h]
-    q = top_eigenvectors(cov, int(below.max()))[1] if below.size else None
+    q = leading_eigenspace(source, int(below.max()))[1] if below.size else None
     rng = np.random.default_rng(seed)
     blocks = []
     for k, count in zip(ks.tolist(), counts.tolist()):
@@ -144,12 +133,13 @@ def random_directions(cov, n, k=None, seed=0):
     >>> d.shape, bool(np.allclose(np.linalg.norm(d, axis=1), 1))
     ((3, 5), True)
     """
+    source = cov
     cov, hidden_coord = covariance_array(cov)
     h = cov.shape[0]
     if int(n) < 0:
         raise EmostatsError(f"n must be >= 0, got {n}")
     space = h if k is None else int(k)
-    da = random_direction_sweep(cov, ks=[space], n_per_k=int(n), seed=seed)
+    da = random_direction_sweep(source, ks=[space], n_per_k=int(n), seed=seed)
     if hidden_coord is not None:
         da = da.assign_coords(hidden=hidden_coord[1])
     da.attrs["long_name"] = ("random unit direction, uniform on the sphere of the hidden space" if k is None

@@ -29,8 +29,10 @@ import numpy as np
 import xarray as xr
 
 from .._chunks import is_dask, reduce_over_chunks, token_bounds
+from ..defaults import LAG
 from ..errors import EmostatsError, StudyError
 from ..segments import segments_of
+from .eigenspace import store_eigenspace
 
 __all__ = ["moments", "moment_arrays", "MomentAccumulator"]
 
@@ -247,7 +249,7 @@ def moment_arrays(acts, lags=(), offsets=None, block_tokens=None, nonfinite="rai
     return out
 
 
-def moments(acts, lags=(100,), offsets=None, *, block_tokens=None, dim="token"):
+def moments(acts, lags=(LAG,), offsets=None, *, block_tokens=None, dim="token", eigenvectors=None):
     """The ``/moments`` group of a study from raw activations, in one streaming pass.
 
     Parameters
@@ -265,6 +267,12 @@ def moments(acts, lags=(100,), offsets=None, *, block_tokens=None, dim="token"):
         Tokens per block (default: dask chunks, else about 32 MiB).
     dim : str
         Name of the token dim of a DataArray; the other dim is the hidden dim.
+    eigenvectors : int or "sweep", optional
+        Also store the leading eigenvalues and eigenvectors of ``cov``
+        (``eigenvalues(eigen)``, ``eigenvectors(hidden, eigen)``), so that no
+        analysis of the study decomposes the covariance again
+        (:func:`emostats.nullmodels.store_eigenspace`; ``"sweep"``: as many as
+        the default candidate sweep needs).
 
     Returns
     -------
@@ -322,4 +330,6 @@ def moments(acts, lags=(100,), offsets=None, *, block_tokens=None, dim="token"):
         ds = ds.assign_coords(hidden=hidden_coord, hidden_b=hidden_coord)
     ds.attrs.update(ddof=0, source_hidden_dim=hidden_dim,
                     method="one streaming pass, per-block centred moments merged exactly (Chan et al. 1979)")
+    if eigenvectors is not None:
+        ds = store_eigenspace(ds, eigenvectors)
     return ds
