@@ -177,8 +177,6 @@ def _child_write(writer, tmp, w):
     """In the child: write, report an exception through the pipe, never return."""
     code = 0
     try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it kills us on a signal
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if "dask" in sys.modules:  # a tree with dask arrays: no thread pool survives fork
             sys.modules["dask"].config.set(scheduler="synchronous")
         writer(tmp)
@@ -197,14 +195,46 @@ def _child_write(writer, tmp, w):
         os._exit(code)
 
 
+@contextlib.contextmanager
+def _signals_held():
+    """Record SIGINT/SIGTERM inside the block and re-raise them after it (main thread only).
+
+    A signal that arrives during ``os.fork`` would otherwise raise inside the
+    at-fork hooks of other modules (logging's), where the exception is printed
+    and dropped: the interrupt would be lost and the write would go on.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got = []
+    previous = {s: signal.signal(s, lambda signum, frame: got.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        if os.getpid() == _PARENT[0]:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            for signum in got:
+                signal.raise_signal(signum)  # delivered with the caller's own handling, at the next bytecode
+
+
+_PARENT = [None]
+
+
 def _run_in_child(writer, tmp):
     r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        os.close(r)
-        _child_write(writer, tmp, w)
-    os.close(w)
+    _PARENT[0] = os.getpid()
+    pid, fds = None, [r, w]
     try:
+        with _signals_held():
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - runs in the child
+                signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it kills us on a signal
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                os.close(r)
+                _child_write(writer, tmp, w)
+        os.close(w)
+        fds.remove(w)
         chunks = []
         while True:
             block = os.read(r, 1 << 16)
@@ -212,14 +242,17 @@ def _run_in_child(writer, tmp):
                 break
             chunks.append(block)
         _, status = os.waitpid(pid, 0)
+        pid = None
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-        with contextlib.suppress(OSError):
-            os.waitpid(pid, 0)
+        if pid:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                os.waitpid(pid, 0)
         raise
     finally:
-        os.close(r)
+        for fd in fds:
+            os.close(fd)
     if chunks:
         raise pickle.loads(b"".join(chunks))
     if status != 0:
