@@ -9,7 +9,7 @@ from .model import Bullets, Code, Figure, Note, Paragraph, Table, spans
 
 __all__ = ["to_qmd", "quarto_options"]
 
-_ESCAPE = re.compile(r"([\\`*_\[\]<>#$@|~^])")
+_ESCAPE = re.compile(r"([\\`*_\[\]<>#$@|~^\"])")  # '"' too: pandoc's smart quotes would curl it
 
 
 def _text(value):

@@ -13,7 +13,7 @@ from .model import Bullets, Code, Figure, Note, Paragraph, Table, spans
 
 __all__ = ["to_typst", "compile_pdf"]
 
-_ESCAPE = re.compile(r"([\\#$*_`@<>\[\]~/])")
+_ESCAPE = re.compile(r"([\\#$*_`@<>\[\]~/\"])")  # '"' too: Typst would make it a curly quote
 
 
 def _string(value):
