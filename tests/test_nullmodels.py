@@ -1,6 +1,8 @@
 """Tests of the null models: streaming moments, random directions, persistence from moments,
 variance matching, emotion PCs, planted truth from emostats.synth, the CLI and the plots."""
 
+import warnings
+
 import dask.array as da
 import numpy as np
 import pytest
@@ -568,20 +570,22 @@ def planted():
 
 @pytest.fixture(scope="module")
 def analysis(planted):
-    from emostats.nullmodels import nullmodel_analysis
-
-    return nullmodel_analysis(planted[0], seed=0)
+    """The engine's nullmodels preset (what ``emostats nullmodels`` runs), as a dict of result Datasets."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = es.run(planted[0], preset="nullmodels", seed=0, progress=False, quiet=True)
+    return {name: res[name].to_dataset(inherit=False) for name in res.children}
 
 
 def test_planted_truth_recovered(planted, analysis):
     tree, truth = planted
     out = analysis
-    probe_r = out["probe_persistence"]["r"].values
+    probe_r = out["persistence"]["r"].values
     # exact moments in synth: the moment formula reproduces the probes' pooled r (float32 storage)
     vec = tree["probes"]["vector"]
     from_moments = direction_persistence(tree["moments"].to_dataset(), vec)["r"].values
     np.testing.assert_allclose(from_moments, probe_r, atol=ATOL_FLOAT32_STORAGE)
-    m = out["probe_matched"]
+    m = out["variance_matched"]
     expected = truth["residual_expected"].values
     # planted: probes beat variance-matched directions by a known amount
     assert float(m["mean"]) > 0 and float(m["t_p"]) < 1e-3
@@ -589,7 +593,7 @@ def test_planted_truth_recovered(planted, analysis):
     assert np.corrcoef(m["residual"].values, expected)[0, 1] > 0.5
     assert int(m["n_positive"]) >= 0.75 * m.sizes["target"]
     # random directions persist less than the probes (Figure 3)
-    assert out["random_persistence"]["r"].mean() < probe_r.mean()
+    assert out["random_directions"]["r"].mean() < probe_r.mean()
     assert out["candidates"].sizes["direction"] == 5420
     pcs = out["emotion_pcs"]
     np.testing.assert_allclose(pcs["r_direction"].values, pcs["r"].values, atol=ATOL_FLOAT32_STORAGE)
@@ -610,8 +614,8 @@ def test_cli_nullmodels(tmp_path, planted, capsys):
     assert code == 0 and out.exists()
     assert "probe residual mean" in capsys.readouterr().out
     res = xr.open_datatree(out)
-    assert {"random_persistence", "candidates", "probe_persistence", "probe_matched", "emotion_pcs"} <= set(
-        res.children)
+    # the engine's nullmodels preset: the groups (and names) of emostats run
+    assert {"random_directions", "candidates", "persistence", "variance_matched", "emotion_pcs"} <= set(res.children)
     assert res.attrs["input_sha256"] == es.sha256(study) and res["candidates"].sizes["direction"] == 400
     assert main(["nullmodels", str(study), "-o", str(out)]) == 2  # exists, no --force
     assert "exists" in capsys.readouterr().err
@@ -622,17 +626,17 @@ def test_cli_nullmodels(tmp_path, planted, capsys):
     assert "neither" in capsys.readouterr().err
 
 
-def test_nullmodel_analysis_leaves_an_all_nan_probe_out_of_the_pcs():
-    from emostats.nullmodels import nullmodel_analysis
+def test_nullmodels_preset_leaves_an_all_nan_probe_out_of_the_pcs():
     from emostats.synth import make_study
 
     tree, _ = make_study(n_tokens=3000, n_probes=4, n_features=0, hidden=8, seed=1, n_conversations=6,
                          turn_length=(50, 300), groups=["tokens", "probes", "moments"])
     tree["tokens"]["probe_act"].values[:, 1] = np.nan
     with pytest.warns(RuntimeWarning, match="left out 1 probe"):
-        out = nullmodel_analysis(tree, n_random=20, n_candidates=60, ks=[1, 8], n_match=5)
+        out = es.run(tree, preset="nullmodels", n_random=20, n_candidates=60, k_sweep=[1, 8], n_matched=5,
+                     progress=False, quiet=True)
     assert out["emotion_pcs"].sizes["pc"] == 3 and np.isfinite(out["emotion_pcs"]["r"].values).all()
-    assert np.isnan(out["probe_persistence"]["r"].values[1])
+    assert np.isnan(out["persistence"]["r"].values[1])
 
 
 def _drop(tree, group):
@@ -652,8 +656,8 @@ def test_plots(analysis):
 
     out = analysis
     fig, axes = plt.subplots(1, 3)
-    assert plot_random_vs_probes(out["probe_persistence"], out["random_persistence"], ax=axes[0]) is axes[0]
-    assert plot_residuals(out["probe_matched"], ax=axes[1]) is axes[1]
+    assert plot_random_vs_probes(out["persistence"], out["random_directions"], ax=axes[0]) is axes[0]
+    assert plot_residuals(out["variance_matched"], ax=axes[1]) is axes[1]
     assert plot_pc_residuals(out["emotion_pcs"], ax=axes[2]) is axes[2]
     assert "persistence" in axes[0].get_xlabel() and "positive" in axes[1].get_title()
     assert "Spearman" in axes[2].get_title()
