@@ -14,7 +14,8 @@ int32 array into float64): ``flag_values = -1``, ``flag_meanings =
 or converts on them. 0/1 integer flags (``mentions``) get ``flag_values`` and
 ``flag_meanings`` too.
 
-Provenance attributes that name files (``model``, ``command``, ...) are
+Units UDUNITS does not know (``tokens``, ``sd``) become ``"1"`` with the
+unit named in ``long_name``. Provenance attributes that name files (``model``, ``command``, ...) are
 stored without the writing machine's folders (:func:`portable`).
 """
 
@@ -127,10 +128,19 @@ def _portable_attrs(attrs):
     return out
 
 
+#: units some writers give that UDUNITS (and so CF) does not know: stored as "1", named in long_name
+_COUNTED_UNITS = {"tokens": "tokens", "token": "tokens", "sd": "standard deviations"}
+
+
 def _label(name, var, is_coord):
     attrs = dict(var.attrs)
     if "long_name" not in attrs:
         attrs["long_name"] = LONG_NAMES.get(name, name.replace("_", " "))
+    counted = _COUNTED_UNITS.get(str(attrs.get("units", "")).strip())
+    if counted:
+        attrs["units"] = "1"
+        if counted.split()[0].rstrip("s") not in str(attrs["long_name"]):
+            attrs["long_name"] = f"{attrs['long_name']} (in {counted})"
     kind = var.dtype.kind
     if name == "sae_index" and kind == "i":
         fill = var.dtype.type(-1)
