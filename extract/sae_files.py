@@ -84,8 +84,7 @@ NO_EFFECT_KEYS = frozenset({
     "wandb_log_frequency", "eval_every_n_wandb_logs", "wandb_id", "tokens_per_buffer", "total_training_tokens",
     "total_training_steps", "store_batch_size", "train_batch_size", "mse_loss_normalization",
     "scale_sparsity_penalty_by_decoder_norm", "decoder_heuristic_init", "init_encoder_as_decoder_transpose",
-    "decoder_orthogonal_init", "noise_scale", "normalize_sae_decoder", "sae_lens_training_version",
-    "n_eval_batches", "eval_batch_size_prompts",
+    "decoder_orthogonal_init", "noise_scale", "normalize_sae_decoder",
 })
 
 #: sparsify config keys honoured, and keys of training only

@@ -155,7 +155,7 @@ def test_results_file_is_labelled(saved, tmp_path):
     assert tree.attrs["Conventions"] == CF_VERSION
     assert tree.attrs["input_files"] == "study.nc"  # the input's name, not the folder it was in
     n = 0
-    for group, name, var, is_coord in _variables(tree):
+    for group, name, var, _is_coord in _variables(tree):
         n += 1
         assert var.attrs.get("long_name"), (group, name)
         if var.dtype.kind == "f":
