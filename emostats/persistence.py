@@ -86,6 +86,11 @@ def series_input(act, name):
     return act, series, offsets
 
 
+#: the old private names (emostats.affect calls _series_input); new code uses the public ones
+def _series_input(act, name):
+    return series_input(act, name)
+
+
 def _is_dask(act):
     return getattr(act.data, "dask", None) is not None
 

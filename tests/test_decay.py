@@ -116,9 +116,9 @@ def test_bootstrap_replicate_of_one_conversation_is_that_conversation(study):
     offsets = es.segments_of(act)
     conv = act.conversation.values[offsets[:-1]]
     _, groups = np.unique(conv, return_inverse=True)
-    from emostats.persistence import _moments
+    from emostats.persistence import moments_of
 
-    M = _moments(act, offsets, "profile", 20, groups=groups)
+    M = moments_of(act, offsets, "profile", 20, groups=groups)
     G = M.shape[0]
     everyone = decay._profile_replicates(M, np.ones((1, G)))[0]
     np.testing.assert_allclose(everyone, prof.r.values, rtol=1e-10, atol=1e-12)
