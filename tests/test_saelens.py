@@ -101,12 +101,12 @@ def test_rescale_flag_changes_the_codes(tmp_path):
     assert torch.equal(ours.encode(x) > 0, ref > 0)
 
 
-@pytest.mark.parametrize("arch", ["standard", "topk", "jumprelu", "gated"])
-def test_saelens_reads_what_extract_writes(tmp_path, arch):
-    """save_sae -> SAE.load_from_disk: the SAELens class, its options and the metadata survive."""
+@pytest.mark.parametrize("arch,apply_b_dec,norm,rescale", CONFIGS)
+def test_saelens_reads_what_extract_writes(tmp_path, arch, apply_b_dec, norm, rescale):
+    """save_sae -> SAE.load_from_disk, every architecture and option: the SAELens class, its options
+    and the metadata survive, and SAELens encodes our file as it encoded its own."""
     sl = _saelens()
-    lens = _lens_sae(arch, arch != "gated", "layer_norm" if arch == "standard" else "none",
-                     rescale=arch == "topk", seed=5)
+    lens = _lens_sae(arch, apply_b_dec, norm, rescale=rescale, seed=5)
     lens.save_model(tmp_path / "a")
     ours = load_sae(tmp_path / "a")
     meta = {"hook_name": "blocks.20.hook_resid_post", "hf_hook_name": "model.layers.20", "model_name": "m.gguf"}
@@ -119,7 +119,7 @@ def test_saelens_reads_what_extract_writes(tmp_path, arch):
     assert back.cfg.normalize_activations == lens.cfg.normalize_activations
     assert back.cfg.apply_b_dec_to_input == lens.cfg.apply_b_dec_to_input
     if arch == "topk":
-        assert back.cfg.k == 5 and back.cfg.rescale_acts_by_decoder_norm is True
+        assert back.cfg.k == 5 and back.cfg.rescale_acts_by_decoder_norm is rescale
     x = _inputs(5)
     with torch.no_grad():
         torch.testing.assert_close(back.encode(x), lens.encode(x), rtol=0, atol=0)
