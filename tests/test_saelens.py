@@ -357,3 +357,18 @@ def test_feature_density_names():
     np.testing.assert_array_equal(ds["feature_density"].values, ds["frac_nonzero"].values)
     np.testing.assert_array_equal(ds["log_feature_sparsity"].values, np.log10(ds["feature_density"].values + 1e-10))
     assert ds["log_feature_sparsity"].values[3] == -10
+
+
+@pytest.mark.parametrize("dtype", ["float64", "bfloat16"])
+def test_saelens_dtypes(tmp_path, dtype):
+    """The SAE computes in its config dtype, as SAELens does (inputs cast to it)."""
+    lens = _lens_sae("topk", True, "none", rescale=True, seed=7).to(dtype=getattr(torch, dtype))
+    lens.save_model(tmp_path)
+    ours = load_sae(tmp_path)
+    assert ours.dtype == dtype
+    x = _inputs(7)
+    with torch.no_grad():
+        ref = lens.encode(x)
+    got = ours.encode(x)
+    assert got.dtype == ref.dtype
+    torch.testing.assert_close(got, ref, rtol=0, atol=0)
