@@ -17,13 +17,15 @@ and ``emostats.decay``.
 
 from __future__ import annotations
 
+import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from ._kernels import _config
 
-__all__ = ["SERIAL_WORK", "PIECE_TOKENS", "MAX_PIECES", "PIECE_BYTES", "run_ranges", "segment_pieces",
+__all__ = ["note_compile", "SERIAL_WORK", "PIECE_TOKENS", "MAX_PIECES", "PIECE_BYTES", "run_ranges", "segment_pieces",
            "run_pieces"]
 
 #: below this much work (array elements x lags) a kernel runs in the calling thread:
@@ -34,6 +36,32 @@ PIECE_TOKENS = 1 << 14
 MAX_PIECES = 32
 #: most bytes of per-piece accumulators; above it the segments stay in one piece (split by probes)
 PIECE_BYTES = 64 * 2**20
+
+
+#: topics (kernel modules) already checked in this process
+_NOTED = set()
+
+
+def note_compile(kernel):
+    """Say on stderr, once per kernel module and process, that a kernel is about to be compiled.
+
+    Only when Numba's cache holds no compiled version of it (the first use after an
+    install or an upgrade): the call then takes seconds instead of milliseconds, and a
+    command line user should know why. Set ``EMOSTATS_QUIET_COMPILE=1`` to silence it.
+    """
+    topic = getattr(getattr(kernel, "py_func", None), "__module__", "").rsplit(".", 1)[-1]
+    if not topic or topic in _NOTED:
+        return
+    _NOTED.add(topic)
+    if os.environ.get("EMOSTATS_QUIET_COMPILE") or getattr(kernel, "signatures", None):
+        return
+    try:  # Numba's cache index of this function (internal API: no note if it moves)
+        index = kernel._cache._cache_file._index_path
+    except AttributeError:
+        return
+    if not os.path.exists(index):
+        print(f"emostats: compiling the {topic} kernels for this machine (first use; cached for later runs)",
+              file=sys.stderr, flush=True)
 
 
 def _serial(n, work, threads):
@@ -56,6 +84,7 @@ def run_ranges(kernel, n_items, threads, args, work=None):
     >>> out.tolist()
     [0.0, 1.0, 2.0, 3.0, 4.0]
     """
+    note_compile(kernel)
     n = min(_config.n_threads(threads), max(int(n_items), 1))
     if _serial(n, work, threads):
         kernel(*args, 0, n_items)
@@ -102,6 +131,7 @@ def run_pieces(kernel, args, acc, offsets, n_items, threads, merge, work=None):
     order with ``merge(acc, acc_piece)``. With one piece the items are split over the
     threads instead (:func:`run_ranges`). Either way the bits do not depend on ``threads``.
     """
+    note_compile(kernel)
     pieces = segment_pieces(offsets, acc.nbytes)
     n = min(_config.n_threads(threads), len(pieces))
     if len(pieces) == 1:

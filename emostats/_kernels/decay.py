@@ -27,6 +27,10 @@ from ._config import JIT
 from .lag import finite
 
 N_OUT = 10
+#: column counts of the two models, as int64 globals: a literal 2 or 3 at a call site makes Numba
+#: compile the callee once per literal value (two compilations of the NNLS chain, seconds each)
+_TWO = np.int64(2)
+_THREE = np.int64(3)
 
 
 @numba.njit(**JIT)
@@ -172,7 +176,7 @@ def _fit_fixed(y, w, e1, e2, ncol, coef, ws):
 @numba.njit(**JIT)
 def _eval1(y, w, tau, even, logT, e1, coef, ws):
     _basis(tau, even, math.exp(logT), e1)
-    return _fit_fixed(y, w, e1, e1, 2, coef, ws)
+    return _fit_fixed(y, w, e1, e1, _TWO, coef, ws)
 
 
 @numba.njit(**JIT)
@@ -181,7 +185,7 @@ def _eval2(y, w, tau, even, l1, l2, e1, e2, coef, ws):
         l1, l2 = l2, l1
     _basis(tau, even, math.exp(l1), e1)
     _basis(tau, even, math.exp(l2), e2)
-    return _fit_fixed(y, w, e1, e2, 3, coef, ws)
+    return _fit_fixed(y, w, e1, e2, _THREE, coef, ws)
 
 
 @numba.njit(**JIT)
@@ -232,7 +236,7 @@ def fit_curve(y, w, tau, even, grid, E, lo, hi, want1, want2, out):
             G[1, 1] = SEE[k, k]
             r[0] = Sy
             r[1] = SEy[k]
-            v = _nnls_from_normal(G, r, Syy, 2, coef, sol, Gs, rs, idx, A)
+            v = _nnls_from_normal(G, r, Syy, _TWO, coef, sol, Gs, rs, idx, A)
             if v < best:
                 best = v
                 kb = k
@@ -286,7 +290,7 @@ def fit_curve(y, w, tau, even, grid, E, lo, hi, want1, want2, out):
                 r[0] = Sy
                 r[1] = SEy[k1]
                 r[2] = SEy[k2]
-                v = _nnls_from_normal(G, r, Syy, 3, coef, sol, Gs, rs, idx, A)
+                v = _nnls_from_normal(G, r, Syy, _THREE, coef, sol, Gs, rs, idx, A)
                 if v < best:
                     best = v
                     k1b = k1
