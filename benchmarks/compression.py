@@ -19,9 +19,11 @@ FOLDER = sys.argv[2] if len(sys.argv) > 2 else tempfile.mkdtemp(prefix="emostats
 P, K = 171, 64
 rng = np.random.default_rng(0)
 e = rng.standard_normal((N, P)).astype(np.float32)
-x = np.empty_like(e); x[0] = e[0]
+x = np.empty_like(e)
+x[0] = e[0]
 phi = np.float32(0.9)
-for t in range(1, N): x[t] = phi * x[t-1] + np.float32(0.44) * e[t]
+for t in range(1, N):
+    x[t] = phi * x[t - 1] + np.float32(0.44) * e[t]
 x = (x * np.float32(0.7) + np.float32(1.3)).astype(np.float32)
 idx, _ = sae_index(N, K, 100_000, seed=0)
 idx.sort(axis=1)
@@ -45,7 +47,8 @@ for name, kw in variants:
     path = os.path.join(FOLDER, f"{name.split()[0]}.nc")
     t0 = time.perf_counter()
     with netCDF4.Dataset(path, "w") as ds:
-        ds.createDimension("token", N); ds.createDimension("probe", P); ds.createDimension("slot", K)
+        for dim, size in (("token", N), ("probe", P), ("slot", K)):
+            ds.createDimension(dim, size)
         for vname, a in arrays.items():
             dims = ("token", "probe") if vname == "probe_act" else ("token", "slot")
             v = ds.createVariable(vname, a.dtype, dims, chunksizes=(min(CH, N), a.shape[1]), **kw)
