@@ -422,3 +422,35 @@ def test_spike_at_the_first_token_keeps_r_exact(rng, spike, dtype):
 def test_exact_reference_agrees_with_the_twin(rng):
     x, offsets = random_case(rng, n_segments=8, max_len=30, n_series=3, nan=False)
     np.testing.assert_allclose(exact_lag_r(x, offsets, 2), naive.lag_r(x, offsets, 2)[0], rtol=1e-12)
+
+
+@given(st.data())
+def test_r_is_invariant_to_a_shift_of_the_data_and_to_the_pieces(data):
+    # hypothesis: r of x + c equals the twin on those (rounded) values for c up to 1e9, and the same
+    # bits whether the segments run in one piece or many (any thread count)
+    from emostats import _threads
+
+    n = data.draw(st.integers(4, 60))
+    lengths = data.draw(st.lists(st.integers(0, 20), min_size=1, max_size=8))
+    offsets = np.unique(np.clip(np.concatenate(([0], np.cumsum(lengths), [n])), 0, n))
+    vals = data.draw(st.lists(st.floats(-100, 100, allow_nan=False, width=64), min_size=n, max_size=n))
+    x = np.array(vals)[:, None]
+    lag = data.draw(st.integers(0, 6))
+    c = data.draw(st.sampled_from([1e3, -1e6, 1e9]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        r0 = P.lag_correlation(x, offsets, lag)[0]
+        r1 = P.lag_correlation(x + c, offsets, lag)[0]
+        old = _threads.PIECE_TOKENS, _threads.SERIAL_WORK
+        try:
+            _threads.PIECE_TOKENS, _threads.SERIAL_WORK = 3, 0
+            r2 = P.lag_correlation(x, offsets, lag, threads=1)[0]
+            r3 = P.lag_correlation(x, offsets, lag, threads=3)[0]
+        finally:
+            _threads.PIECE_TOKENS, _threads.SERIAL_WORK = old
+    np.testing.assert_array_equal(r2, r3)
+    np.testing.assert_allclose(r2, r0, rtol=1e-10, atol=1e-12)
+    # x + c rounds the data itself at ulp(c): compare with the twin on the same rounded values
+    ref = naive.lag_r(x + c, offsets, lag)[0]
+    if np.isfinite(ref).all() and np.isfinite(r1).all():
+        np.testing.assert_allclose(r1, ref, rtol=0, atol=1e-8)
