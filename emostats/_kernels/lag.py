@@ -38,12 +38,13 @@ their squares come from prefix sums, those of ``x[t + L]`` from suffix sums
 a non-finite value is redone on a masked path.
 
 Every kernel works on a range of segments ``s0:s1`` and of probes ``p0:p1`` and
-releases the GIL (``nogil``). The NumPy layer (``emostats._lagstats``) splits
-the *segments* into pieces whose number depends only on the input, gives each
-piece its own accumulator, runs the pieces on Python threads and merges them
-in piece order (:func:`merge_arrays`): each thread streams whole rows of its
-own part of the array, and the result is the same bits for any number of
-threads. (Threads rather than ``prange``: no second, parallel compilation of
+releases the GIL (``nogil``). For the single lag (bound by reading ``x``) the
+NumPy layer (``emostats._lagstats``) splits the *segments* into pieces whose
+number depends only on the input, gives each piece its own accumulator, runs
+the pieces on Python threads and merges them in piece order
+(:func:`merge_arrays`): each thread streams whole rows of its own part of the
+array. The profile (bound by multiply-adds) is split over probes. Either way
+the result is the same bits for any number of threads. (Threads rather than ``prange``: no second, parallel compilation of
 every kernel, no OpenMP spin-waiting on a loaded machine, and safe to call
 from dask's worker threads.)
 """
