@@ -17,6 +17,7 @@ from typing import Final
 __all__ = [
     "LAG", "MAX_LAG", "SEED", "N_PERM", "N_RANDOM", "N_CANDIDATES", "N_K", "N_PER_K", "N_MATCHED",
     "MATCH_STAT", "RATING_STAT", "STATS", "MIN_FIRES", "MIN_MENTIONS", "ALPHA", "N_BOOT", "CI",
+    "N_BOOT_CI", "CI_METHOD", "N_PLACEBO",
     "BINS", "SEED_MAX", "LOOP_NGRAM", "LOOP_THRESHOLD", "AFFECT_N_BOOT", "SATURATION_Z", "STEERING_OFFSETS",
     "AFFECT_SECONDS_PER_TOKEN", "AFFECT_NOISE_TOKENS", "AFFECT_HALF_LIFE_FAST_S", "AFFECT_HALF_LIFE_SLOW_S",
     "AFFECT_SHARE_FAST", "AFFECT_EVENT_CAP", "AFFECT_WINDOW_CAP", "AFFECT_WINDOW_S", "AFFECT_N_PCS",
@@ -58,6 +59,12 @@ ALPHA: Final = 0.05
 N_BOOT: Final = 200
 #: coverage of bootstrap intervals
 CI: Final = 0.95
+#: bootstrap resamples (whole conversations) of the summary's headline numbers (emostats.inference)
+N_BOOT_CI: Final = 1000
+#: interval of the summary's ci_low/ci_high: "percentile" or "bca" (docs/inference.md says why percentile)
+CI_METHOD: Final = "percentile"
+#: placebo probe sets (and random spans) per kind
+N_PLACEBO: Final = 200
 #: bins of initial strength |z_t| of the trajectories (Figure 2)
 BINS: Final = ((1.0, 2.0), (2.0, 3.0), (3.0, 4.0), (4.0, float("inf")))
 #: bootstrap resamples of ``emostats affect-profile``

@@ -31,7 +31,7 @@ from ._merge import single_threaded_blas
 from ._resample import placebo_rank
 from .headlines import _STAT, _nearest, _quad, rowwise_spearman
 
-__all__ = ["placebo_nulls", "placebo_probe_sets", "KINDS"]
+__all__ = ["placebo_nulls", "placebo_probe_sets", "set_statistics", "KINDS"]
 
 #: kinds of placebo probe sets; the first is the one the summary reports
 KINDS = ("isotropic", "shaped")
@@ -57,6 +57,68 @@ def _draw_sets(kind, n_draws, norms, w, rng):
         g *= np.sqrt(np.clip(w, 0, None))
     g /= np.linalg.norm(g, axis=2, keepdims=True)
     return g * norms[None, :, None]
+
+
+class _Prepared:
+    """``/moments`` in the eigenbasis of Sigma: eigenvalues, eigenvectors, lag matrices (float32), trace."""
+
+    def __init__(self, mom, lag):
+        li = _lag_index(mom, lag)
+        cov = np.asarray(mom["cov"].values, dtype=np.float64)
+        self.w, self.U = np.linalg.eigh((cov + cov.T) / 2)
+        self.lag_mats = [np.ascontiguousarray((self.U.T @ np.asarray(mom[k].values[li], dtype=np.float64)
+                                               @ self.U).astype(np.float32)) for k in ("lag_cxx", "lag_cyy", "lag_cxy")]
+        self.trace = float(np.trace(cov))
+
+
+def set_statistics(prep, V, candidates, n_match=defaults.N_MATCHED, match_stat=defaults.MATCH_STAT):
+    """Headline numbers of probe sets ``V`` (n_sets, P, hidden) *in the eigenbasis* of ``prep``: dict -> (n_sets,).
+
+    For a set with vectors ``v_i`` (rows) the probe activations are ``v_i . h``:
+    mean lag r, mean residual and count positive over the variance-matched
+    candidates, and the Spearman of PC rank with PC residual, each as
+    :func:`emostats.lag_persistence`, :func:`emostats.variance_matched` and
+    :func:`emostats.emotion_pcs` give them from those activations.
+    """
+    V = np.asarray(V, dtype=np.float64)
+    nb, P, _ = V.shape
+    norms2 = (V * V).sum(axis=2)
+    cr, cve = (np.asarray(a, dtype=np.float64) for a in candidates)
+    stat = _STAT[match_stat]
+    out = {k: np.full(nb, np.nan) for k in ("probe_persistence", "residual_mean", "residual_positive",
+                                            "pc_spearman", "mean_variance_explained")}
+    rank = np.arange(1, P + 1, dtype=np.float64)
+    V32 = V.astype(np.float32)
+    flat = V32.reshape(nb * P, -1)
+    Cxx, Cyy, Cxy = ((flat @ M).reshape(nb, P, -1) @ V32.transpose(0, 2, 1) for M in prep.lag_mats)
+    with single_threaded_blas():
+        S = (V * prep.w) @ V.transpose(0, 2, 1)
+        Gm = V @ V.transpose(0, 2, 1)
+        for j in range(nb):
+            dS = np.diagonal(S[j])
+            dx, dy, dxy = (np.diagonal(A[j]).astype(np.float64) for A in (Cxx, Cyy, Cxy))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                r = dxy / (np.sqrt(dx) * np.sqrt(dy))
+            ve = dS / (norms2[j] * prep.trace)
+            out["probe_persistence"][j] = np.nanmean(r)
+            out["mean_variance_explained"][j] = ve.mean()
+            idx = _nearest(ve, cve, n_match)
+            res = r - stat(cr[idx], axis=1)
+            out["residual_mean"][j] = np.nanmean(res)
+            out["residual_positive"][j] = float((res > 0).sum())
+            ev, L = np.linalg.eigh((S[j] + S[j].T) / 2)
+            order = np.argsort(-ev, kind="stable")
+            ev, L = ev[order], L[:, order]
+            deg = ev <= DEGENERATE_RTOL * max(float(ev.max()), 0.0)
+            cxy, cxx, cyy = (A[j].astype(np.float64) for A in (Cxy, Cxx, Cyy))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                pr = _quad(L, cxy) / (np.sqrt(_quad(L, cxx)) * np.sqrt(_quad(L, cyy)))
+                pve = np.where(deg, np.nan, ev / (_quad(L, Gm[j]) * prep.trace))  # |sum_i L_ij v_i|^2 = L'VV'L
+            pr = np.where(deg, np.nan, pr)
+            idx = _nearest(pve, cve, n_match)
+            pres = np.where(idx[:, 0] >= 0, pr - stat(cr[np.maximum(idx, 0)], axis=1), np.nan)
+            out["pc_spearman"][j] = rowwise_spearman(pres[None, :], rank)[0]
+    return out
 
 
 def placebo_probe_sets(mom, lag, n_probes_norms, candidates, *, kind="isotropic", n_draws=200, seed=0,
@@ -87,55 +149,15 @@ def placebo_probe_sets(mom, lag, n_probes_norms, candidates, *, kind="isotropic"
     """
     if kind not in KINDS:
         raise EmostatsError(f"placebo kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    li = _lag_index(mom, lag)
-    cov = np.asarray(mom["cov"].values, dtype=np.float64)
-    w, U = np.linalg.eigh((cov + cov.T) / 2)
-    lag_mats = [np.ascontiguousarray((U.T @ np.asarray(mom[k].values[li], dtype=np.float64) @ U).astype(np.float32))
-                for k in ("lag_cxx", "lag_cyy", "lag_cxy")]
-    trace = float(np.trace(cov))
+    prep = _Prepared(mom, lag)
     norms = np.asarray(n_probes_norms, dtype=np.float64)
-    P = norms.size
-    cr, cve = (np.asarray(a, dtype=np.float64) for a in candidates)
-    stat = _STAT[match_stat]
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), KINDS.index(kind)]))
-    out = {k: np.full(n_draws, np.nan) for k in ("probe_persistence", "residual_mean", "residual_positive",
-                                                 "pc_spearman", "mean_variance_explained")}
-    rank = np.arange(1, P + 1, dtype=np.float64)
+    parts = []
     for d0 in range(0, n_draws, block):
         nb = min(block, n_draws - d0)
-        V = _draw_sets(kind, nb, norms, w, rng)  # (nb, P, H) in the eigenbasis
-        V32 = V.astype(np.float32)
-        flat = V32.reshape(nb * P, -1)
-        Cxx, Cyy, Cxy = ((flat @ M).reshape(nb, P, -1) @ V32.transpose(0, 2, 1) for M in lag_mats)
-        with single_threaded_blas():
-            S = (V * w) @ V.transpose(0, 2, 1)
-            G = V @ V.transpose(0, 2, 1)
-            for j in range(nb):
-                i = d0 + j
-                dS = np.diagonal(S[j])
-                dx, dy, dxy = (np.diagonal(A[j]).astype(np.float64) for A in (Cxx, Cyy, Cxy))
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    r = dxy / (np.sqrt(dx) * np.sqrt(dy))
-                ve = dS / (norms ** 2 * trace)
-                out["probe_persistence"][i] = np.nanmean(r)
-                out["mean_variance_explained"][i] = ve.mean()
-                idx = _nearest(ve, cve, n_match)
-                res = r - stat(cr[idx], axis=1)
-                out["residual_mean"][i] = np.nanmean(res)
-                out["residual_positive"][i] = float((res > 0).sum())
-                ev, L = np.linalg.eigh((S[j] + S[j].T) / 2)
-                order = np.argsort(-ev, kind="stable")
-                ev, L = ev[order], L[:, order]
-                deg = ev <= DEGENERATE_RTOL * max(float(ev.max()), 0.0)
-                cxy, cxx, cyy = (A[j].astype(np.float64) for A in (Cxy, Cxx, Cyy))
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    pr = _quad(L, cxy) / (np.sqrt(_quad(L, cxx)) * np.sqrt(_quad(L, cyy)))
-                    pve = np.where(deg, np.nan, ev / (_quad(L, G[j]) * trace))  # |sum_i L_ij v_i|^2 = L' V V' L
-                pr = np.where(deg, np.nan, pr)
-                idx = _nearest(pve, cve, n_match)
-                pres = np.where(idx[:, 0] >= 0, pr - stat(cr[np.maximum(idx, 0)], axis=1), np.nan)
-                out["pc_spearman"][i] = rowwise_spearman(pres[None, :], rank)[0]
-    return out
+        parts.append(set_statistics(prep, _draw_sets(kind, nb, norms, prep.w, rng), candidates,
+                                    n_match=n_match, match_stat=match_stat))
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def _random_span_fractions(decoders, dim, n_draws, rng, block=8):

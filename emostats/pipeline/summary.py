@@ -184,4 +184,7 @@ def summary_table(results, params, study=None, skipped=None):
                     lag=params["lag"], alpha=params["alpha"])
     if study is not None and "tokens" in study.children and "conversation" in study["tokens"].coords:
         ds.attrs["n_conversations"] = int(np.unique(np.asarray(study["tokens"]["conversation"].values)).size)
+    from ..inference.columns import inference_columns
+
+    ds = inference_columns(ds, results)  # ci_low, ci_high, p_cluster, placebo_pct, placebo_p (issue 14)
     return ds

@@ -146,6 +146,16 @@ cosine of each rated feature's decoder with each probe vector;
 for a random 35% of emotions (``truth.mention_associated``) and 0 otherwise,
 base rates log-uniform in [0.5%, 12%].
 
+Calibration worlds
+------------------
+:func:`make_world` simulates the hidden activations of a *null* world (every
+direction equally persistent, turn-level heterogeneity as in the shipped
+example) or a *planted* one (probes with excess within-turn persistence) and
+builds the study with :func:`emostats.study_from_activations`, so it carries
+``/conv_moments``; :func:`world_truth` gives the population values of the
+headline numbers (formulas in :mod:`emostats.synth._worlds`). They calibrate
+the conversation-level inference of :mod:`emostats.inference`.
+
 Randomness: every part draws from its own ``numpy.random.SFC64`` generator
 seeded by ``numpy.random.SeedSequence([seed, part, block])`` (SAE chains from
 a splitmix64 stream keyed by feature), so the same seed gives the same bits for
@@ -157,9 +167,11 @@ import numpy as np
 import xarray as xr
 
 from ._study import GROUPS, _make_study, _single_threaded_blas, bitround, probe_names
+from ._worlds import WORLDS, make_world, world_truth
 
 __all__ = ["make_study", "write_study", "expected_lag_r", "expected_direction_r",
-           "expected_firing_persistence", "probe_names", "bitround", "GROUPS", "EXAMPLE_ARGS"]
+           "expected_firing_persistence", "probe_names", "bitround", "GROUPS", "EXAMPLE_ARGS",
+           "make_world", "world_truth", "WORLDS"]
 
 #: ``emostats synth`` arguments (after ``-o PATH``) that made ``emostats/data/example_study.nc``
 EXAMPLE_ARGS = ("--seed", "2026", "--tokens", "12000", "--probes", "171", "--features", "1500", "--k", "16",
