@@ -275,7 +275,8 @@ def placebo_nulls(study, lag=defaults.LAG, n_draws=200, seed=defaults.SEED, *, c
             sn = list(ds["span_statistic"].values)
             sobs = np.array([observed.get(k, np.nan) for k in sn], dtype=np.float64)
             ranks = [placebo_rank(v, ds["span_draws"].values[:, j]) for j, v in enumerate(sobs)]
-            ds["span_observed"] = ("span_statistic", sobs)
-            ds["span_placebo_pct"] = ("span_statistic", [x[0] for x in ranks])
-            ds["span_placebo_p"] = ("span_statistic", [x[1] for x in ranks])
+            ds["span_observed"] = ("span_statistic", sobs, {"long_name": "the study's value"})
+            ds["span_placebo_pct"] = ("span_statistic", [x[0] for x in ranks],
+                                      {"long_name": "percentile of the value among random-span draws"})
+            ds["span_placebo_p"] = ("span_statistic", [x[1] for x in ranks], {"long_name": "two-sided placebo p"})
     return ds
