@@ -22,13 +22,24 @@ import torch
 __all__ = ["generate", "sample_next"]
 
 
-def sample_next(logits, gen, temperature=0.8, top_p=0.95):
-    """Sample one token per row from ``logits`` (batch, vocab) with temperature and nucleus."""
+def sample_next(logits, gen, temperature=0.8, top_p=0.95, candidates=1024):
+    """Sample one token per row from ``logits`` (batch, vocab) with temperature and nucleus.
+
+    The nucleus (smallest prefix of the descending probabilities whose mass reaches
+    ``top_p``) is found among the ``candidates`` most likely tokens by ``torch.topk``
+    instead of a sort of the whole vocabulary; a row whose top candidates hold less than
+    ``top_p`` of the mass falls back to the full sort, so the result is the exact nucleus
+    (profiling: the full sort and the multinomial over the vocabulary were ~26% of a step).
+    """
     if temperature <= 0:
         return logits.argmax(-1)
     probs = torch.softmax(logits.float() / temperature, dim=-1)
     if top_p < 1.0:
-        sp, si = probs.sort(dim=-1, descending=True)
+        k = min(int(candidates), probs.shape[-1])
+        sp, si = probs.topk(k, dim=-1)
+        short = sp.sum(-1) < top_p
+        if bool(short.any()):  # rare: a flat distribution; the exact nucleus needs the full sort
+            sp, si = probs.sort(dim=-1, descending=True)
         keep = sp.cumsum(-1) - sp < top_p
         sp = sp * keep
         choice = torch.multinomial(sp / sp.sum(-1, keepdim=True), 1, generator=gen)
@@ -115,7 +126,7 @@ def generate(model, prompts, max_new_tokens, *, seed, pad_id, stop_ids=(), tempe
                 hook.steer = steer if (steer is not None and 1 <= step <= pulse) else None
                 hook.steer_mask = None
             logits = model(input_ids=cur_ids, attention_mask=attn, position_ids=cur_pos,
-                           past_key_values=cache, use_cache=True).logits[:, -1]
+                           past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
             if record:
                 h = hook.outputs.pop()
                 if step >= 1:
