@@ -41,6 +41,29 @@ __all__ = ["probe_check", "load_lexicon", "similarity_matrix"]
 
 _KINDS = ("synonym", "opposite")
 
+_LONG_NAMES = {
+    "n_pairs": "lexicon pairs of this kind that are probes of the study",
+    "n_missing": "lexicon pairs of this kind left out (a word is not a probe, or its similarity is undefined)",
+    "mean": "mean similarity of the lexicon's pairs",
+    "z": "distance of that mean from the mean over all pairs, in sds of all pairs",
+    "mean_percentile": "mean percentile of the pairs' similarities among all pairs",
+    "p": "one-sided permutation p (synonyms more, opposites less similar than random pairs)",
+    "detail": "how p was computed, or why it is missing",
+    "pair_a": "first word of a lexicon pair",
+    "pair_b": "second word of a lexicon pair",
+    "pair_kind": "kind of the lexicon pair",
+    "similarity": "similarity of the pair's probes",
+    "percentile": "percentile of the pair's similarity among all pairs",
+    "all_mean": "mean similarity over all probe pairs",
+    "all_sd": "sd of the similarity over all probe pairs",
+    "n_all_pairs": "probe pairs with a defined similarity",
+    "pc1": "score of each probe on the first probe PC (oriented so that valence_r >= 0)",
+    "valence": "valence sign of the probe's word in the lexicon (+1 pleasant, -1 unpleasant, 0 neither)",
+    "valence_r": "Pearson r of the first probe PC with valence (oriented >= 0)",
+    "valence_p": "permutation p of |valence_r| (valence labels permuted)",
+    "n_valence": "probes with a valence sign used in valence_r",
+}
+
 
 def _key(name) -> str:
     return str(name).strip().lower().replace("_", " ").replace("-", " ")
@@ -218,11 +241,10 @@ def probe_check(vectors=None, probe_act=None, *, names=None, lexicon: dict | Non
     out["all_sd"] = float(all_vals.std()) if all_vals.size else np.nan
     out["n_all_pairs"] = np.int64(all_vals.size)
     out = out.merge(_valence(s, names, lex.get("valence", {}), n_perm, rng))
-    for var, long_name in (("mean", "mean similarity of the lexicon's pairs"), ("z", "distance of that mean from "
-                           "the mean over all pairs, in sds of all pairs"), ("p", "one-sided permutation p"),
-                           ("valence_r", "Pearson r of the first probe PC with valence (oriented >= 0)"),
-                           ("pc1", "score of each probe on the first probe PC")):
+    for var, long_name in _LONG_NAMES.items():
         out[var].attrs["long_name"] = long_name
+    out["kind"].attrs["long_name"] = "kind of probe pair (lexicon)"
+    out["probe"].attrs["long_name"] = "probe (emotion name)"
     out.attrs.update(similarity=what, n_perm=n_perm, seed=seed,
                      lexicon="emostats/data/emotion_lexicon.json" if lexicon is None else "user-given")
     return out

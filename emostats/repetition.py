@@ -142,9 +142,9 @@ def persistence_by_looping(probe_act: xr.DataArray, repeat_share: xr.DataArray, 
     with np.errstate(all="ignore"):
         mean_r = np.array([np.nanmean(row) if np.isfinite(row).any() else np.nan for row in r])
     dims = ("subset", probe_dim[0]) if probe_dim else ("subset",)
-    coords = {"subset": list(_SUBSETS)}
+    coords = {"subset": ("subset", list(_SUBSETS), {"long_name": "turns: all, non-looping, looping"})}
     if names is not None:
-        coords[probe_dim[0]] = names
+        coords[probe_dim[0]] = (probe_dim[0], names, {"long_name": "probe (emotion name)"})
     ds = xr.Dataset(
         {"r": (dims, r if probe_dim else r[:, 0], {"long_name": f"lag-{lag} correlation in the subset of turns"}),
          "mean_r": ("subset", mean_r, {"long_name": "mean r over probes"}),
