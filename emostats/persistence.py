@@ -378,14 +378,14 @@ def trajectory_dataset(sums, counts, lo, hi, max_lag, series, names, mean, sd):
 
 
 def trajectories(probe_act, bins=DEFAULT_BINS, max_lag=200, *, threads=None):
-    """Trajectories of Figure 2: mean sign-aligned z at t + tau after a token of initial strength |z_t| in a bin.
+    """Trajectories of Figure 2: mean sign-aligned z at t + tau after a token of initial strength ``|z_t|`` in a bin.
 
     Parameters
     ----------
     probe_act : xarray.DataArray (token, probe)
         As for :func:`lag_persistence`.
     bins : sequence of (lower, upper)
-        Bins of |z_t|, lower inclusive, upper exclusive (default [1,2), [2,3), [3,4), [4,inf)).
+        Bins of ``|z_t|``, lower inclusive, upper exclusive (default [1,2), [2,3), [3,4), [4,inf)).
     max_lag : int
         Largest tau (default 200).
     threads : int, optional
@@ -404,7 +404,7 @@ def trajectories(probe_act, bins=DEFAULT_BINS, max_lag=200, *, threads=None):
     -----
     z uses the mean and population sd (ddof=0) over all finite tokens. An event
     is a token t with finite z_t in the bin; its contribution at tau needs t + tau
-    in the same segment and z_{t+tau} finite. At tau = 0 the mean is the mean |z_t|.
+    in the same segment and z_{t+tau} finite. At tau = 0 the mean is the mean ``|z_t|``.
 
     Examples
     --------

@@ -38,7 +38,7 @@ def test_noise_free_curves_are_recovered_exactly():
 def test_noisy_curves_recover_known_half_lives_and_model():
     fit = es.fit_decay(curves(TWO + ONE, noise=0.003, seed=1), n_boot=0)
     assert fit.n_components.values.tolist() == [2, 2, 2, 1, 1]
-    for i, (tail, amps, hls) in enumerate(TWO + ONE):
+    for i, (tail, _amps, hls) in enumerate(TWO + ONE):
         np.testing.assert_allclose(fit.half_life.values[i, :len(hls)], hls, rtol=0.15)
         assert fit.tail_level.values[i] == pytest.approx(tail, abs=0.03)
     assert np.all(fit.aic.sel(model=2).values[:3] < fit.aic.sel(model=1).values[:3])

@@ -15,10 +15,9 @@ from emostats._lagstats import lag_moments
 from emostats.inference import (conversation_bootstrap, placebo_nulls, study_from_activations,
                                 within_turn_persistence)
 from emostats.inference._merge import merge_matrices, merge_weighted, merge_within, r_from, within_from_segments
-from emostats.inference._resample import (bca_interval, bootstrap_weights, jackknife_p, jackknife_weights,
-                                          percentile_interval, placebo_rank)
+from emostats.inference._resample import (bca_interval, bootstrap_weights, jackknife_p, percentile_interval, placebo_rank)
 from emostats.inference.bootstrap import build_headlines
-from emostats.inference.convstats import conversation_index, probe_stats
+from emostats.inference.convstats import conversation_index
 from emostats.inference.headlines import _nearest, rowwise_spearman
 from emostats.inference.placebo import _Prepared, set_statistics
 from emostats.synth import make_world, world_truth

@@ -12,7 +12,6 @@ import math
 import warnings
 
 import numpy as np
-import pytest
 
 from emostats.stats import DegenerateWarning, kendall, one_sample_tests, p_adjust, pearson, spearman, t_test
 from tests.rlive import ATOL, RTOL_ADJ, RTOL_EST, RTOL_P, needs_r, run_r, vec
@@ -173,7 +172,7 @@ def test_two_sample_t_tests_against_r(rng):
     ref = run_r(body, lines)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DegenerateWarning)
-        for j, line in enumerate(lines):
+        for j, _line in enumerate(lines):
             i = j // 2
             x, y, mu = cases[i]
             res = t_test(x, y, mu=mu, alternative=ALTS[i % 3], conf_level=LEVELS[i % 4], var_equal=j % 2 == 0)

@@ -24,7 +24,7 @@ from .._lagstats import lag_moments
 from ..errors import EmostatsError
 from ..segments import segments_of
 from ._merge import merge_weighted, single_threaded_blas, within_from_segments
-from .convstats import CONV_GROUP, conversation_index
+from .convstats import conversation_index
 
 __all__ = ["study_from_activations", "conversation_moments", "STATS", "WITHIN_STATS"]
 

@@ -214,7 +214,7 @@ def emotion_pcs(probe_act, probe_vectors=None, moments=None, candidates=None, la
         attrs: parameters, ``n_tokens_used``, ``n_tokens_dropped``,
         ``dropped_probes`` (probes NaN on every token, left out with a warning);
         with directions ``probe_scaling`` (the convention used) and
-        ``probe_scaling_misfit`` (median |log| of observed over predicted
+        ``probe_scaling_misfit`` (median ``|log|`` of observed over predicted
         probe variance; 0 = exact).
     """
     if not isinstance(probe_act, xr.DataArray) or probe_act.ndim != 2 or "token" not in probe_act.dims:
