@@ -50,3 +50,6 @@ def report(benchmark):
         print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items()))
 
     return _report
+
+# a script run as `python -m benchmarks.compression`: it does its work at import, so pytest must not import it
+collect_ignore = ["compression.py"]
