@@ -38,6 +38,11 @@ _PUBLIC = {
     "firing_persistence": "sae", "feature_density": "sae", "read_sparsity": "sae", "sae_matched": "sae",
     "steering_effect": "steering",
     "mention_tests": "ratings", "rating_analyses": "ratings",
+    # statistics added to R's standard
+    "kendall": "stats", "t_test": "stats", "p_adjust": "stats",
+    # inference at the conversation level, probe meaning, looping turns
+    "study_from_activations": "inference.activations",
+    "ngram_repeat_share": "repetition", "persistence_by_looping": "repetition",
     # the whole study
     "run": "pipeline.engine",
 }
@@ -56,6 +61,9 @@ if TYPE_CHECKING:  # the same names, eagerly, for readers and type checkers (tes
     from .sae import feature_density, firing_persistence, read_sparsity, sae_matched
     from .steering import steering_effect
     from .ratings import mention_tests, rating_analyses
+    from .stats import kendall, p_adjust, t_test
+    from .inference.activations import study_from_activations
+    from .repetition import ngram_repeat_share, persistence_by_looping
     from .pipeline.engine import run
 
 __all__ = sorted([*_PUBLIC, "__version__", "EmostatsError", "StudyError", "ArgumentError",

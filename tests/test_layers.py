@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1] / "emostats"
 #: (layer name, module prefixes), lowest first; a module's layer is that of its longest matching prefix
 LAYERS = [
     ("foundation", ["_version", "errors", "defaults", "seeds", "_checks", "_results", "_atomic",
-                    "_fileguard", "_progress"]),
+                    "_fileguard", "_progress", "_safetensors"]),
     ("kernels", ["_kernels"]),
     ("numpy", ["_threads", "_lagstats", "segments", "stats", "_chunks"]),
     ("xarray", ["persistence", "decay", "sae", "geometry", "ratings", "steering", "nullmodels", "affect",
@@ -55,6 +55,10 @@ def import_graph():
     graph = {}
     for module, path in mods.items():
         tree = ast.parse(path.read_text(encoding="utf-8"))
+        # imports under `if TYPE_CHECKING:` are for annotations only and never run
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and getattr(node.test, "id", getattr(node.test, "attr", "")) == "TYPE_CHECKING":
+                node.body = []
         deps = set()
         for node in ast.walk(tree):
             if isinstance(node, (ast.Import, ast.ImportFrom)):

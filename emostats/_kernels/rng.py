@@ -2,7 +2,7 @@
 
 Each independent stream (one grouping of a permutation test, one row of a
 correlation) gets its own 64-bit key, computed in Python from the user's seed
-(see :func:`emostats.stats._common.stream_keys`). The kernel expands the key with
+(see :func:`emostats.stats._common.stream_key`). The kernel expands the key with
 splitmix64 into a 256-bit xoshiro state, so a stream's numbers depend only on
 its key: the same seed gives the same bits whichever thread runs the stream.
 

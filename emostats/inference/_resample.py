@@ -87,7 +87,7 @@ def percentile_interval(reps, ci=0.95):
     Examples
     --------
     >>> lo, hi = percentile_interval(np.arange(101.0), ci=0.9)
-    >>> float(lo), float(hi)
+    >>> round(float(lo), 9), round(float(hi), 9)
     (5.0, 95.0)
     """
     a = (1.0 - float(ci)) / 2.0

@@ -47,7 +47,7 @@ def within_from_moments(M, Wsum):
     >>> M = lag_moments(x, [0, 3, 6], 1, groups=[0, 1], n_groups=2)
     >>> Ws = within_from_segments(M, [0, 0], 1)
     >>> [round(float(v[0]), 4) for v in within_from_moments(merge_weighted(M, [[1, 1]])[0], Ws[0])]
-    [0.9615, -1.0, -0.0385, 1.04]
+    [0.9802, -1.0, -0.0099, 1.0101]
     """
     M = np.asarray(M, dtype=np.float64)
     Wsum = np.asarray(Wsum, dtype=np.float64)

@@ -10,7 +10,7 @@ Examples
 --------
 >>> from emostats.pipeline.registry import STEPS, preset_steps
 >>> preset_steps("persistence")
-['persistence', 'profile', 'trajectories', 'decay', 'decay_profile']
+['persistence', 'looping', 'profile', 'trajectories', 'decay', 'decay_profile']
 >>> STEPS["decay"].after, STEPS["decay"].seed
 (('trajectories',), 'decay')
 """

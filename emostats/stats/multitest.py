@@ -166,8 +166,8 @@ def p_adjust(p, method="BH", n=None, alpha=D.ALPHA, dims=None):
     Examples
     --------
     >>> res = p_adjust(np.array([0.01, 0.02, 0.03, 0.04, 0.05]), "hommel")
-    >>> res.p_adj.values.round(4).tolist()   # R: 0.04 0.05 0.05 0.05 0.05
-    [0.04, 0.05, 0.05, 0.05, 0.05]
+    >>> res.p_adj.values.round(4).tolist()   # R: 0.05 0.05 0.05 0.05 0.05
+    [0.05, 0.05, 0.05, 0.05, 0.05]
     """
     ds, attrs = _adjusted_dataset(p, alpha, dims, method, n, "p_adjust", "p_adj")
     ds.attrs.update(test="p_adjust", **attrs)

@@ -189,8 +189,8 @@ def one_sample_tests(x, dim=None, popmean=0.0, alternative="two-sided", correcti
     >>> res = one_sample_tests(np.array([0.3, -0.1, 0.5, 0.7, 0.2, 0.4]))
     >>> int(res.n_positive), round(float(res.t_p), 4), round(float(res.wilcoxon_p), 4), round(float(res.sign_p), 4)
     (5, 0.0305, 0.0625, 0.2188)
-    >>> round(float(res.hl_estimate), 2), float(res.hl_ci_low), float(res.hl_ci_high)   # R: 0.3, -0.1, 0.7
-    (0.3, -0.1, 0.7)
+    >>> round(float(res.hl_estimate), 2), float(res.hl_ci_low), float(res.hl_ci_high)   # R: 0.35, -0.1, 0.7
+    (0.35, -0.1, 0.7)
     """
     alt = check_alternative(alternative)
     conf_level = check_conf_level(conf_level, "one_sample_tests")
