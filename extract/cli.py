@@ -74,6 +74,9 @@ def run(args, argv=None):
         raise EmostatsError("extract: -o/--output missing; give the study file to write (or use --stage)")
     if not args.output and not args.workdir:
         raise EmostatsError("extract: give -o/--output or --workdir")
+    if cfg.sae:  # a bad SAE folder is refused before the model is loaded and text generated
+        from .sae_files import sae_layers
+        sae_layers(cfg.sae)
     workdir = Path(args.workdir) if args.workdir else Path(str(args.output) + ".work")
     t0 = time.time()
 

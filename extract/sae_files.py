@@ -31,7 +31,7 @@ import numpy as np
 
 from emostats.errors import EmostatsError
 
-__all__ = ["SAEFormatError", "load_sae", "save_sae", "hook_block", "SAELENS_FORMAT_VERSION",
+__all__ = ["SAEFormatError", "load_sae", "sae_layers", "save_sae", "hook_block", "SAELENS_FORMAT_VERSION",
            "ENCODING_KEYS", "NO_EFFECT_KEYS", "SPARSIFY_ENCODING_KEYS", "SPARSIFY_NO_EFFECT_KEYS"]
 
 #: the SAELens config format :func:`save_sae` writes (``metadata.sae_lens_version``)
@@ -274,6 +274,26 @@ def _load_sparsify(folder):
 def _sparsify_layers(folder):
     return sorted((p for p in folder.iterdir() if p.is_dir() and (p / SPARSIFY_WEIGHTS).exists()),
                   key=lambda p: (hook_block(p.name) is None, hook_block(p.name) or 0, p.name))
+
+
+def sae_layers(path):
+    """Check that ``path`` is an SAE folder :func:`load_sae` reads (configs parsed, weights not loaded);
+    returns the decoder blocks it has SAEs for (None = not known from the layout)."""
+    path = Path(path)
+    if path.is_file():
+        path = path.parent
+    if not path.is_dir():
+        raise SAEFormatError(f"{path}: no such SAE folder")
+    if (path / CFG).exists() and (path / WEIGHTS).exists():
+        settings = _saelens_settings(_read_cfg(path / CFG), path / CFG)
+        hook = settings["metadata"].get("hook_name") or settings["metadata"].get("hf_hook_name")
+        return None if hook is None else [hook_block(hook)]
+    if (path / CFG).exists() and (path / SPARSIFY_WEIGHTS).exists():
+        return [hook_block(path.name)]
+    layers = [hook_block(p.name) for p in _sparsify_layers(path)]
+    if layers:
+        return layers
+    return [load_sae(path)]  # raises the one-line "not an SAE folder"
 
 
 def load_sae(path, layer=None):
