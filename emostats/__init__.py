@@ -32,7 +32,7 @@ _PUBLIC = {
     # null models and geometry
     "random_directions": "nullmodels", "direction_persistence": "nullmodels",
     "moments": "nullmodels", "variance_matched": "nullmodels", "emotion_pcs": "nullmodels",
-    "random_direction_sweep": "nullmodels", "nullmodel_analysis": "nullmodels",
+    "random_direction_sweep": "nullmodels",
     "subspace_fraction": "geometry", "cosine": "geometry",
     # SAE, steering, ratings
     "firing_persistence": "sae", "feature_density": "sae", "read_sparsity": "sae", "sae_matched": "sae",
@@ -55,7 +55,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for readers and type checkers (tes
     from .persistence import lag_persistence, lag_profile, trajectories
     from .decay import fit_decay
     from .affect import AffectState, affect_profile
-    from .nullmodels import (direction_persistence, emotion_pcs, moments, nullmodel_analysis, random_direction_sweep,
+    from .nullmodels import (direction_persistence, emotion_pcs, moments, random_direction_sweep,
                              random_directions, variance_matched)
     from .geometry import cosine, subspace_fraction
     from .sae import feature_density, firing_persistence, read_sparsity, sae_matched

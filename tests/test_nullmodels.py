@@ -1,7 +1,6 @@
 """Tests of the null models: streaming moments, random directions, persistence from moments,
 variance matching, emotion PCs, planted truth from emostats.synth, the CLI and the plots."""
 
-import warnings
 
 import dask.array as da
 import numpy as np
@@ -10,8 +9,6 @@ import xarray as xr
 from hypothesis import given
 from hypothesis import strategies as st
 
-import emostats as es
-from emostats.cli import main
 from emostats.errors import EmostatsError, MissingGroupError, StudyError
 from emostats.nullmodels import (default_ks, direction_persistence, emotion_pcs, moment_arrays, moments,
                                  nearest_by_variance, pca_from_cov, random_direction_sweep, random_directions,
@@ -555,112 +552,3 @@ def test_emotion_pcs_zero_variance_pc_is_nan_not_noise(rng, kind):
     if kind == "constant":  # the other PCs are those of the probes without the constant one
         want = emotion_pcs(probe_act.drop_isel(probe=2), lag=20)["r"].values
         np.testing.assert_allclose(res["r"].values[:-1], want, rtol=1e-6)
-
-
-# --------------------------------------------------------------------------- planted truth (emostats.synth)
-
-
-@pytest.fixture(scope="module")
-def planted():
-    from emostats.synth import make_study
-
-    return make_study(n_tokens=60_000, n_probes=40, n_features=0, hidden=96, seed=11,
-                      groups=["tokens", "probes", "moments"])
-
-
-@pytest.fixture(scope="module")
-def analysis(planted):
-    """The engine's nullmodels preset (what ``emostats nullmodels`` runs), as a dict of result Datasets."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        res = es.run(planted[0], preset="nullmodels", seed=0, progress=False, quiet=True)
-    return {name: res[name].to_dataset(inherit=False) for name in res.children}
-
-
-def test_planted_truth_recovered(planted, analysis):
-    tree, truth = planted
-    out = analysis
-    probe_r = out["persistence"]["r"].values
-    # exact moments in synth: the moment formula reproduces the probes' pooled r (float32 storage)
-    vec = tree["probes"]["vector"]
-    from_moments = direction_persistence(tree["moments"].to_dataset(), vec)["r"].values
-    np.testing.assert_allclose(from_moments, probe_r, atol=ATOL_FLOAT32_STORAGE)
-    m = out["variance_matched"]
-    expected = truth["residual_expected"].values
-    # planted: probes beat variance-matched directions by a known amount
-    assert float(m["mean"]) > 0 and float(m["t_p"]) < 1e-3
-    assert abs(float(m["mean"]) - expected.mean()) < 0.5 * expected.mean()
-    assert np.corrcoef(m["residual"].values, expected)[0, 1] > 0.5
-    assert int(m["n_positive"]) >= 0.75 * m.sizes["target"]
-    # random directions persist less than the probes (Figure 3)
-    assert out["random_directions"]["r"].mean() < probe_r.mean()
-    assert out["candidates"].sizes["direction"] == 5420
-    pcs = out["emotion_pcs"]
-    np.testing.assert_allclose(pcs["r_direction"].values, pcs["r"].values, atol=ATOL_FLOAT32_STORAGE)
-    # leading emotion PCs carry the larger planted bonus: negative rank correlation with residual
-    assert float(pcs["rank_rho"]) < 0
-
-
-# --------------------------------------------------------------------------- CLI and plots
-
-
-def test_cli_nullmodels(tmp_path, planted, capsys):
-    tree, _ = planted
-    study = tmp_path / "study.nc"
-    es.save(tree, study)
-    out = tmp_path / "null.nc"
-    code = main(["nullmodels", str(study), "-o", str(out), "--n-random", "50", "--n-candidates", "400",
-                 "--ks", "1,4,16,96", "--n-match", "10"])
-    assert code == 0 and out.exists()
-    assert "probe residual mean" in capsys.readouterr().out
-    res = xr.open_datatree(out)
-    # the engine's nullmodels preset: the groups (and names) of emostats run
-    assert {"random_directions", "candidates", "persistence", "variance_matched", "emotion_pcs"} <= set(res.children)
-    assert res.attrs["input_sha256"] == es.sha256(study) and res["candidates"].sizes["direction"] == 400
-    assert main(["nullmodels", str(study), "-o", str(out)]) == 2  # exists, no --force
-    assert "exists" in capsys.readouterr().err
-    assert main(["nullmodels", str(study), "-o", str(out), "--ks", "a,b", "--force"]) == 2
-    no_moments = tmp_path / "nomoments.nc"
-    es.save(_drop(tree, "moments"), no_moments)
-    assert main(["nullmodels", str(no_moments), "-o", str(tmp_path / "x.nc")]) == 2
-    assert "neither" in capsys.readouterr().err
-
-
-def test_nullmodels_preset_leaves_an_all_nan_probe_out_of_the_pcs():
-    from emostats.synth import make_study
-
-    tree, _ = make_study(n_tokens=3000, n_probes=4, n_features=0, hidden=8, seed=1, n_conversations=6,
-                         turn_length=(50, 300), groups=["tokens", "probes", "moments"])
-    tree["tokens"]["probe_act"].values[:, 1] = np.nan
-    with pytest.warns(RuntimeWarning, match="left out 1 probe"):
-        out = es.run(tree, preset="nullmodels", n_random=20, n_candidates=60, k_sweep=[1, 8], n_matched=5,
-                     progress=False, quiet=True)
-    assert out["emotion_pcs"].sizes["pc"] == 3 and np.isfinite(out["emotion_pcs"]["r"].values).all()
-    assert np.isnan(out["persistence"]["r"].values[1])
-
-
-def _drop(tree, group):
-    keep = {n.path: n.to_dataset(inherit=False) for n in tree.subtree if n.path not in ("/", f"/{group}")}
-    out = xr.DataTree.from_dict(keep)
-    out.attrs = dict(tree.attrs)
-    return out
-
-
-def test_plots(analysis):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from emostats.plots.nullmodels import plot_pc_residuals, plot_random_vs_probes, plot_residuals
-
-    out = analysis
-    fig, axes = plt.subplots(1, 3)
-    assert plot_random_vs_probes(out["persistence"], out["random_directions"], ax=axes[0]) is axes[0]
-    assert plot_residuals(out["variance_matched"], ax=axes[1]) is axes[1]
-    assert plot_pc_residuals(out["emotion_pcs"], ax=axes[2]) is axes[2]
-    assert "persistence" in axes[0].get_xlabel() and "positive" in axes[1].get_title()
-    assert "Spearman" in axes[2].get_title()
-    ax = plot_pc_residuals(out["emotion_pcs"].drop_vars(["residual", "rank_rho"]))
-    assert "scores" in ax.get_ylabel()
-    plt.close("all")

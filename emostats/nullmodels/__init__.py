@@ -33,7 +33,6 @@ Examples
 (10,)
 """
 
-from .analysis import nullmodel_analysis
 from .eigenspace import (clear_eigenspace_cache, covariance_array, default_ks, leading_eigenspace, store_eigenspace,
                          sweep_k, top_eigenvectors)
 from .emotion_space import emotion_pcs, pc_directions, pca_from_cov, probe_act_vectors
@@ -50,5 +49,4 @@ __all__ = [
     "direction_persistence", "quadratic_forms", "select_lag", "DEFAULT_LAG",
     "variance_matched", "nearest_by_variance",
     "emotion_pcs", "pca_from_cov", "pc_directions", "probe_act_vectors",
-    "nullmodel_analysis",
 ]
