@@ -311,10 +311,11 @@ def trajectory_sums(x, offsets, mean, sd, bins=DEFAULT_BINS, max_lag=D.MAX_LAG, 
     max_lag = _nonneg(max_lag, "max_lag")
     lo, hi = as_bins(bins)
     groups, n_groups = _groups(groups, n_groups, offsets.shape[0] - 1)
-    mean = np.ascontiguousarray(np.broadcast_to(np.asarray(mean, np.float64), (x.shape[1],)))
+    # writable copies: a read-only view (broadcast_to of a full-length array) is another Numba signature
+    mean = np.array(np.broadcast_to(np.asarray(mean, np.float64), (x.shape[1],)))
     sd = np.asarray(sd, np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        inv_sd = np.ascontiguousarray(np.broadcast_to(np.where(sd > 0, 1.0 / sd, np.nan), (x.shape[1],)))
+        inv_sd = np.array(np.broadcast_to(np.where(sd > 0, 1.0 / sd, np.nan), (x.shape[1],)))
     stop = x.shape[0] if first_stop is None else int(first_stop)
     shape = (n_groups, lo.shape[0], x.shape[1], max_lag + 1)
     sums = np.zeros(shape)

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ._kernels import _config
+from ._kernels import _config, warm
 
 __all__ = ["note_compile", "SERIAL_WORK", "PIECE_TOKENS", "MAX_PIECES", "PIECE_BYTES", "run_ranges", "segment_pieces",
            "run_pieces"]
@@ -53,7 +53,9 @@ def note_compile(kernel):
     if not topic or topic in _NOTED:
         return
     _NOTED.add(topic)
-    if os.environ.get("EMOSTATS_QUIET_COMPILE") or getattr(kernel, "signatures", None):
+    if getattr(kernel, "signatures", None) or warm.wait_for(topic):  # a child process compiled it (warm.start)
+        return
+    if os.environ.get("EMOSTATS_QUIET_COMPILE"):
         return
     try:  # Numba's cache index of this function (internal API: no note if it moves)
         index = kernel._cache._cache_file._index_path

@@ -70,8 +70,11 @@ def check_args(args, steps=None):
 
 def run_preset(args, paths, steps=None):
     """Run the preset of ``args`` on ``paths``; the results tree (its required steps ran, or an error)."""
+    from .._kernels import warm
     from ..pipeline.engine import execute
+    from ..pipeline.registry import select
 
+    warm.start(warm.topics_of(select(steps, args.preset)))  # cold Numba cache: later steps' kernels compile meanwhile
     chunks = {"token": args.chunks} if args.chunks else None
     return execute(paths, values_from(args), steps=steps, preset=args.preset, progress=not args.no_progress,
                    quiet=args.quiet, chunks=chunks, required=PRESETS[args.preset].required, label=flag_of)
