@@ -20,7 +20,10 @@ Encoding, as SAELens 6 computes it (``sae_lens.saes``):
   then the ``k`` largest entries pass through ``relu``, the rest are 0;
   ``gated``: ``(sae_in @ W_enc + b_gate > 0) * relu(sae_in @ (W_enc * exp(r_mag)) + b_mag)``;
   sparsify's ``groupmax``: the latents split into ``k`` equal groups, the
-  ``relu``-ed maximum of each group is kept.
+  ``relu``-ed maximum of each group is kept. SAEs read from sparsify files
+  (``fused_bias``) compute ``pre = F.linear(sae_in, W_enc.T, b_enc)`` and take
+  the top k of ``relu(pre)``, as ``sparsify.fused_encoder`` does (the same in
+  float32; in float16/bfloat16 the rounding and the ties differ from SAELens').
 
 ``decode`` undoes the normalisation as SAELens does (``topk`` with
 ``rescale_acts_by_decoder_norm`` divides the activations by the decoder norms first).
@@ -74,6 +77,11 @@ class SAE:
         One of :data:`NORMALISATIONS`.
     rescale_acts_by_decoder_norm : bool
         ``topk`` only.
+    fused_bias : bool
+        Compute the pre-activation as sparsify does, ``F.linear(sae_in, W_enc.T, b_enc)``
+        (the bias added before the one rounding), instead of SAELens'
+        ``sae_in @ W_enc + b_enc``; the two differ in float16/bfloat16 only.
+        ``topk`` and ``groupmax`` only.
     dtype : str
         Weights are held and inputs computed in this dtype (SAELens' ``dtype``).
     metadata : dict, optional
@@ -86,7 +94,7 @@ class SAE:
 
     def __init__(self, weights, architecture, *, k=None, apply_b_dec_to_input=True,
                  normalize_activations="none", rescale_acts_by_decoder_norm=False, dtype="float32",
-                 metadata=None, log_sparsity=None, source="memory"):
+                 metadata=None, log_sparsity=None, source="memory", fused_bias=False):
         if architecture not in ARCHITECTURES:
             raise SAEFormatError(f"{source}: architecture {architecture!r} not supported; "
                                  f"expected one of {', '.join(ARCHITECTURES)}")
@@ -126,6 +134,12 @@ class SAE:
                 raise SAEFormatError(f"{source}: tensor {n} has shape {tuple(t.shape)}, expected {want} "
                                      f"(d_in = {self.d_in}, d_sae = {self.d_sae} from W_enc)")
         self.weights = w
+        if fused_bias and architecture not in ("topk", "groupmax"):
+            raise SAEFormatError(f"{source}: fused_bias (sparsify's encoder) is defined for topk and groupmax "
+                                 f"SAEs only, this one is {architecture}")
+        self.fused_bias = bool(fused_bias)
+        # sparsify's encoder.weight (d_sae, d_in), contiguous as F.linear reads it (bit-identical codes)
+        self._encoder_weight = w["W_enc"].T.contiguous() if self.fused_bias else None
         if architecture in ("topk", "groupmax"):
             if k is None or int(k) != k or not 0 < int(k) <= self.d_sae:
                 raise SAEFormatError(f"{source}: {architecture} SAE needs k in 1..{self.d_sae}, got {k!r}")
@@ -179,7 +193,10 @@ class SAE:
         if self.architecture == "gated":
             gate = (sae_in @ w["W_enc"] + w["b_gate"] > 0).to(sae_in.dtype)
             return gate * torch.relu(sae_in @ (w["W_enc"] * w["r_mag"].exp()) + w["b_mag"]), undo
-        pre = sae_in @ w["W_enc"] + w["b_enc"]
+        if self.fused_bias:
+            pre = torch.nn.functional.linear(sae_in, self._encoder_weight, w["b_enc"])
+        else:
+            pre = sae_in @ w["W_enc"] + w["b_enc"]
         if self.architecture == "standard":
             return torch.relu(pre), undo
         if self.architecture == "jumprelu":
@@ -191,6 +208,9 @@ class SAE:
             return torch.zeros_like(acts).scatter(-1, idx, vals), undo
         if self.rescale_acts_by_decoder_norm:
             pre = pre * w["W_dec"].norm(dim=-1)
+        if self.fused_bias:  # sparsify: relu, then the top k (ties among equal half-precision values alike)
+            top = torch.topk(torch.relu(pre), self.k, dim=-1, sorted=False)
+            return torch.zeros_like(pre).scatter(-1, top.indices, top.values), undo
         top = torch.topk(pre, self.k, dim=-1, sorted=False)
         return torch.zeros_like(pre).scatter(-1, top.indices, torch.relu(top.values)), undo
 
@@ -204,7 +224,7 @@ class SAE:
         acts = torch.as_tensor(acts).to(_DTYPES[self.dtype])
         w = self.weights
         if self.rescale_acts_by_decoder_norm:
-            acts = acts / w["W_dec"].norm(dim=-1)
+            acts = acts * (1 / w["W_dec"].norm(dim=-1))  # SAELens' act_times_W_dec, same rounding
         out = acts @ w["W_dec"] + w["b_dec"]
         if x is not None:
             _, undo = self._normalise(torch.as_tensor(x).to(_DTYPES[self.dtype]))

@@ -16,7 +16,14 @@ module, e.g. ``layers.20`` (the output of decoder block 20), holding
 ``expansion_factor``, ...) and ``sae.safetensors`` (``encoder.weight (d_sae,
 d_in)``, ``encoder.bias``, ``W_dec (d_sae, d_in)``, ``b_dec``). The folder of a
 whole run holds several such folders; :func:`load_sae` takes the run folder
-and a ``layer``.
+and a ``layer``. A sparsify SAE computes in the dtype of its file (that of the
+first tensor in name order, as ``SparseCoder.load_from_disk`` builds it), with
+the bias added inside ``F.linear`` and ``relu`` before the top k, exactly as
+``sparsify.fused_encoder``.
+
+:func:`save_sae` writes the SAELens 6 layout, except for ``groupmax`` SAEs,
+which SAELens has no architecture for: those are written in sparsify's layout
+with the provenance under ``metadata`` in ``cfg.json`` (sparsify drops it).
 
 Every config key is either honoured or known to have no effect on encoding
 (training settings, provenance); any other key, or a value the encoder cannot
@@ -90,7 +97,20 @@ NO_EFFECT_KEYS = frozenset({
 #: sparsify config keys honoured, and keys of training only
 SPARSIFY_ENCODING_KEYS = frozenset({"d_in", "k", "activation", "num_latents", "expansion_factor", "transcode",
                                     "skip_connection"})
-SPARSIFY_NO_EFFECT_KEYS = frozenset({"normalize_decoder", "multi_topk"})
+#: (``metadata``: SAELens-style provenance that :func:`save_sae` adds to the groupmax SAEs it writes
+#: in this layout; sparsify drops it when loading)
+SPARSIFY_NO_EFFECT_KEYS = frozenset({"normalize_decoder", "multi_topk", "metadata"})
+
+#: SAELens' LLM_METADATA_KEYS: the top-level keys of a pre-6.0 config it moves into ``metadata``
+LLM_METADATA_KEYS = frozenset({
+    "model_name", "hook_name", "model_class_name", "hook_head_index", "model_from_pretrained_kwargs",
+    "prepend_bos", "exclude_special_tokens", "neuronpedia_id", "context_size", "seqpos_slice", "dataset_path",
+    "sae_lens_version", "sae_lens_training_version", "hook_name_out", "hook_head_index_out", "hf_hook_name",
+    "hf_hook_name_out",
+})
+_PRE6_RENAMES = {"hook_point": "hook_name", "hook_point_head_index": "hook_head_index",
+                 "activation_fn_str": "activation_fn"}
+_PRE6_DEFAULTS = {"prepend_bos": True, "sae_lens_training_version": None, "neuronpedia_id": None}
 
 _TL_HOOK = re.compile(r"^blocks\.(\d+)\.hook_resid_(post|pre)$")
 _HF_BLOCK = re.compile(r"^(?:model\.|transformer\.|gpt_neox\.|model\.decoder\.)?(?:layers|h)\.(\d+)$")
@@ -125,6 +145,20 @@ def _read_safetensors(path):
                 for k, v in load_torch(str(path)).items()}
     except Exception as exc:  # noqa: BLE001 - any parse failure is a format error for the user
         raise SAEFormatError(f"{path}: not a readable safetensors file ({type(exc).__name__}: {exc})") from None
+
+
+_SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16"}
+
+
+def _reference_dtype(path):
+    """The dtype sparsify's ``SparseCoder.load_from_disk`` builds the coder in: that of the file's first
+    tensor in name order (``safe_open(...).keys()``); None when it is not a floating dtype."""
+    import struct
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+    names = sorted(k for k in header if k != "__metadata__")
+    return _SAFETENSORS_DTYPES.get(header[names[0]]["dtype"]) if names else None
 
 
 def _read_cfg(path):
@@ -197,12 +231,16 @@ def _saelens_settings(cfg, where):
     if not isinstance(rescale, bool):
         raise SAEFormatError(f"{where}: rescale_acts_by_decoder_norm must be true or false, got {rescale!r}")
     dtype = str(cfg.get("dtype", "float32")).removeprefix("torch.")
-    metadata = dict(cfg.get("metadata") or {})
-    if pre6:  # SAELens moves the provenance keys into metadata
-        for key in ("model_name", "hook_name", "hook_point", "hook_layer", "hook_point_layer", "context_size",
-                    "dataset_path", "prepend_bos", "neuronpedia_id", "sae_lens_version"):
-            if key in cfg and key not in metadata:
-                metadata["hook_name" if key == "hook_point" else key] = cfg[key]
+    if pre6:  # SAELens' handle_pre_6_0_config: renamed keys, defaults, then the LLM metadata keys
+        renamed = {_PRE6_RENAMES.get(key, key): value for key, value in cfg.items()}
+        for key, value in _PRE6_DEFAULTS.items():
+            renamed.setdefault(key, value)
+        if "hook_z" in str(renamed.get("hook_name", "")):
+            raise SAEFormatError(f"{where}: hook_point {renamed['hook_name']!r} reads attention heads (hook_z, "
+                                 f"which SAELens reshapes); emostats reads the residual stream")
+        metadata = {key: value for key, value in renamed.items() if key in LLM_METADATA_KEYS}
+    else:
+        metadata = dict(cfg.get("metadata") or {})
     return {"architecture": arch, "k": k, "apply_b_dec_to_input": cfg.get("apply_b_dec_to_input", True),
             "normalize_activations": norm, "rescale_acts_by_decoder_norm": rescale, "dtype": dtype,
             "metadata": metadata}
@@ -212,8 +250,11 @@ def _load_saelens(folder):
     from .sae import SAE
     settings = _saelens_settings(_read_cfg(folder / CFG), folder / CFG)
     w = _read_safetensors(folder / WEIGHTS)
-    if "log_threshold" in w and "threshold" not in w:  # older JumpReLU files
-        w["threshold"] = np.exp(w.pop("log_threshold"))
+    if "log_threshold" in w and "threshold" not in w:  # older JumpReLU files: exp in the SAE's dtype, as SAELens
+        import torch
+        from .sae import _DTYPES
+        w["threshold"] = torch.as_tensor(w.pop("log_threshold")).to(_DTYPES.get(settings["dtype"],
+                                                                                torch.float32)).exp()
     scaling = w.pop("scaling_factor", None)
     if scaling is not None and not np.allclose(scaling, 1.0):
         raise SAEFormatError(f"{folder / WEIGHTS}: tensor scaling_factor is not all ones (a finetuning scale "
@@ -264,11 +305,22 @@ def _load_sparsify(folder):
                              f"the config says ({d_sae}, {d_in})")
     weights = {"W_enc": np.ascontiguousarray(w["encoder.weight"].T), "b_enc": w["encoder.bias"],
                "W_dec": w["W_dec"], "b_dec": w["b_dec"]}
-    dtype = "float64" if w["encoder.weight"].dtype == np.float64 else "float32"
+    dtype = _reference_dtype(folder / SPARSIFY_WEIGHTS)  # sparsify computes in the file's dtype
+    if dtype is None:
+        raise SAEFormatError(f"{folder / SPARSIFY_WEIGHTS}: the tensors are not floating point")
+    metadata = dict(cfg.get("metadata") or {"hf_hook_name": folder.name})
+    metadata.setdefault("source_format", "sparsify")
     sae = SAE(weights, "topk" if act == "topk" else "groupmax", k=cfg.get("k", 32), apply_b_dec_to_input=True,
-              dtype=dtype, metadata={"hf_hook_name": folder.name, "source_format": "sparsify"}, source=str(where))
+              dtype=dtype, metadata=metadata, source=str(where), fused_bias=True)
     sae.format = "sparsify"
     return sae
+
+
+def _sparsify_hookpoint(folder):
+    """The module a sparsify hookpoint folder's SAE reads: its folder name, or for a folder written by
+    :func:`save_sae`, ``metadata.hf_hook_name``."""
+    meta = _read_cfg(folder / CFG).get("metadata")
+    return str(meta.get("hf_hook_name") or folder.name) if isinstance(meta, dict) else folder.name
 
 
 def _sparsify_layers(folder):
@@ -289,7 +341,7 @@ def sae_layers(path):
         hook = settings["metadata"].get("hook_name") or settings["metadata"].get("hf_hook_name")
         return None if hook is None else [hook_block(hook)]
     if (path / CFG).exists() and (path / SPARSIFY_WEIGHTS).exists():
-        return [hook_block(path.name)]
+        return [hook_block(_sparsify_hookpoint(path))]
     layers = [hook_block(p.name) for p in _sparsify_layers(path)]
     if layers:
         return layers
@@ -324,8 +376,9 @@ def load_sae(path, layer=None):
     if (path / CFG).exists() and (path / WEIGHTS).exists():
         return _load_saelens(path)
     if (path / CFG).exists() and (path / SPARSIFY_WEIGHTS).exists():
-        if hook_block(path.name) is None:
-            raise SAEFormatError(f"{path}: sparsify hookpoint {path.name!r} is not a decoder block output "
+        hookpoint = _sparsify_hookpoint(path)
+        if hook_block(hookpoint) is None:
+            raise SAEFormatError(f"{path}: sparsify hookpoint {hookpoint!r} is not a decoder block output "
                                  f"(layers.N); emostats reads the residual stream after a block")
         return _load_sparsify(path)
     layers = _sparsify_layers(path)
@@ -344,24 +397,92 @@ def load_sae(path, layer=None):
                          f"{SPARSIFY_WEIGHTS}, or sparsify folders layers.N; found {found}")
 
 
+def _saelens_metadata(sae, metadata):
+    """The ``metadata`` :func:`save_sae` writes: ``sae.metadata`` updated by ``metadata``, with a
+    ``sae_lens_version`` SAELens reads as a 6.x config and the TransformerLens hook name of a block
+    output when only the Hugging Face module name is known."""
+    meta = {**sae.metadata, **(metadata or {})}
+    major = _version_major({"sae_lens_version": meta.get("sae_lens_version")})
+    if major is None or major < 6:  # SAELens would convert the file as a pre-6.0 config and drop the metadata
+        if meta.get("sae_lens_version"):
+            meta["source_sae_lens_version"] = meta["sae_lens_version"]
+        meta["sae_lens_version"] = SAELENS_FORMAT_VERSION
+    meta.setdefault("sae_lens_training_version", None)
+    block = hook_block(meta.get("hf_hook_name", ""))
+    if not meta.get("hook_name") and block is not None:
+        meta["hook_name"] = f"blocks.{block}.hook_resid_post"
+    meta.setdefault("written_by", "emostats extract")
+    return meta
+
+
+def _write_json(path, obj):
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
+    tmp.replace(path)
+
+
+def _save_sparsify(sae, folder, meta):
+    """A groupmax SAE (SAELens has no such architecture) in sparsify's layout, which
+    ``sparsify.SparseCoder.load_from_disk`` reads; the provenance goes in ``cfg.json``'s ``metadata``."""
+    from safetensors.torch import save_file
+    if not sae.apply_b_dec_to_input or sae.normalize_activations != "none":
+        raise SAEFormatError(f"{sae.source}: a groupmax SAE with apply_b_dec_to_input = "
+                             f"{sae.apply_b_dec_to_input} and normalize_activations = "
+                             f"{sae.normalize_activations!r} has no file layout (sparsify subtracts b_dec and "
+                             f"does not normalise)")
+    w = sae.weights
+    tensors = {"encoder.weight": w["W_enc"].T.contiguous(), "encoder.bias": w["b_enc"].contiguous(),
+               "W_dec": w["W_dec"].contiguous(), "b_dec": w["b_dec"].contiguous()}
+    tmp = folder / (SPARSIFY_WEIGHTS + ".tmp")
+    save_file(tensors, str(tmp))
+    tmp.replace(folder / SPARSIFY_WEIGHTS)
+    for stale in (WEIGHTS, SPARSITY):  # files of an SAELens SAE saved here before
+        (folder / stale).unlink(missing_ok=True)
+    meta = {k: v for k, v in meta.items() if k not in ("sae_lens_version", "sae_lens_training_version")}
+    if not meta.get("hf_hook_name"):
+        block = hook_block(meta.get("hook_name", ""))
+        meta["hf_hook_name"] = folder.name if block is None else f"layers.{block}"
+    _write_json(folder / CFG, {"activation": "groupmax", "k": sae.k, "num_latents": sae.d_sae, "d_in": sae.d_in,
+                               "expansion_factor": 32, "normalize_decoder": True, "multi_topk": False,
+                               "skip_connection": False, "transcode": False, "metadata": meta})
+    return folder
+
+
 def save_sae(sae, folder, metadata=None):
-    """Save in the SAELens 6 layout (``cfg.json``, ``sae_weights.safetensors``, ``sparsity.safetensors``).
+    """Save in the SAELens 6 layout (``cfg.json``, ``sae_weights.safetensors``, ``sparsity.safetensors``),
+    which ``sae_lens.SAE.load_from_disk`` reads as the same class with the same codes.
 
     ``metadata`` (merged over ``sae.metadata``) should name the hook in
-    TransformerLens naming (``hook_name = "blocks.L.hook_resid_post"``);
-    ``sae_lens_version`` is set to :data:`SAELENS_FORMAT_VERSION`, so SAELens
-    reads the config as a 6.x config and keeps the metadata. Files are
-    written to temporary names and renamed.
+    TransformerLens naming (``hook_name = "blocks.L.hook_resid_post"``); when
+    only ``hf_hook_name`` names a block output (``layers.L``), ``hook_name`` is
+    derived from it. A ``sae_lens_version`` below 6 (an SAE read from a pre-6.0
+    config) or none becomes :data:`SAELENS_FORMAT_VERSION` (the old one is kept
+    as ``source_sae_lens_version``), so SAELens reads the config as a 6.x config
+    and keeps the metadata. A ``groupmax`` SAE, which SAELens has no
+    architecture for, is written in sparsify's layout (``cfg.json`` +
+    ``sae.safetensors``, provenance under ``metadata``), which
+    ``sparsify.SparseCoder.load_from_disk`` and :func:`load_sae` read. Files are
+    written to temporary names and renamed; the other layout's weights left in
+    ``folder`` by an earlier save are removed.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from extract.sae import SAE
+    >>> sae = SAE({"W_enc": torch.eye(2), "b_enc": torch.zeros(2), "W_dec": torch.eye(2),
+    ...            "b_dec": torch.zeros(2)}, "topk", k=1)
+    >>> folder = save_sae(sae, tempfile.mkdtemp(), metadata={"hook_name": "blocks.3.hook_resid_post"})
+    >>> load_sae(folder).metadata["hook_name"]
+    'blocks.3.hook_resid_post'
     """
     from safetensors.torch import save_file
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    settings = sae.settings()
-    meta = {**sae.metadata, **(metadata or {})}
-    meta.setdefault("sae_lens_version", SAELENS_FORMAT_VERSION)
-    meta.setdefault("sae_lens_training_version", None)
-    meta.setdefault("written_by", "emostats extract")
-    cfg = {**settings, "device": "cpu", "reshape_activations": "none", "metadata": meta}
+    meta = _saelens_metadata(sae, metadata)
+    if sae.architecture == "groupmax":
+        return _save_sparsify(sae, folder, meta)
+    (folder / SPARSIFY_WEIGHTS).unlink(missing_ok=True)  # a sparsify SAE saved here before
+    cfg = {**sae.settings(), "device": "cpu", "reshape_activations": "none", "metadata": meta}
     tensors = {k: v.contiguous() for k, v in sae.weights.items()}
     tmp = folder / (WEIGHTS + ".tmp")
     save_file(tensors, str(tmp))
@@ -373,7 +494,5 @@ def save_sae(sae, folder, metadata=None):
         tmp.replace(folder / SPARSITY)
     else:  # a sparsity file of an SAE saved here before would describe other features
         (folder / SPARSITY).unlink(missing_ok=True)
-    tmp = folder / (CFG + ".tmp")
-    tmp.write_text(json.dumps(cfg, indent=2, sort_keys=True))
-    tmp.replace(folder / CFG)
+    _write_json(folder / CFG, cfg)
     return folder
