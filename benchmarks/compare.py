@@ -67,6 +67,85 @@ def _merge_best(a, b):
     return a
 
 
+def base_package(sha, repo=None):
+    """The ``emostats`` package of commit ``sha``, importable beside the working tree's (for ``--ab``).
+
+    ``git archive`` exports the commit's ``emostats/`` once into a folder of the temp
+    directory (kept, so its Numba cache stays warm for later runs), renamed to
+    ``emostats_base_<sha>``: the package imports itself relatively, so both versions
+    load in one process.
+    """
+    import importlib
+    import io
+    import os
+    import subprocess
+    import tarfile
+    import tempfile
+
+    repo = Path(repo or track.REPO)
+    sha = subprocess.run(["git", "rev-parse", sha], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+    name = f"emostats_base_{sha[:12]}"
+    root = Path(tempfile.gettempdir()) / f"emostats-bench-{sha[:12]}"
+    if not (root / name / "__init__.py").exists():
+        tar = subprocess.run(["git", "archive", "--format=tar", sha, "emostats"], cwd=repo, capture_output=True,
+                             check=True).stdout
+        tmp = Path(tempfile.mkdtemp(prefix=root.name + ".", dir=root.parent))
+        with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
+            archive.extractall(tmp, filter="data")
+        (tmp / "emostats").rename(tmp / name)
+        try:
+            os.rename(tmp, root)
+        except OSError:  # another run exported it meanwhile
+            pass
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    pkg = importlib.import_module(name)
+    for sub in ("_lagstats", "sae"):
+        importlib.import_module(f"{name}.{sub}")
+    return pkg, sha
+
+
+def main_ab(args):
+    """``--ab``: the base commit's kernels and the working tree's, timed in pairs in this process."""
+    records = track.history(args.size, args.history)
+    base = args.base or (records[-1]["sha"] if records else None)
+    if base is None:
+        print(f"benchmarks.compare: no history at size {args.size!r} in {args.history} and no --base; "
+              f"record one with python -m benchmarks.track --size {args.size} --record", file=sys.stderr)
+        return 2
+    pkg, sha = base_package(base)
+    names = args.only or list(track.TRACKED)
+    current = track.measure_ab(pkg, args.size, names, args.repeat)
+    for _ in range(args.retries):
+        again = [n for n, f in current["figures"].items()
+                 if not _ab_ok(f["speed_vs_base"]) or _ab_tol(f["speed_vs_base"]) >= MAX_TOLERANCE]
+        if not again:
+            break
+        current = _merge_best(current, track.measure_ab(pkg, args.size, again, args.repeat))
+    print(f"A/B against {sha[:10]} ({track._git('show', '-s', '--format=%s', sha)[:60]}), same process, "
+          f"load {current['load_before'][0]:.2f}")
+    failed = 0
+    for name, figs in current["figures"].items():
+        fig = figs["speed_vs_base"]
+        ok = _ab_ok(fig)
+        failed += not ok
+        print(f"  {'ok  ' if ok else 'FAIL'} {name}.speed_vs_base: {fig['value']:.3f} (noise {fig['noise']:.0%}, "
+              f"fails below {1 / (1 + _ab_tol(fig)):.3f})")
+    if failed:
+        print(f"benchmarks.compare: {failed} kernel(s) slower than {sha[:10]} beyond the measured noise",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _ab_tol(fig):
+    return min(max(MIN_TOLERANCE, NOISE_FACTOR * fig["noise"]), MAX_TOLERANCE)
+
+
+def _ab_ok(fig):
+    return fig["value"] >= 1.0 / (1.0 + _ab_tol(fig))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks.compare", description=__doc__.splitlines()[0])
     p.add_argument("--size", choices=sorted(track.SIZES), default="smoke")
@@ -74,7 +153,12 @@ def main(argv=None):
     p.add_argument("--retries", type=int, default=2, help="re-measurements of figures that fail or are too noisy")
     p.add_argument("--history", type=Path, default=track.HISTORY)
     p.add_argument("--only", nargs="*", choices=sorted(track.TRACKED))
+    p.add_argument("--ab", action="store_true",
+                   help="time the base commit's kernels beside the working tree's in this process (load-proof; CI)")
+    p.add_argument("--base", default=None, help="with --ab: commit to compare with (default: the last recorded one)")
     args = p.parse_args(argv)
+    if args.ab:
+        return main_ab(args)
     records = track.history(args.size, args.history)
     if not records:
         print(f"benchmarks.compare: no history at size {args.size!r} in {args.history}; record one with "

@@ -41,3 +41,35 @@ def test_tolerance_never_hides_a_halved_ratio():
 
 def test_no_history_is_exit_2(tmp_path):
     assert compare.main(["--size", "smoke", "--history", str(tmp_path)]) == 2
+
+
+# --ab: the base commit's kernels timed beside the working tree's in one process (what CI runs)
+
+
+def test_ab_against_head_passes_an_unchanged_tree(monkeypatch, capsys):
+    monkeypatch.delenv(track.SLOWDOWN_ENV, raising=False)
+    assert compare.main(["--size", "smoke", "--ab", "--base", "HEAD", "--only", "lag100"]) == 0
+    assert "ok   lag100.speed_vs_base" in capsys.readouterr().out
+
+
+def test_ab_catches_an_injected_2x_slowdown_of_the_lag_kernel(monkeypatch, capsys):
+    monkeypatch.setenv(track.SLOWDOWN_ENV, "lag100=2")
+    assert compare.main(["--size", "smoke", "--ab", "--base", "HEAD", "--only", "lag100", "--retries", "1"]) == 1
+    assert "FAIL lag100.speed_vs_base" in capsys.readouterr().out
+
+
+def test_ab_ratio_sees_double_work():
+    import numpy as np
+
+    a = np.random.default_rng(0).standard_normal(200_000)
+    value, noise = track.ab_ratio(lambda: a.sum(), lambda: (a.sum(), a.sum()), repeat=5, min_seconds=0.01)
+    assert 0.3 < value < 0.75, (value, noise)  # old / new with new doing the work twice: about 0.5
+
+
+def test_base_package_is_the_commit_not_the_working_tree():
+    import emostats._lagstats
+
+    pkg, sha = compare.base_package("HEAD")
+    assert pkg.__name__ == f"emostats_base_{sha[:12]}"
+    assert pkg._lagstats.__file__ != emostats._lagstats.__file__
+    assert pkg._lagstats.lag_correlation is not emostats._lagstats.lag_correlation

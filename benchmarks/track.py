@@ -279,12 +279,96 @@ def bench_firing(size, repeat):
     flat = index.reshape(-1)
     fraction = paired_ratio(lambda: np.bitwise_or.reduce(flat),
                             lambda: kernel(index, offsets, s["lag"], s["n_features"], threads=1), repeat=max(7, repeat))
+    # a reference with the kernel's access pattern (random increments into per-feature counts), which load and
+    # cache pressure slow down alike: the compared figure (the read floor is streaming and suffers far less)
+    ids = np.ascontiguousarray(flat.astype(np.intp) + 1)
+    bincount = paired_ratio(lambda: np.bincount(ids, minlength=s["n_features"] + 1),
+                            lambda: kernel(index, offsets, s["lag"], s["n_features"], threads=1), repeat=max(7, repeat))
     return {
         "kernel_s": t_kernel, "read_floor_s": t_read, "kernel_1thread_cpu_s": c_kernel,
         "fraction_of_read_bandwidth": fraction,
+        "fraction_of_bincount": bincount,
         "wall_fraction_of_2thread_read_bandwidth": _ratio(t_read, t_kernel),
         "wall_times_read_floor": _ratio(t_kernel, t_read),
     }
+
+
+# --------------------------------------------------------------------------- same-run A/B against a commit
+
+
+def ab_ratio(old, new, repeat=9, min_seconds=0.05):
+    """(median, noise) of old_time / new_time over ``repeat`` interleaved pairs, in this thread's CPU seconds.
+
+    Both are zero-argument callables doing the same work (the kernel of a base commit and of
+    the working tree); the order inside a pair alternates, and each timing repeats its call
+    until it lasts ``min_seconds``, so that load, clock and cache pressure hit both alike.
+    noise = interquartile range / median. Above 1: the working tree is faster.
+    """
+    old()
+    new()
+    t0 = time.thread_time()
+    new()
+    inner = max(1, int(np.ceil(min_seconds / max(time.thread_time() - t0, 1e-6))))
+
+    def timed(fn):
+        t = time.thread_time()
+        for _ in range(inner):
+            fn()
+        return time.thread_time() - t
+
+    ratios = []
+    for i in range(repeat):
+        if i % 2:
+            tn = timed(new)
+            to = timed(old)
+        else:
+            to = timed(old)
+            tn = timed(new)
+        ratios.append(to / max(tn, 1e-9))
+    q1, med, q3 = np.percentile(ratios, [25, 50, 75])
+    return float(med), float((q3 - q1) / med) if med > 0 else 0.0
+
+
+def _ab_calls(name, pkg, size):
+    """(old, new) zero-argument calls of tracked kernel ``name``: ``pkg`` is the base commit's emostats."""
+    s, x, offsets, sae_index = _inputs(size)
+    if name == "lag100":
+        from emostats._lagstats import lag_correlation as new_fn
+
+        old_fn = pkg._lagstats.lag_correlation
+        args = (x, offsets, s["lag"])
+    elif name == "profile":
+        from emostats._lagstats import lag_correlation_profile as new_fn
+
+        old_fn = pkg._lagstats.lag_correlation_profile
+        args = (x, offsets, s["max_lag"])
+    elif name == "firing":
+        from emostats.sae import firing_counts as new_fn
+
+        old_fn = pkg.sae.firing_counts
+        index, offs = sae_index(s["sae_tokens"], s["k"], s["n_features"], seed=0)
+        args = (index, offs, s["lag"], s["n_features"])
+    else:
+        raise KeyError(name)
+    new_fn = _repeated(new_fn, name)
+    return (lambda: old_fn(*args, threads=1)), (lambda: new_fn(*args, threads=1))
+
+
+def measure_ab(pkg, size="smoke", names=None, repeat=9):
+    """A record whose figures are ``speed_vs_base`` (old time / new time, same run) per tracked kernel."""
+    load_before = os.getloadavg()
+    figures = {}
+    for name in names or TRACKED:
+        t0 = time.perf_counter()
+        try:
+            old, new = _ab_calls(name, pkg, size)
+        except AttributeError as exc:  # the base commit does not have this kernel yet
+            print(f"benchmarks: {name}: not in the base commit ({exc}); skipped", file=sys.stderr)
+            continue
+        value, noise = ab_ratio(old, new, repeat=repeat)
+        figures[name] = {"speed_vs_base": {"value": value, "noise": noise}, "_seconds": time.perf_counter() - t0}
+    return {"size": size, "sizes": SIZES[size], "load_before": load_before, "load_after": os.getloadavg(),
+            "machine": machine(), "figures": figures}
 
 
 #: tracked benchmarks, run in this order
