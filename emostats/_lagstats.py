@@ -24,7 +24,7 @@ import numpy as np
 from . import defaults as D
 from ._kernels import lag as _lag
 from ._kernels import trajectory as _traj
-from .errors import EmostatsError
+from .errors import DegenerateWarning, EmostatsError
 
 __all__ = [
     "lag_correlation", "lag_correlation_profile", "lag_moments", "profile_moments",
@@ -206,7 +206,7 @@ def moments_r(moments, names=None, what="series"):
         labels = [str(names[i]) for i in idx] if names is not None else [str(i) for i in idx]
         shown = ", ".join(labels[:10]) + (f" and {len(labels) - 10} more" if len(labels) > 10 else "")
         warnings.warn(f"lag correlation undefined (NaN) for {len(idx)} {what}: {shown}; "
-                      f"they are constant or have fewer than 2 valid pairs", RuntimeWarning, stacklevel=3)
+                      f"they are constant or have fewer than 2 valid pairs", DegenerateWarning, stacklevel=3)
     return r
 
 

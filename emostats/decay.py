@@ -18,7 +18,7 @@ from ._threads import SERIAL_WORK, run_ranges
 from . import persistence as _pers
 from ._kernels import decay as _k
 from ._version import __version__
-from .errors import EmostatsError
+from .errors import DegenerateWarning, EmostatsError
 
 __all__ = ["fit_decay", "decay_curve", "bootstrap_curves"]
 
@@ -191,7 +191,7 @@ def _warn_no_fit(chosen, hl, variable):
         parts = ([f"{no_fit} have too few finite points to fit"] if no_fit else []) + (
             [f"{flat} are flat (fitted amplitude ~0)"] if flat else [])
         warnings.warn(f"fit_decay: of {chosen.size}{what} curves, {' and '.join(parts)}; their half-lives are NaN",
-                      RuntimeWarning, stacklevel=3)
+                      DegenerateWarning, stacklevel=3)
 
 
 # --------------------------------------------------------------------------- bootstrap over conversations

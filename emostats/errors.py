@@ -12,7 +12,8 @@ on one line and exits with code 2, without a traceback.
 - :class:`OutputExistsError`: an output exists and ``force`` was not given.
 """
 
-__all__ = ["EmostatsError", "StudyError", "MissingGroupError", "ArgumentError", "OutputExistsError"]
+__all__ = ["EmostatsError", "StudyError", "MissingGroupError", "ArgumentError", "OutputExistsError",
+           "DegenerateWarning"]
 
 
 class EmostatsError(ValueError):
@@ -33,3 +34,7 @@ class ArgumentError(EmostatsError, ValueError):
 
 class OutputExistsError(EmostatsError, FileExistsError):
     """An output file exists and ``force`` was not given."""
+
+
+class DegenerateWarning(RuntimeWarning):
+    """Some results are NaN (constant or NaN input, too few values); the one-line message says which and how many."""

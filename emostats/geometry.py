@@ -24,7 +24,7 @@ import warnings
 import numpy as np
 import xarray as xr
 
-from .errors import EmostatsError
+from .errors import DegenerateWarning, EmostatsError
 
 __all__ = ["subspace_fraction", "cosine", "orthonormal_basis"]
 
@@ -79,7 +79,7 @@ def _warn_zero(x, what, func):
     zero = int((~np.any(values != 0, axis=-1)).sum())
     if zero:
         warnings.warn(f"{func}: {zero} of {values.shape[0]} {what} are zero vectors; their result is NaN",
-                      RuntimeWarning, stacklevel=3)
+                      DegenerateWarning, stacklevel=3)
 
 
 def _fraction(v, basis):

@@ -32,7 +32,7 @@ from ._chunks import reduce_over_chunks
 from ._lagstats import (DEFAULT_BINS, lag_correlation, lag_correlation_profile, lag_moments, merge_moments,
                         moments_r, pair_counts, profile_moments, trajectory_sums)
 from ._version import __version__
-from .errors import EmostatsError
+from .errors import DegenerateWarning, EmostatsError
 from .segments import segments_of
 
 __all__ = [
@@ -318,7 +318,7 @@ def lag_profile(probe_act, max_lag=200, *, threads=None):
     if short.size:
         warnings.warn(f"lag_profile: {short.size} of {lags.size} lags (from {int(short[0])}) have fewer than 2 "
                       f"same-segment pairs (longest segment: {int(np.diff(offsets).max(initial=0))} tokens); "
-                      f"r is NaN there", RuntimeWarning, stacklevel=2)
+                      f"r is NaN there", DegenerateWarning, stacklevel=2)
     dims = ("lag", *_series_dims(series))
     attrs = _base_attrs(act, offsets, "lag_profile")
     attrs.update(max_lag=max_lag, definition=_DEF_LAG)
@@ -425,7 +425,7 @@ def trajectories(probe_act, bins=DEFAULT_BINS, max_lag=200, *, threads=None):
     if bad.any():
         labels = [str(names[i]) if names is not None else str(i) for i in np.flatnonzero(bad)]
         warnings.warn(f"trajectories: {len(labels)} constant or empty {series or 'series'} have no events: "
-                      f"{', '.join(labels[:10])}", RuntimeWarning, stacklevel=2)
+                      f"{', '.join(labels[:10])}", DegenerateWarning, stacklevel=2)
     sums, counts = trajectory_stats(act, offsets, mean, sd, np.stack([lo, hi], 1), max_lag, threads=threads)
     ds = trajectory_dataset(sums[0], counts[0], lo, hi, max_lag, series, names, mean, sd)
     if not series:

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1] / "emostats"
 #: (layer name, module prefixes), lowest first; a module's layer is that of its longest matching prefix
 LAYERS = [
     ("foundation", ["_version", "errors", "defaults", "seeds", "_checks", "_results", "_atomic",
-                    "_fileguard", "_progress", "_safetensors"]),
+                    "_fileguard", "_progress", "_safetensors", "_nan"]),
     ("kernels", ["_kernels"]),
     ("numpy", ["_threads", "_lagstats", "segments", "stats", "_chunks"]),
     ("xarray", ["persistence", "decay", "sae", "geometry", "ratings", "steering", "nullmodels", "affect",

@@ -41,19 +41,22 @@ def build_parser():
     return parser
 
 
-#: options several subcommands share, checked here once: dest -> (smallest, largest, what it is);
-#: a seed is stored as a NetCDF int64 attribute, so it stays below 2**63
-_SHARED_RANGES = {"threads": (1, None, "threads of the kernels"), "seed": (0, 2**63 - 1, "random seed")}
+#: options several subcommands share, checked here once with the one rule of emostats._checks
+#: (a seed must fit the int64 attribute it is stored in: defaults.SEED_MAX): dest -> check
+_SHARED_CHECKS = {"threads": "check_threads", "seed": "check_seed"}
 
 
 def _check_shared(args):
     """One-line error for a shared option out of range (before any file is opened)."""
-    for dest, (low, high, what) in _SHARED_RANGES.items():
+    from .. import _checks
+
+    for dest, check in _SHARED_CHECKS.items():
         value = getattr(args, dest, None)
-        if value is not None and (value < low or (high is not None and value > high)):
-            flag = "--" + dest.replace("_", "-")
-            expected = f">= {low}" if high is None else f"in {low}..{high}"
-            return f"argument {flag}: expected an integer {expected} ({what}), got {value}"
+        if value is not None:
+            try:
+                getattr(_checks, check)(value, "--" + dest.replace("_", "-"))
+            except EmostatsError as exc:
+                return str(exc)
     return None
 
 

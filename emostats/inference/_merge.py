@@ -155,8 +155,9 @@ def merge_matrices(n, mean_x, mean_y, C, W):
     C, W = _check(C, W, "matrices")
     G = n.shape[0]
     tot = n.sum()
-    ref_x = (n[:, None] * mean_x).sum(0) / tot
-    ref_y = (n[:, None] * mean_y).sum(0) / tot
+    with np.errstate(invalid="ignore", divide="ignore"):  # no valid token at all: every entry NaN
+        ref_x = (n[:, None] * mean_x).sum(0) / tot
+        ref_y = (n[:, None] * mean_y).sum(0) / tot
     dx = mean_x - ref_x
     dy = mean_y - ref_y
     N = W @ n
@@ -178,7 +179,8 @@ def merge_variances(n, mean, m2, W):
     m2 = np.asarray(m2, dtype=np.float64)
     W = np.atleast_2d(np.asarray(W, dtype=np.float64))
     tot = n.sum()
-    ref = (n[:, None] * mean).sum(0) / tot
+    with np.errstate(invalid="ignore", divide="ignore"):  # no valid token at all: every entry NaN
+        ref = (n[:, None] * mean).sum(0) / tot
     d = mean - ref
     N = W @ n
     A = W @ (n[:, None] * d)

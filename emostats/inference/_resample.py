@@ -29,6 +29,7 @@ Choices (see ``docs/inference.md``):
 
 import numpy as np
 
+from .._nan import nanmean
 from ..errors import EmostatsError
 
 __all__ = ["bootstrap_weights", "jackknife_weights", "percentile_interval", "bca_interval", "jackknife_se",
@@ -120,7 +121,7 @@ def bca_interval(reps, theta, jack, ci=0.95):
         below = (np.where(finite, reps < theta, False).sum(axis=0)
                  + 0.5 * np.where(finite, reps == theta, False).sum(axis=0))
         z0 = ndtri(np.clip(below / np.maximum(n_ok, 1), 1e-10, 1 - 1e-10))
-        d = np.nanmean(jack, axis=0) - jack
+        d = nanmean(jack, axis=0) - jack
         num = np.nansum(d ** 3, axis=0)
         den = 6.0 * np.nansum(d ** 2, axis=0) ** 1.5
         acc = np.where(den > 0, num / den, 0.0)

@@ -19,6 +19,7 @@ said in the results. See ``docs/inference.md``.
 
 import numpy as np
 
+from .._nan import nanmean, nanmedian
 from ..errors import EmostatsError
 from ._merge import merge_matrices, merge_weighted, merge_within, r_from, within_r
 
@@ -232,7 +233,7 @@ class Headlines:
             sel = self.hs.select("uniform")
             r = r_from(merge_weighted(self.hs.moments[..., sel], W))[:, 0]
             wr = within_r(merge_within(self.hs.within[..., sel], W))[:, 0]
-            return np.nanmean(r, axis=1), np.nanmean(wr, axis=1)
+            return nanmean(r, axis=1), nanmean(wr, axis=1)
         # without /conv_moments the random directions cannot be resampled: no interval (a fixed value
         # would give a zero-width one)
         return np.full(W.shape[0], np.nan), np.full(W.shape[0], np.nan)
@@ -277,11 +278,14 @@ class Headlines:
         _, _, _, Cyy = merge_matrices(ps.pair_n, ps.pair_my, ps.pair_my, ps.pair_cyy, W)
         _, _, _, Cxy = merge_matrices(ps.pair_n, ps.pair_mx, ps.pair_my, ps.pair_cxy, W)
         P = C.shape[1]
-        inv_s = 1.0 / self.scale
+        with np.errstate(divide="ignore"):  # a constant probe has scale 0: its PCs are NaN, not an error
+            inv_s = 1.0 / self.scale
         rank = np.arange(1, P + 1, dtype=np.float64)
         r_all = np.full((R, P), np.nan)
         ve_all = np.full((R, P), np.nan)
         for i in range(R):
+            if not np.isfinite(C[i]).all():  # a probe without valid tokens in this replicate: no PCs
+                continue
             w, L = np.linalg.eigh((C[i] + C[i].T) / 2)
             order = np.argsort(-w, kind="stable")
             w, L = w[order], L[:, order]
@@ -387,10 +391,10 @@ class Headlines:
         with np.errstate(invalid="ignore", divide="ignore"):
             within_part = Wsum[:, 3, 0] / (np.sqrt(M[:, 3, 0]) * np.sqrt(M[:, 4, 0]))
         out = {}
-        out["probe_persistence"] = np.nanmean(r, axis=1)
-        out["probe_within"] = np.nanmean(wr, axis=1)
+        out["probe_persistence"] = nanmean(r, axis=1)
+        out["probe_within"] = nanmean(wr, axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            out["probe_between_share"] = 1.0 - np.nanmean(within_part, axis=1) / out["probe_persistence"]
+            out["probe_between_share"] = 1.0 - nanmean(within_part, axis=1) / out["probe_persistence"]
         rand_r, rand_w = self._random(W)
         out["random_persistence"] = rand_r
         out["random_within"] = rand_w
@@ -400,10 +404,10 @@ class Headlines:
         ve = self._probe_ve(W, ratio)
         if ve is not None and cand_r is not None:
             res = self._match(r, ve, cand_r, cand_ve)
-            out["residual_mean"] = np.nanmean(res, axis=1)
+            out["residual_mean"] = nanmean(res, axis=1)
             out["residual_positive"] = (res > 0).sum(axis=1).astype(np.float64)
             if cand_wr is not None:
-                out["residual_within_mean"] = np.nanmean(self._match_within(wr, ve, cand_r, cand_ve, cand_wr), axis=1)
+                out["residual_within_mean"] = nanmean(self._match_within(wr, ve, cand_r, cand_ve, cand_wr), axis=1)
         for key in ("residual_mean", "residual_positive", "residual_within_mean"):
             out.setdefault(key, np.full(R, np.nan))
         out["pc_spearman"] = self._pcs(W, ratio, cand_r, cand_ve)
@@ -412,11 +416,11 @@ class Headlines:
 
 
 def _median(x, axis):
-    return np.nanmedian(x, axis=axis) if np.isnan(x).any() else np.median(x, axis=axis)
+    return nanmedian(x, axis=axis) if np.isnan(x).any() else np.median(x, axis=axis)
 
 
 def _mean(x, axis):
-    return np.nanmean(x, axis=axis) if np.isnan(x).any() else np.mean(x, axis=axis)
+    return nanmean(x, axis=axis) if np.isnan(x).any() else np.mean(x, axis=axis)
 
 
 _STAT = {"median": _median, "mean": _mean}

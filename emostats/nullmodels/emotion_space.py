@@ -38,7 +38,7 @@ import numpy as np
 import xarray as xr
 
 from ..defaults import LAG, MATCH_STAT, N_MATCHED
-from ..errors import ArgumentError, EmostatsError
+from ..errors import ArgumentError, DegenerateWarning, EmostatsError
 from .._chunks import is_dask, reduce_over_chunks, token_bounds
 from ..persistence import lag_moments, merge_moments, moments_r, pair_counts
 from ..segments import segments_of
@@ -234,7 +234,7 @@ def emotion_pcs(probe_act, probe_vectors=None, moments=None, candidates=None, la
         if dead.all():
             raise EmostatsError(f"emotion_pcs: every {pdim} of probe_act is NaN on every token; nothing to analyse")
         warnings.warn(f"emotion_pcs: left out {len(dropped)} {pdim}(s) NaN on every token: {', '.join(dropped[:10])}",
-                      RuntimeWarning, stacklevel=2)
+                      DegenerateWarning, stacklevel=2)
         keep = np.flatnonzero(~dead)
         probe_act = probe_act.isel({pdim: keep})
         labelled = (isinstance(probe_vectors, xr.DataArray) and pdim in probe_vectors.dims
@@ -254,7 +254,7 @@ def emotion_pcs(probe_act, probe_vectors=None, moments=None, candidates=None, la
         r = np.where(degenerate, np.nan, r)
         warnings.warn(f"emotion_pcs: {int(degenerate.sum())} of {n_probes} PCs have zero variance (eigenvalue <= "
                       f"{DEGENERATE_RTOL:g} x the largest: constant or collinear probes); their r is NaN",
-                      RuntimeWarning, stacklevel=2)
+                      DegenerateWarning, stacklevel=2)
     pcs = np.arange(1, n_probes + 1)
     coords = {"pc": pcs}
     if pdim in probe_act.coords:

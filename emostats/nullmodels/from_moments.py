@@ -33,7 +33,7 @@ import numpy as np
 import xarray as xr
 
 from ..defaults import LAG
-from ..errors import EmostatsError, MissingGroupError, StudyError
+from ..errors import DegenerateWarning, EmostatsError, MissingGroupError, StudyError
 from ..persistence import lag_persistence
 from ..segments import segments_of
 
@@ -175,11 +175,11 @@ def _from_moments(ds, directions, lag, block, method="auto"):
     n_pairs = int(ds["lag_n"].isel(lag=i).values) if "lag_n" in ds else -1
     if 0 <= n_pairs < 2:
         warnings.warn(f"direction_persistence: /moments has {n_pairs} valid pairs at lag {lag} (every segment is "
-                      f"shorter than the lag); r is NaN for every direction", RuntimeWarning, stacklevel=3)
+                      f"shorter than the lag); r is NaN for every direction", DegenerateWarning, stacklevel=3)
     elif not ok.all():
         warnings.warn(f"direction_persistence: {int((~ok).sum())} of {ok.size} directions have zero length or zero "
                       f"variance at lag {lag} (v'Cxx v or v'Cyy v <= {DEGENERATE_RTOL:g} |v|^2 trace); their r is NaN",
-                      RuntimeWarning, stacklevel=3)
+                      DegenerateWarning, stacklevel=3)
     out = xr.Dataset(
         {"r": (dim, r, {"long_name": f"lag-{lag} persistence (pooled Pearson r of the projection)"}),
          "variance_explained": (dim, ve, {"long_name": "variance explained v'Sv / (|v|^2 tr S)"}),

@@ -5,13 +5,9 @@ import warnings
 
 import numpy as np
 
-from ..errors import ArgumentError, EmostatsError
+from ..errors import ArgumentError, DegenerateWarning, EmostatsError
 
 ALTERNATIVES = ("greater", "less", "two-sided")
-
-
-class DegenerateWarning(RuntimeWarning):
-    """A test was undefined for some rows (constant input, too few values); they are NaN."""
 
 
 def check_alternative(alternative):

@@ -52,12 +52,12 @@ def bootstrap(ctx):
 
 def _observed(ctx):
     """The study's numbers the placebo draws are compared with."""
-    import numpy as np
+    from ..._nan import nanmean
 
     obs = {}
     r = ctx.results
     if "persistence" in r:
-        obs["probe_persistence"] = float(np.nanmean(r["persistence"]["r"].values))
+        obs["probe_persistence"] = float(nanmean(r["persistence"]["r"].values))
     if "variance_matched" in r:
         obs["residual_mean"] = float(r["variance_matched"]["mean"])
         obs["residual_positive"] = float(r["variance_matched"]["n_positive"])
