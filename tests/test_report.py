@@ -26,7 +26,7 @@ def pdf_text(path):
 
 def _squash(text):
     """One line of text; a line broken after a hyphen ("t-" / "test") is joined again."""
-    return re.sub(r"\s+", " ", re.sub(r"-\s*\n\s*", "-", text))
+    return re.sub(r"\s+", " ", re.sub(r"-\s*\n\s*", "-", text)).replace("\u2019", "'")
 
 
 def qmd_header(text):
@@ -162,9 +162,10 @@ def test_pdf_holds_the_summary_numbers_run_computed(synthetic_results):
     per = results["persistence"]["r"].values
     assert f.num(per.mean()) == f.num(value("probe_persistence"))
     expected = [
-        f"of {f.num(value('probe_persistence'))}, compared to {f.num(value('random_persistence'))}",
-        f"averages {f.signed(value('residual_mean'))} (t-test p = "
-        f"{f.pval(float(summary['p'].sel(row='residual_mean')))}",
+        f"of {f.num(value('probe_persistence'))} (95% CI",
+        f"compared to {f.num(value('random_persistence'))} for",
+        f"averages {f.signed(value('residual_mean'))} (95% CI",
+        f"t-test over probes, assumes independent probes: p = {f.pval(float(summary['p'].sel(row='residual_mean')))}",
         f"make {int(value('steering_5'))} of {int(summary['n'].sel(row='steering_5'))} emotions",
         f"Spearman {f.rho(value('sae_spearman'))}",
         f"{f.rho(value('self_text_rating'))}",
@@ -189,7 +190,7 @@ def test_qmd_header_and_figure_files(synthetic_results):
         assert f"{label}" in body.replace(f"#{label}", "")  # cited in the text or caption table
     for title in SECTION_TITLES:
         assert re.search(rf"^# {re.escape(title)} \{{#sec-[a-z-]+\}}$", body, re.M), title
-    assert "| quantity | value | p | n |" in body
+    assert "| quantity | value | 95% CI | p (conv.) | placebo pct (p) | p (items) | n |" in body
     from PIL import Image
 
     with Image.open(written["figures"][0]) as im:
@@ -375,3 +376,224 @@ def test_persistence_section_with_undefined_r(synthetic_results):
     text = to_qmd(build_document(big, {}))
     at = text.index("Most persistent")
     assert f"{per['probe'].values[0]} (" not in text[at:at + 800] and "(–)" not in text[at:at + 800]
+
+
+# --------------------------------------------------------------------------- conversation-level inference (issue 14)
+
+_DASH = "\u2013"
+_SUPERSCRIPTS = "⁰¹²³⁴⁵⁶⁷⁸⁹˒"
+
+
+def _summary_table(doc):
+    sec = next(s for s in doc.sections if s.label == "sec-summary")
+    table = next(b for b in sec.blocks if isinstance(b, Table) and b.label == "tbl-summary")
+    notes = next((b.text for b in sec.blocks if isinstance(b, Paragraph) and b.text.startswith("**Table notes**")),
+                 "")
+    return sec, table, notes
+
+
+def _marks(cell):
+    """The note numbers a cell carries (superscript digits at its end)."""
+    tail = re.search(f"[{_SUPERSCRIPTS}]+$", cell)
+    if not tail:
+        return []
+    digits = tail.group(0).translate(str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹˒", "0123456789,"))
+    return [int(x) for x in digits.split(",")]
+
+
+def _note_texts(notes):
+    """number -> text of the notes paragraph (independent parse of '¹ text; ² text')."""
+    body = notes.split("): ", 1)[1].rstrip(".")
+    out = {}
+    for m in re.finditer(f"([{_SUPERSCRIPTS}]+) (.*?)(?=; [{_SUPERSCRIPTS}]+ |$)", body):
+        out[_marks(m.group(1))[0]] = m.group(2).replace("\\", "")
+    return out
+
+
+def _fmt_of(kind):
+    from emostats.report import _format as f
+
+    return {"count": f.count, "signed": f.signed, "rho": f.rho}.get(kind, f.num)
+
+
+def test_summary_table_shows_interval_cluster_p_and_placebo_from_the_results(synthetic_results):
+    from emostats.report import _format as f
+    from emostats.report.content import build_document
+
+    _, results, _ = synthetic_results
+    s = results["summary"].to_dataset()
+    _, table, notes = _summary_table(build_document(results, {}))
+    assert table.columns[:6] == ["quantity", "value", "95% CI", "p (conv.)", "placebo pct (p)", "p (items)"]
+    texts = _note_texts(notes)
+    assert texts and sorted(texts) == list(range(1, len(texts) + 1))
+    rows = {str(r): i for i, r in enumerate(s["row"].values)}
+    seen = {"ci": 0, "pc": 0, "pl": 0, "nan_reason": 0}
+    for row, i in rows.items():
+        cells = table.rows[i]
+        sel = s.sel(row=row)
+        fmt = _fmt_of(str(sel["kind"].values))
+        lo, hi, pc = float(sel["ci_low"]), float(sel["ci_high"]), float(sel["p_cluster"])
+        pct, pp = float(sel["placebo_pct"]), float(sel["placebo_p"])
+        detail = str(sel["inference_detail"].values)
+        if np.isfinite(lo):
+            assert cells[2].startswith(f"[{fmt(lo)}, {fmt(hi)}]"), (row, cells[2])
+            seen["ci"] += 1
+        else:
+            assert cells[2].startswith(_DASH), (row, cells[2])
+            # the reason of a NaN interval is in its note, as the results state it
+            reasons = " ".join(texts[n] for n in _marks(cells[2]))
+            want = re.search(r"interval: ([^;]+)", detail)
+            want = want.group(1) if want else detail.split(";")[0]
+            assert want in reasons, (row, want, reasons)
+            seen["nan_reason"] += 1
+        if np.isfinite(pc):
+            assert cells[3].startswith(f.pval(pc)), (row, cells[3])
+            seen["pc"] += 1
+        else:
+            assert cells[3].startswith(_DASH) and _marks(cells[3]), (row, cells[3])
+        if np.isfinite(pct):
+            assert cells[4].startswith(f"{pct:.0f} ({f.pval(pp)})"), (row, cells[4])
+            seen["pl"] += 1
+        else:
+            assert cells[4].startswith(_DASH) and _marks(cells[4]), (row, cells[4])
+    # the synthetic study has every kind of cell
+    assert min(seen.values()) >= 1, seen
+    assert int(np.isfinite(s["ci_low"]).sum()) == seen["ci"]
+    assert int(np.isfinite(s["p_cluster"]).sum()) == seen["pc"]
+    assert int(np.isfinite(s["placebo_pct"]).sum()) == seen["pl"]
+
+
+def test_p_values_that_assume_independence_are_labelled(synthetic_results):
+    from emostats.report import _format as f
+    from emostats.report.content import build_document
+    from emostats.report.write_qmd import to_qmd
+
+    _, results, written = synthetic_results
+    s = results["summary"].to_dataset()
+    doc = build_document(results, {})
+    _, table, notes = _summary_table(doc)
+    texts = _note_texts(notes)
+    labelled = 0
+    for i, row in enumerate(str(r) for r in s["row"].values):
+        assumes = str(s["p_assumes"].sel(row=row).values)
+        p = float(s["p"].sel(row=row))
+        cell = table.rows[i][5]
+        if np.isfinite(p) and assumes:
+            unit = assumes.split(" independent")[0]
+            marked = " ".join(texts[n] for n in _marks(cell))
+            assert cell.startswith(f.pval(p)) and f"assumes independent {unit}" in marked, (row, cell, marked)
+            labelled += 1
+        elif np.isfinite(p):
+            assert not _marks(cell)
+    assert labelled >= 5
+    # the closing paragraph names the test and its assumption, beside the conversation-level p
+    text = _squash(" ".join(pdf_text(written["pdf"])))
+    p_t = f.pval(float(s["p"].sel(row="residual_mean")))
+    p_c = f.pval(float(s["p_cluster"].sel(row="residual_mean")))
+    assert f"conversation-level p = {p_c}; " in text
+    assert f"t-test over probes, assumes independent probes: p = {p_t}" in text
+    qmd = to_qmd(doc)
+    assert f"t-test over probes, assumes independent probes: p = {p_t}" in qmd
+    p_sae = f.pval(float(s["p"].sel(row="sae_spearman")))
+    assert f"Spearman p, assumes independent features: p = {p_sae}" in text
+
+
+def test_methods_state_the_resampling_unit_and_the_tests_used(synthetic_results):
+    from emostats.report.content import build_document
+    from emostats.report.write_qmd import to_qmd
+
+    _, results, written = synthetic_results
+    text = _squash(" ".join(pdf_text(written["pdf"])))
+    methods = text[text.rindex("10 Methods"):text.rindex("11 Provenance")]
+    bs = results["bootstrap"].attrs
+    pl = results["placebo"].attrs
+    assert (f"each of {int(bs['n_boot']):,} bootstrap replicates draws the study's {int(bs['n_conversations'])} "
+            "conversations with replacement") in methods
+    assert f"seed {int(bs['seed'])})" in methods and f"G − 1 = {int(bs['n_conversations']) - 1} degrees" in methods
+    assert "Tokens within a turn, turns within a conversation, and probes measured on the same turns are not " \
+           "independent" in methods
+    assert "percentile interval" in methods and "jackknife" in methods
+    assert f"{int(pl['n_draws'])} placebo probe sets per kind" in methods and f"seed {int(pl['seed'])})" in methods
+    # which test at which n, from what the results recorded (issue 13)
+    words = {"exact": "exact p over all n! orderings", "edgeworth": "AS 89", "t": "t approximation on n − 2 df"}
+    pcs = results["emotion_pcs"]
+    assert (f"PC-rank Spearman: {words[str(pcs['rank_p_method'].values)]}" in methods
+            and f"n = {int(pcs['rank_n'])}" in methods)
+    sm = results["sae_matched"]
+    assert f"SAE subspace-fraction Spearman: {words[str(sm['p_method'].values)]}" in methods
+    wil = {"exact": "exact signed-rank distribution", "normal": "normal approximation"}
+    vm = results["variance_matched"]
+    assert (f"Wilcoxon signed-rank test of the probes' residuals: {wil[str(vm['wilcoxon_p_method'].values)]} "
+            f"(R's wilcox.test), n = {int(vm['n'])}.") in methods
+    ra = results["ratings"]
+    for i in range(ra.sizes["pair"]):
+        x, y = (str(ra[v].values[i]).replace("_", " ") for v in ("x", "y"))
+        assert f"{x} vs {y} (n = {int(ra['n'].values[i])})" in methods
+    # another recorded method changes the sentence (nothing is hard-coded)
+    res = results.copy()
+    res["emotion_pcs"] = xr.DataTree(results["emotion_pcs"].to_dataset().assign(rank_p_method="exact", rank_n=7))
+    assert "PC-rank Spearman: exact p over all n! orderings (R's cor.test, prho), n = 7." in to_qmd(
+        build_document(res, {}))
+    # absent records: no sentence
+    res["emotion_pcs"] = xr.DataTree(results["emotion_pcs"].to_dataset().drop_vars("rank_p_method"))
+    assert "PC-rank Spearman:" not in to_qmd(build_document(res, {}))
+
+
+def test_placebo_figure_is_drawn_with_one_panel_per_number(synthetic_results):
+    from emostats.plots.placebo import placebo_panels, plot_placebo
+
+    _, results, written = synthetic_results
+    path = written["qmd"].parent / "fig-placebo.png"
+    assert path.is_file() and path in written["figures"]
+    pl = results["placebo"].to_dataset()
+    n_obs = int(np.isfinite(pl["observed"]).sum()) + int(np.isfinite(pl["span_observed"]).sum())
+    panels = placebo_panels(pl)
+    assert len(panels) == n_obs
+    for panel in panels:  # each panel's percentile is the one of the results
+        if panel["series"][0][0] == "span":
+            want = float(pl["span_placebo_pct"].sel(span_statistic=panel["statistic"]))
+        else:
+            want = float(pl["placebo_pct"].sel(kind="isotropic", statistic=panel["statistic"]))
+        assert panel["series"][0][2] == want
+    from matplotlib.figure import Figure as MplFigure
+
+    fig = plot_placebo(pl, fig=MplFigure())
+    assert sum(ax.axison for ax in fig.axes) == n_obs
+    text = _squash(" ".join(pdf_text(written["pdf"])))
+    assert "against its placebo distribution" in text
+    assert f"{int(pl.attrs['n_draws'])} draws per kind of random probe set" in text
+
+
+def test_results_without_inference_render_and_say_why(synthetic_results, tmp_path):
+    # results written before the bootstrap and placebo steps existed: no inference groups, no columns
+    _, results, _ = synthetic_results
+    old = results.copy()
+    for name in ("bootstrap", "placebo", "within_turn"):
+        del old[name]
+    summary = results["summary"].to_dataset()
+    old["summary"] = xr.DataTree(summary.drop_vars([v for v in ("ci_low", "ci_high", "p_cluster", "placebo_pct",
+                                                                "placebo_p", "inference_detail", "p_assumes")]))
+    written = build_report(old, tmp_path / "old", format="both", progress=False, quiet=True)
+    assert written["failed_figures"] == {}
+    assert not (tmp_path / "old" / "fig-placebo.png").exists()
+    text = _squash(" ".join(pdf_text(written["pdf"])))
+    summary_text = text[text.rindex("1 Summary"):text.rindex("2 Lag persistence")]
+    assert "these results have no conversation-level inference" in summary_text
+    assert "Not available. The placebo distributions" in summary_text
+    assert "Conversation-level inference." not in text and "Placebo nulls." not in text
+    doc = written["document"]
+    _, table, notes = _summary_table(doc)
+    finite = np.isfinite(summary["value"].values)
+    for cells, ok in zip(table.rows, finite):
+        assert all(c.startswith(_DASH) for c in cells[2:5])
+        assert bool(_marks(cells[2])) == bool(ok)  # a row that has a value says why its columns are empty
+    # the step did not run, but the summary has the columns: the cells say which step is missing
+    partial = results.copy()
+    del partial["bootstrap"]
+    partial["summary"] = xr.DataTree(summary.assign(
+        ci_low=summary["ci_low"] * np.nan, ci_high=summary["ci_high"] * np.nan, p_cluster=summary["p_cluster"] * np.nan,
+        inference_detail=("row", ["interval: the bootstrap step did not run"] * summary.sizes["row"])))
+    from emostats.report.content import build_document
+
+    _, table, notes = _summary_table(build_document(partial, {}))
+    assert "the bootstrap step did not run" in notes

@@ -7,7 +7,11 @@ from ..pipeline.registry import describe
 from ._format import count, num
 from .model import Bullets, Code, Paragraph, Section, Table, literal
 
-__all__ = ["methods_section", "provenance_section", "param"]
+__all__ = ["methods_section", "provenance_section", "param", "inference_bullets", "tests_used", "test_text"]
+
+_WHY_CONVERSATIONS = ("Tokens within a turn, turns within a conversation, and probes measured on the same turns are "
+                      "not independent, so a test that counts tokens, turns or probes as independent draws "
+                      "overstates the evidence; the conversations are the independent draws of the study design")
 
 
 def param(results, key, default=None):
@@ -92,6 +96,9 @@ def methods_section(results):
         f"takes a seed derived from the run seed ({p['seed']}) and the step's name, so the same study and "
         "seed give the same numbers for any thread count, whichever command ran the step."),
     ] if not steps or ran & set(steps)]
+    conv = inference_bullets(results)
+    at = next((i for i, (steps, _) in enumerate(bullets) if not steps), len(bullets))  # before the conventions
+    bullets[at:at] = [((), text) for text in conv]
     sec.add(Bullets([text for _, text in bullets]))
     rows = []
     for key in sorted(k[len("param_"):] for k in results.attrs if k.startswith("param_")):
@@ -195,3 +202,161 @@ def reproduce_command(results):
     if subset:
         parts.append(f"--steps {','.join(asked)}")
     return " ".join(parts), python
+
+
+def _attr(ds, key, default=None):
+    value = ds.attrs.get(key, default)
+    return value.item() if hasattr(value, "item") else value
+
+
+def inference_bullets(results):
+    """Method bullets for the conversation bootstrap, the placebo nulls and the tests used, read from the results.
+
+    Every number (replicates, seeds, conversations, draws, n) is the one the results recorded; a
+    group or attribute that is absent gives no sentence.
+    """
+    out = []
+    bs = results["bootstrap"] if "bootstrap" in results.children else None
+    if bs is not None:
+        n_boot, seed, G = _attr(bs, "n_boot"), _attr(bs, "seed"), _attr(bs, "n_conversations")
+        ci = float(_attr(bs, "ci", 0.95))
+        interval = _attr(bs, "interval", "percentile")
+        if interval == "bca":
+            how = ("the bias-corrected and accelerated (BCa) interval, its acceleration from the "
+                   "leave-one-conversation-out jackknife (the percentile interval is stored too)")
+        else:
+            a = (1 - ci) / 2
+            how = (f"the percentile interval: the {100 * a:g}% and {100 * (1 - a):g}% quantiles of the "
+                   "replicates (the BCa interval is stored too)")
+        text = (f"**Conversation-level inference.** {_WHY_CONVERSATIONS}. The unit of resampling is therefore the "
+                f"whole conversation: each of {count(n_boot)} bootstrap replicates draws the study's "
+                f"{count(G)} conversations with replacement (multinomial counts, seed {seed}) and recomputes every "
+                "headline number from per-conversation sufficient statistics (lag moments, covariances and "
+                "firing counts per conversation, merged with the replicate's weights; no second pass over the "
+                "tokens; the variance-matched directions are re-matched in each replicate). The "
+                f"{ci:.0%} CI of @tbl-summary is {how}. The conversation-level p is a jackknife t-test: "
+                "t = (estimate − null) / (leave-one-conversation-out jackknife standard error) against "
+                f"Student's t with G − 1 = {count(G - 1) if G is not None else 'G − 1'} degrees of freedom, "
+                "two-sided; the null is 0 for residual means and correlations, and probe persistence is tested as "
+                "probes minus random directions = 0.")
+        if int(_attr(bs, "has_conv_moments", 1) or 0) == 0:
+            text += (" This study has no `/conv_moments`, so in every replicate the random and candidate "
+                     "directions keep their pooled r and variance explained (only the probe side is resampled) "
+                     "and the random-direction number has no interval.")
+        out.append(text)
+    pl = results["placebo"] if "placebo" in results.children else None
+    if pl is not None:
+        kinds = [str(k) for k in pl["kind"].values] if "kind" in pl.coords else []
+        what = {"isotropic": "uniform on the sphere of the hidden space (isotropic)",
+                "shaped": "Σ^(1/2)·g normalised, g standard normal (shaped like the activation covariance)"}
+        text = (f"**Placebo nulls.** {count(_attr(pl, 'n_draws'))} placebo probe sets per kind, each with the "
+                f"probes' count ({count(_attr(pl, 'n_probes'))}) and norms and rows "
+                + " or ".join(what.get(k, literal(k)) for k in kinds)
+                + ", replace the emotion probes and go through the same PCA, variance matching and PC-rank "
+                  "Spearman, computed exactly from `/moments` (seed "
+                f"{_attr(pl, 'seed')}).")
+        if "span_dimension" in pl.attrs:
+            text += (f" For the SAE subspace-fraction correlations the probe span is replaced by random "
+                     f"{count(_attr(pl, 'span_dimension'))}-dimensional spans (uniform on the Grassmannian).")
+        text += (" A number's placebo percentile is 100 · (#{draws < value} + #{draws = value} / 2) / n; its "
+                 "placebo p is min(1, 2 · min(1 + #{draws ≤ value}, 1 + #{draws ≥ value}) / (1 + n))")
+        if kinds:
+            text += f"; @tbl-summary reports the {literal(kinds[0])} sets."
+        else:
+            text += "."
+        out.append(text)
+    tests = tests_used(results)
+    if tests:
+        out.append("**Tests used (as recorded in the results).** " + " ".join(tests))
+    return out
+
+
+_SPEARMAN = {"exact": "exact p over all n! orderings (R's cor.test, prho)",
+             "edgeworth": "AS 89 Edgeworth-series p (R's cor.test, prho)",
+             "t": "t approximation on n − 2 df (R's cor.test rule with ties or n > 1290)",
+             "exact permutation": "exact permutation p over all n! orderings",
+             "permutation": "random-permutation p"}
+_WILCOXON = {"exact": "exact signed-rank distribution (R's wilcox.test)",
+             "normal": "normal approximation (R's wilcox.test rule with ties, zeros or n ≥ 50)",
+             "exact sign-flips": "exact p over all 2^n sign flips"}
+
+
+def test_text(code, table=None):
+    """The words for a recorded ``p_method`` code (``table``: the Spearman or the Wilcoxon codes).
+
+    Examples
+    --------
+    >>> test_text("edgeworth")
+    "AS 89 Edgeworth-series p (R's cor.test, prho)"
+    >>> test_text("exact", _WILCOXON)
+    "exact signed-rank distribution (R's wilcox.test)"
+    """
+    code = str(code)
+    return (table or _SPEARMAN).get(code, f"`{code}`" if code else "")
+
+
+def _scalar_attr(ds, name):
+    if name in ds.variables and ds[name].size == 1:
+        value = ds[name].values.reshape(()).item()
+        return value
+    return None
+
+
+def tests_used(results):
+    """One sentence per analysis: which test gave its p, at which n (read from ``p_method`` and friends)."""
+    out = []
+
+    def group(name):
+        return results[name].to_dataset(inherit=False) if name in results.children else None
+
+    def say(what, code, n, table=None):
+        if code in (None, ""):
+            return
+        at = f", n = {count(n)}" if n is not None else ""
+        out.append(f"{what}: {test_text(code, table)}{at}.")
+
+    vm = group("variance_matched")
+    if vm is not None:
+        say("Wilcoxon signed-rank test of the probes' residuals", _scalar_attr(vm, "wilcoxon_p_method"),
+            _scalar_attr(vm, "n"), _WILCOXON)
+    pcs = group("emotion_pcs")
+    if pcs is not None:
+        say("PC-rank Spearman", _scalar_attr(pcs, "rank_p_method"), _scalar_attr(pcs, "rank_n"))
+        say("Wilcoxon signed-rank test of the PCs' residuals", _scalar_attr(pcs, "residual_wilcoxon_p_method"),
+            _scalar_attr(pcs, "residual_n"), _WILCOXON)
+    sm = group("sae_matched")
+    if sm is not None:
+        say("SAE subspace-fraction Spearman", _scalar_attr(sm, "p_method"), _scalar_attr(sm, "n"))
+        say("Wilcoxon signed-rank test of the SAE residuals", _scalar_attr(sm, "residual_wilcoxon_p_method"),
+            _scalar_attr(sm, "residual_n"), _WILCOXON)
+    ra = group("ratings")
+    if ra is not None and "p_method" in ra and "pair" in ra.dims:
+        by = {}
+        for i in range(ra.sizes["pair"]):
+            code = str(ra["p_method"].values[i])
+            if not code:
+                continue
+            x, y = (str(ra[v].values[i]).replace("_", " ") for v in ("x", "y")) if "x" in ra else (
+                str(ra["pair"].values[i]), "")
+            n = int(ra["n"].values[i]) if "n" in ra else None
+            by.setdefault(code, []).append(f"{literal(x)} vs {literal(y)} (n = {count(n)})" if y else literal(x))
+        if by:
+            out.append("Rating Spearman correlations: " + "; ".join(
+                f"{test_text(code)} for {', '.join(items)}" for code, items in by.items()) + ".")
+    st = group("steering")
+    if st is not None and st.attrs.get("p_method"):
+        out.append(f"Steering z-tests: {literal(st.attrs['p_method'])}.")
+    me = group("mentions")
+    if me is not None and "exact" in me and "tested" in me:
+        tested = me["tested"].values.astype(bool)
+        exact = int((me["exact"].values.astype(bool) & tested).sum())
+        n_perm = me.attrs.get("n_perm")
+        parts = []
+        if exact:
+            parts.append(f"exact enumeration of every labelling for {count(exact)} of {count(tested.sum())} emotions")
+        if tested.sum() - exact:
+            parts.append(f"{count(n_perm)} random permutations for {count(tested.sum() - exact)} of "
+                         f"{count(tested.sum())} emotions")
+        if parts:
+            out.append("Mention permutation tests: " + "; ".join(parts) + ".")
+    return out

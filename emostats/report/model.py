@@ -96,7 +96,8 @@ class Note:
 class Table:
     """A table: header cells, rows of cells (inline markup), caption, alignments l/c/r.
 
-    ``breakable`` lets a long table continue on the next page (its header repeats).
+    ``breakable`` lets a long table continue on the next page (its header repeats);
+    ``small`` sets it in a smaller type with narrower cell padding (a wide table in the PDF).
     """
 
     columns: list
@@ -106,6 +107,7 @@ class Table:
     align: str = ""
     widths: tuple = ()
     breakable: bool = False
+    small: bool = False
 
     def __post_init__(self):
         if not self.align:

@@ -84,8 +84,13 @@ def _block(block):
         label = f" <{block.label}>" if block.label else ""
         figure = (f"figure(\n  table(columns: ({columns},), align: ({align},),\n    {body},\n  ),\n"
                   f"  caption: {_content(block.caption)}, kind: table,\n)")
+        rules = []
         if block.breakable:
-            return f"#{{\n  show figure: set block(breakable: true)\n  [#{figure}{label}]\n}}"
+            rules.append("show figure: set block(breakable: true)")
+        if block.small:
+            rules += ["show table: set text(size: 7.4pt)", "set table(inset: (x: 3pt, y: 2.6pt))"]
+        if rules:
+            return "#{\n" + "".join(f"  {r}\n" for r in rules) + f"  [#{figure}{label}]\n}}"
         return f"#{figure}{label}"
     raise TypeError(f"unknown block {type(block).__name__}")
 
