@@ -305,7 +305,7 @@ def test_placebo_sets_equal_the_analyses_of_their_activations(world):
     pcs = es.emotion_pcs(act, probe_vectors=V[0], moments=mom, candidates=cand, lag=10)
     assert np.isclose(got["pc_spearman"][0], float(pcs["rank_rho"]), atol=1e-9)
     pl = placebo_nulls(tree, lag=10, n_draws=30, seed=1, candidates=cand, observed={"pc_spearman": 0.5})
-    assert pl["draws"].shape == (2, 30, 5)
+    assert pl["draws"].shape == (3, 30, 5)
     assert np.isfinite(pl["draws"]).all()
     again = placebo_nulls(tree, lag=10, n_draws=30, seed=1, candidates=cand)
     np.testing.assert_array_equal(pl["draws"].values, again["draws"].values)
@@ -317,3 +317,20 @@ def test_world_truth_null_is_zero():
     truth = world_truth(tree, design)
     assert abs(truth["residual_mean"]) < 1e-12 and abs(truth["probe_minus_random"]) < 1e-12
     assert np.isclose(truth["probe_persistence"], 0.2 + 0.8 * 0.03)
+
+
+def test_rotated_placebo_sets_keep_the_probe_geometry():
+    from emostats.inference.placebo import _draw_sets, _frame, placebo_probe_sets
+
+    rng = np.random.default_rng(3)
+    V = rng.normal(size=(5, 12))
+    V[4] = V[0] + V[1]  # a set of rank 4
+    sets = _draw_sets("rotated", 200, np.linalg.norm(V, axis=1), np.ones(12), rng, _frame(V))
+    for S in sets[:5]:
+        np.testing.assert_allclose(S @ S.T, V @ V.T, atol=1e-10)  # every norm and angle kept
+    assert not np.allclose(sets[0], sets[1])
+    # uniform orientation: the mean of a rotated probe vector over draws is ~0 (sd of each entry / sqrt(200))
+    mean = sets[:, 0].mean(axis=0)
+    assert np.abs(mean).max() < 5 * np.linalg.norm(V[0]) / np.sqrt(12 * 200)
+    with pytest.raises(es.EmostatsError, match="rotated"):
+        placebo_probe_sets(None, 10, np.ones(5), (np.zeros(3), np.zeros(3)), kind="rotated")

@@ -506,3 +506,69 @@ def test_markov_chain_extremes_in_one_long_segment():
     assert abs(diff[0]) < 0.01 and abs(diff[1] - 0.98) < 0.01
     runs = np.diff(np.flatnonzero(np.diff(np.r_[0, fires[:, 1].astype(int), 0]) != 0))[::2]
     assert abs(runs.mean() - 1 / design.beta[1]) < 0.1 / design.beta[1]
+
+
+# ----------------------------------------------------------------------------- calibration worlds, sufficient_study
+
+
+def _toeplitz_within(phi, T, lag):
+    """E Wxy, E Wxx of one turn by brute force: traces with the full AR(1) covariance and the centring matrix."""
+    n = T - lag
+    idx = np.arange(T)
+    cov = phi ** np.abs(idx[:, None] - idx[None, :])
+    centre = np.eye(n) - 1.0 / n
+    X = np.eye(T)[:n]
+    Y = np.eye(T)[lag:lag + n]
+    return np.trace(centre @ X @ cov @ Y.T @ centre), np.trace(centre @ X @ cov @ X.T @ centre)
+
+
+@pytest.mark.parametrize("phi,lengths,lag", [(0.7, [30], 4), (0.95, [12, 40, 7], 5), (0.2, [3, 3], 1)])
+def test_world_within_sums_equal_the_brute_force_expectation(phi, lengths, lag):
+    from emostats.synth._worlds import _within_sums
+
+    exy, exx = _within_sums([phi], lengths, lag)
+    ref = np.sum([_toeplitz_within(phi, T, lag) for T in lengths if T > lag], axis=0)
+    np.testing.assert_allclose([exy[0], exx[0]], ref, rtol=1e-12)
+
+
+def test_world_truth_within_is_the_many_turn_limit_of_the_estimator():
+    """Over many turns of the study's length the within-turn r of one probe tends to world_truth's target."""
+    from emostats.inference import within_turn_persistence
+
+    tree, design = synth.make_world("planted", n_conversations=40, turns=30, turn_length=40, n_probes=2,
+                                    n_random=20, n_candidates=40, seed=4)
+    truth = synth.world_truth(tree, design, n_match=5)
+    wt = within_turn_persistence(tree["tokens"]["probe_act"], lag=10)
+    long_turns = float(np.mean(synth._worlds._population(design, design["vectors"])[1]))
+    # 1,200 turns: standard error of the mean within r ~0.01; the long-turn value is off by > 0.1
+    assert abs(float(wt["mean_r_within"]) - truth["probe_within"]) < 0.03
+    assert abs(long_turns - truth["probe_within"]) > 0.1
+    assert abs(float(wt["mean_r"]) - truth["probe_persistence"]) < 0.04
+
+
+def test_sufficient_study_merges_to_its_moments_and_bootstraps():
+    from emostats.inference import conversation_bootstrap
+    from emostats.inference._merge import merge_weighted, r_from
+
+    tree = synth.sufficient_study(n_conversations=5, n_tokens=3000, hidden=24, n_probes=4, n_random=10,
+                                  n_candidates=30, turns=2, lag=10, latent=6, seed=2)
+    assert es.validate(tree) == []
+    cm = tree["conv_moments"].to_dataset()
+    mom = tree["moments"].to_dataset()
+    vec = xr.DataArray(cm["vector"].values.astype(np.float64), dims=("direction", "hidden"))
+    dp = es.direction_persistence(mom, vec, lag=10)
+    r = r_from(merge_weighted(cm["lag_moments"].values, np.ones((1, 5))))[0, 0]
+    np.testing.assert_allclose(r, dp["r"].values, rtol=1e-9)
+    # the per-conversation projection moments merge to the pooled variance of /moments
+    n = cm["n_tokens"].values.astype(float)
+    grand = (n[:, None] * cm["proj_mean"].values).sum(0) / n.sum()
+    m2 = cm["proj_m2"].values.sum(0) + (n[:, None] * (cm["proj_mean"].values - grand) ** 2).sum(0)
+    np.testing.assert_allclose(m2 / n.sum(), np.einsum("dh,hg,dg->d", vec.values, mom["cov"].values, vec.values),
+                               rtol=1e-9)
+    np.testing.assert_allclose(cm["hidden_m2_trace"].values.sum()
+                               + (n * ((cm["hidden_mean"].values - mom["mean"].values) ** 2).sum(1)).sum(),
+                               np.trace(mom["cov"].values) * n.sum(), rtol=1e-9)
+    bs = conversation_bootstrap(tree, lag=10, n_boot=30, seed=1)
+    assert np.isfinite(bs["ci_low"].sel(statistic=["probe_persistence", "residual_mean", "random_persistence"])).all()
+    with pytest.raises(EmostatsError, match="tokens per turn"):
+        synth.sufficient_study(n_conversations=5, n_tokens=100, lag=10)

@@ -26,7 +26,7 @@ from ..segments import segments_of
 from ._merge import merge_weighted, single_threaded_blas, within_from_segments
 from .convstats import conversation_index
 
-__all__ = ["study_from_activations", "conversation_moments", "STATS", "WITHIN_STATS"]
+__all__ = ["study_from_activations", "conversation_moments", "conv_moments_dataset", "STATS", "WITHIN_STATS"]
 
 #: names along the ``stat`` dim of ``lag_moments`` (the lag kernels' layout)
 STATS = ("n", "mean_x", "mean_y", "cxx", "cyy", "cxy")
@@ -56,6 +56,51 @@ def _read(hidden, rows):
     else:
         block = data[rows]
     return np.asarray(block.compute() if hasattr(block, "compute") else block, dtype=np.float64)
+
+
+def conv_moments_dataset(directions, population, k, lags, conversations, lag_moments, within_moments, n_tokens,
+                         proj_mean, proj_m2, hidden_mean, hidden_m2_trace):
+    """The ``/conv_moments`` Dataset from its arrays (the layout of ``docs/inference.md``).
+
+    The one place that lays the group out: :func:`conversation_moments` and
+    :func:`emostats.synth.sufficient_study` both build it here. Shapes:
+    ``directions`` (D, hidden), ``lag_moments`` (G, 6, n_lags, D),
+    ``within_moments`` (G, 4, n_lags, D), ``n_tokens`` (G,), ``proj_mean`` and
+    ``proj_m2`` (G, D), ``hidden_mean`` (G, hidden), ``hidden_m2_trace`` (G,).
+    Lag moments of a conversation without pairs are NaN (``n`` = 0).
+    """
+    lm = np.array(lag_moments, dtype=np.float64)
+    lm[:, 1:][np.broadcast_to(lm[:, :1] == 0, lm[:, 1:].shape)] = np.nan
+    D = np.asarray(directions)
+    c, d = ("conversation",), ("direction",)
+    ds = xr.Dataset(
+        {
+            "vector": (("direction", "hidden"), D.astype(np.float32), {"long_name": "stored unit direction"}),
+            "population": (d, np.asarray(population).astype(str),
+                           {"long_name": "uniform (sphere of the hidden space) or candidate (top-k)"}),
+            "k": (d, np.asarray(k, dtype=np.int64), {"long_name": "dimension of the eigenspace the direction is uniform on"}),
+            "lag_moments": (("conversation", "stat", "lag", "direction"), lm,
+                            {"long_name": "per-conversation lag moments of the projections (pairs pooled over "
+                                          "the conversation's turns): n, means, centred sums"}),
+            "within_moments": (("conversation", "wstat", "lag", "direction"), np.asarray(within_moments, np.float64),
+                               {"long_name": "per-conversation within-turn sums: n, and the centred sums with "
+                                             "each turn centred on its own pair means"}),
+            "n_tokens": (c, np.asarray(n_tokens, dtype=np.int64), {"long_name": "tokens of the conversation"}),
+            "proj_mean": (("conversation", "direction"), np.asarray(proj_mean, np.float64),
+                          {"long_name": "mean projection over its tokens"}),
+            "proj_m2": (("conversation", "direction"), np.asarray(proj_m2, np.float64),
+                        {"long_name": "centred sum of squares of the projection over its tokens"}),
+            "hidden_mean": (("conversation", "hidden"), np.asarray(hidden_mean, np.float64),
+                            {"long_name": "mean activation over its tokens"}),
+            "hidden_m2_trace": (c, np.asarray(hidden_m2_trace, np.float64),
+                                {"long_name": "trace of the centred sums of squares of the activations"}),
+        },
+        coords={"conversation": np.asarray(conversations), "stat": list(STATS), "wstat": list(WITHIN_STATS),
+                "lag": ("lag", np.asarray(lags, dtype=np.int64)), "direction": np.arange(D.shape[0])},
+        attrs={"description": "per-conversation sufficient statistics for the conversation bootstrap "
+                              "(docs/inference.md)", "emostats_conv_moments": 1},
+    )
+    return ds
 
 
 def conversation_moments(hidden, directions, population, k, lags=(defaults.LAG,), *, probes=None, threads=None):
@@ -136,31 +181,7 @@ def conversation_moments(hidden, directions, population, k, lags=(defaults.LAG,)
             pm2[g] = ((proj - pmean[g]) ** 2).sum(axis=0)
             hmean[g] = x.mean(axis=0)
             hm2[g] = float(((x - hmean[g]) ** 2).sum())
-    lm[:, 1:][np.broadcast_to(lm[:, :1] == 0, lm[:, 1:].shape)] = np.nan
-    c, d = ("conversation",), ("direction",)
-    ds = xr.Dataset(
-        {
-            "vector": (("direction", "hidden"), D.astype(np.float32), {"long_name": "stored unit direction"}),
-            "population": (d, population, {"long_name": "uniform (sphere of the hidden space) or candidate (top-k)"}),
-            "k": (d, k, {"long_name": "dimension of the eigenspace the direction is uniform on"}),
-            "lag_moments": (("conversation", "stat", "lag", "direction"), lm,
-                            {"long_name": "per-conversation lag moments of the projections (pairs pooled over "
-                                          "the conversation's turns): n, means, centred sums"}),
-            "within_moments": (("conversation", "wstat", "lag", "direction"), wm,
-                               {"long_name": "per-conversation within-turn sums: n, and the centred sums with "
-                                             "each turn centred on its own pair means"}),
-            "n_tokens": (c, n_tok, {"long_name": "tokens of the conversation"}),
-            "proj_mean": (("conversation", "direction"), pmean, {"long_name": "mean projection over its tokens"}),
-            "proj_m2": (("conversation", "direction"), pm2,
-                        {"long_name": "centred sum of squares of the projection over its tokens"}),
-            "hidden_mean": (("conversation", "hidden"), hmean, {"long_name": "mean activation over its tokens"}),
-            "hidden_m2_trace": (c, hm2, {"long_name": "trace of the centred sums of squares of the activations"}),
-        },
-        coords={"conversation": labels, "stat": list(STATS), "wstat": list(WITHIN_STATS),
-                "lag": ("lag", np.asarray(lags, dtype=np.int64)), "direction": np.arange(nd)},
-        attrs={"description": "per-conversation sufficient statistics for the conversation bootstrap "
-                              "(docs/inference.md)", "emostats_conv_moments": 1},
-    )
+    ds = conv_moments_dataset(D, population, k, lags, labels, lm, wm, n_tok, pmean, pm2, hmean, hm2)
     return ds, probe_act
 
 

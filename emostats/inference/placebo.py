@@ -14,7 +14,15 @@ Placebo probe sets have the probes' count and norms, and rows drawn
 - ``isotropic``: uniform on the sphere of the hidden space;
 - ``shaped``: ``Sigma^(1/2) g`` normalised (g standard normal): shaped like
   the activation covariance, so placebo probes explain as much variance as
-  typical activation directions do.
+  typical activation directions do;
+- ``rotated``: the probe set itself under a uniformly random rotation of the
+  hidden space (``V R``, R Haar on O(hidden)): every norm and every angle
+  between probes is kept, only the set's orientation to the activations
+  changes. Emotion probes share directions, so the mean of their r or
+  residuals varies like that of a few directions, not of P independent
+  ones; the isotropic and shaped sets miss that and their placebo p of
+  those means over-rejects on the null world (about 30% at 5%, see
+  ``docs/inference.md``), the rotated set keeps it.
 
 For the SAE subspace-fraction test the probe span is replaced by random
 spans of the same dimension (uniform on the Grassmannian), and the
@@ -33,8 +41,8 @@ from .headlines import _STAT, _nearest, _quad, rowwise_spearman
 
 __all__ = ["placebo_nulls", "placebo_probe_sets", "set_statistics", "KINDS"]
 
-#: kinds of placebo probe sets; the first is the one the summary reports
-KINDS = ("isotropic", "shaped")
+#: kinds of placebo probe sets (the summary reports isotropic for the PC-rank row, rotated for means)
+KINDS = ("isotropic", "shaped", "rotated")
 DEGENERATE_RTOL = 1e-10
 
 
@@ -45,13 +53,30 @@ def _lag_index(mom, lag):
     return int(np.flatnonzero(lags == int(lag))[0])
 
 
-def _draw_sets(kind, n_draws, norms, w, rng):
+def _frame(vectors_e):
+    """(C, r): the probe set in the eigenbasis as ``C F'`` with F an orthonormal frame of its span (rank r)."""
+    u, s, vt = np.linalg.svd(np.asarray(vectors_e, dtype=np.float64), full_matrices=False)
+    r = int((s > s.max() * 1e-12).sum()) if s.size else 0
+    return u[:, :r] * s[:r], r
+
+
+def _draw_sets(kind, n_draws, norms, w, rng, frame=None):
     """Placebo sets in the eigenbasis of Sigma (n_draws, P, H).
 
     The uniform distribution on the sphere is rotation invariant, so drawing
     isotropic rows in the eigenbasis gives the same distribution; shaped rows
-    ``Sigma^(1/2) g`` are ``sqrt(w) * g`` there.
+    ``Sigma^(1/2) g`` are ``sqrt(w) * g`` there. A rotated set is ``C F'``
+    with ``F`` a uniformly random orthonormal r-frame (Q of the QR of a
+    Gaussian matrix, signs fixed): ``V R`` for a Haar rotation R has that law,
+    at H r^2 per draw instead of H^3.
     """
+    if kind == "rotated":
+        C, r = frame
+        out = np.empty((n_draws, C.shape[0], w.size))
+        for i in range(n_draws):
+            q, t = np.linalg.qr(rng.standard_normal((w.size, r)))
+            out[i] = C @ (q * np.sign(np.diag(t))).T
+        return out
     g = rng.standard_normal((n_draws, norms.size, w.size))
     if kind == "shaped":
         g *= np.sqrt(np.clip(w, 0, None))
@@ -122,7 +147,8 @@ def set_statistics(prep, V, candidates, n_match=defaults.N_MATCHED, match_stat=d
 
 
 def placebo_probe_sets(mom, lag, n_probes_norms, candidates, *, kind="isotropic", n_draws=200, seed=0,
-                       n_match=defaults.N_MATCHED, match_stat=defaults.MATCH_STAT, block=16):
+                       n_match=defaults.N_MATCHED, match_stat=defaults.MATCH_STAT, block=16, vectors=None,
+                       prepared=None):
     """Headline numbers of ``n_draws`` placebo probe sets: dict name -> (n_draws,).
 
     Parameters
@@ -133,7 +159,12 @@ def placebo_probe_sets(mom, lag, n_probes_norms, candidates, *, kind="isotropic"
         Norms of the study's probe vectors (their count is the set's size).
     candidates : (r, variance_explained)
         The variance-matching population (as for the study's probes).
-    kind : {"isotropic", "shaped"}
+    kind : {"isotropic", "shaped", "rotated"}
+    vectors : array (P, hidden), optional
+        The probe vectors (needed by ``rotated``).
+    prepared : optional
+        ``/moments`` in its eigenbasis from an earlier call (one
+        eigendecomposition serves every kind).
 
     Returns
     -------
@@ -149,13 +180,16 @@ def placebo_probe_sets(mom, lag, n_probes_norms, candidates, *, kind="isotropic"
     """
     if kind not in KINDS:
         raise EmostatsError(f"placebo kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    prep = _Prepared(mom, lag)
+    if kind == "rotated" and vectors is None:
+        raise EmostatsError("placebo kind 'rotated' needs the probe vectors")
+    prep = _Prepared(mom, lag) if prepared is None else prepared
     norms = np.asarray(n_probes_norms, dtype=np.float64)
+    frame = _frame(np.asarray(vectors, dtype=np.float64) @ prep.U) if kind == "rotated" else None
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), KINDS.index(kind)]))
     parts = []
     for d0 in range(0, n_draws, block):
         nb = min(block, n_draws - d0)
-        parts.append(set_statistics(prep, _draw_sets(kind, nb, norms, prep.w, rng), candidates,
+        parts.append(set_statistics(prep, _draw_sets(kind, nb, norms, prep.w, rng, frame), candidates,
                                     n_match=n_match, match_stat=match_stat))
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
@@ -224,7 +258,8 @@ def placebo_nulls(study, lag=defaults.LAG, n_draws=200, seed=defaults.SEED, *, c
     probes = study["probes"].to_dataset(inherit=False)
     if "vector" not in probes:
         raise MissingGroupError("/probes: vector missing; placebo sets copy the probes' count and norms")
-    norms = np.linalg.norm(np.asarray(probes["vector"].values, dtype=np.float64), axis=1)
+    pvec = np.asarray(probes["vector"].values, dtype=np.float64)
+    norms = np.linalg.norm(pvec, axis=1)
     if candidates is None:
         ks = default_ks(mom.sizes["hidden"])
         dirs = random_direction_sweep(mom, ks=ks, n_per_k=split_evenly(defaults.N_CANDIDATES, len(ks)),
@@ -233,9 +268,11 @@ def placebo_nulls(study, lag=defaults.LAG, n_draws=200, seed=defaults.SEED, *, c
     cand = (candidates["r"].values, candidates["variance_explained"].values)
     names = ["probe_persistence", "residual_mean", "residual_positive", "pc_spearman", "mean_variance_explained"]
     draws = np.full((len(kinds), int(n_draws), len(names)), np.nan)
+    prep = _Prepared(mom, lag)
     for a, kind in enumerate(kinds):
         res = placebo_probe_sets(mom, lag, norms, cand, kind=kind, n_draws=int(n_draws),
-                                 seed=derive_seed(seed, "placebo"), n_match=n_match, match_stat=match_stat)
+                                 seed=derive_seed(seed, "placebo"), n_match=n_match, match_stat=match_stat,
+                                 vectors=pvec, prepared=prep)
         draws[a] = np.stack([res[k] for k in names], axis=1)
     ds = xr.Dataset(
         {"draws": (("kind", "draw", "statistic"), draws,

@@ -167,11 +167,12 @@ import numpy as np
 import xarray as xr
 
 from ._study import GROUPS, _make_study, _single_threaded_blas, bitround, probe_names
+from ._scale import sufficient_study
 from ._worlds import WORLDS, make_world, world_truth
 
 __all__ = ["make_study", "write_study", "expected_lag_r", "expected_direction_r",
            "expected_firing_persistence", "probe_names", "bitround", "GROUPS", "EXAMPLE_ARGS",
-           "make_world", "world_truth", "WORLDS"]
+           "make_world", "world_truth", "WORLDS", "sufficient_study"]
 
 #: ``emostats synth`` arguments (after ``-o PATH``) that made ``emostats/data/example_study.nc``
 EXAMPLE_ARGS = ("--seed", "2026", "--tokens", "12000", "--probes", "171", "--features", "1500", "--k", "16",

@@ -14,7 +14,9 @@ coefficient ``phi``, started from its stationary law at every turn. For a
 direction ``v`` with ``u = diag(sqrt(lam)) Q' v`` the population lag-L
 correlation of ``v . h`` within a turn is ``sum u^2 (beta + (1 - beta)
 phi^L) / sum u^2`` and the within-turn one ``sum u^2 (1 - beta) phi^L /
-sum u^2 (1 - beta)``.
+sum u^2 (1 - beta)`` for long turns; with each turn centred on its own means
+(as the estimator does) turns of finite length give a smaller value, computed
+exactly by :func:`world_truth`.
 
 - **null**: ``beta`` and ``phi`` equal in every coordinate, so *every*
   direction has the same persistence whatever its variance: probes have no
@@ -24,12 +26,16 @@ sum u^2 (1 - beta)``.
   The probes share a common direction (as emotion probes do), so their
   sampling errors are correlated: tests that treat probes or tokens as
   independent over-reject here.
-- **planted**: the first ``n_planted`` coordinates (which the probes load
-  on) have a slower within-turn AR (``phi_planted``): within-turn excess
-  persistence of the probes over variance-matched directions.
+- **planted**: ``n_planted`` coordinates in the middle of the variance
+  spectrum (which the probes load on) have a slower within-turn AR
+  (``phi_planted``): within-turn excess persistence of the probes over
+  variance-matched directions (a residual of about +0.05 to +0.2 at the
+  defaults, in every design).
 
-:func:`world_truth` gives the population value of the headline numbers for a
-study of the world (evaluated on the study's own stored directions).
+:func:`world_truth` gives the value each headline estimator targets on a
+study of the world (evaluated on the study's own stored directions and turn
+lengths): the population value, or for within-turn numbers the exact limit
+over many conversations with the study's turn lengths.
 """
 
 import numpy as np
@@ -60,9 +66,14 @@ def world_design(kind, hidden, n_probes, lag, seed, beta=0.2, phi_l=0.03, n_plan
     loadings = rng.standard_normal((n_probes, hidden))
     common = rng.standard_normal(hidden)
     if kind == "planted":
-        phi[:n_planted] = phi_planted_l ** (1.0 / lag)
-        loadings[:, n_planted:] *= 0.25  # probes load mostly on the planted coordinates
-        common[n_planted:] *= 0.25
+        # planted coordinates in the middle of the variance spectrum: the directions of the same variance
+        # explained (top-k candidates of large k, near-isotropic) carry little of the planted persistence,
+        # so the probes' excess over them is planted in every design (not only in lucky ones)
+        planted = (hidden - n_planted) // 2 + np.arange(n_planted)
+        other = np.setdiff1d(np.arange(hidden), planted)
+        phi[planted] = phi_planted_l ** (1.0 / lag)
+        loadings[:, other] *= 0.25  # probes load mostly on the planted coordinates
+        common[other] *= 0.25
     z = common[None, :] + probe_spread * loadings
     vectors = z @ Q.T  # probe i = sum_d z_id Q[:, d]
     mu = rng.standard_normal(hidden)
@@ -119,42 +130,110 @@ def make_world(kind="null", n_conversations=12, turns=3, turn_length=100, hidden
     if not as_study:
         return da, d
     from ..inference import study_from_activations
+    from ..inference._merge import single_threaded_blas
 
-    tree = study_from_activations(da, d["vectors"], lags=[lag], n_random=n_random, n_candidates=n_candidates,
-                                  seed=seed, attrs={"synthetic": 1, "world": kind, "seed": int(seed),
-                                                    "description": f"SYNTHETIC {kind} world of emostats.synth"})
+    # small products: one BLAS thread is many times faster on shared cores (the results are the same)
+    with single_threaded_blas():
+        tree = study_from_activations(da, d["vectors"], lags=[lag], n_random=n_random, n_candidates=n_candidates,
+                                      seed=seed, attrs={"synthetic": 1, "world": kind, "seed": int(seed),
+                                                        "description": f"SYNTHETIC {kind} world of emostats.synth"})
     return tree, d
 
 
-def _population(d, vectors):
-    """Population (pooled r, within r, variance explained) of each row of ``vectors``."""
+def _within_sums(phi, lengths, lag):
+    """Expected within-turn sums (E Wxy, E Wxx) per coordinate of a unit AR(1) with coefficients ``phi``.
+
+    Over the turns of ``lengths`` (each centred on its own pair means, as the
+    estimator does): a turn of length T has n = T - L pairs and, with
+    gamma(k) = phi^|k| and S(m) = sum_{i,j=1..n} gamma(m + j - i)
+    = sum_{|k|<n} (n - |k|) phi^|m + k|::
+
+        E Wxy = n phi^L - S(L) / n,    E Wxx = E Wyy = n - S(0) / n.
+
+    Centring on each turn's own means takes the turn's level out exactly and
+    biases the within-turn r down by about var(turn mean) (Nickell 1981): at
+    100 tokens and phi^L = 0.03 at L = 10 the expected within-turn r is
+    about -0.04, not 0.03, so the estimator's target is this ratio, not
+    phi^L.
+    """
+    phi = np.asarray(phi, dtype=np.float64)
+    exy = np.zeros(phi.shape)
+    exx = np.zeros(phi.shape)
+    for T in np.asarray(lengths, dtype=np.int64):
+        n = int(T) - int(lag)
+        if n < 1:
+            continue
+        k = np.arange(-(n - 1), n)
+        w = (n - np.abs(k)).astype(np.float64)
+        s0 = (w[None, :] * phi[:, None] ** np.abs(k)[None, :]).sum(1)
+        sl = (w[None, :] * phi[:, None] ** np.abs(lag + k)[None, :]).sum(1)
+        exy += n * phi ** lag - sl / n
+        exx += n - s0 / n
+    return exy, exx
+
+
+def _population(d, vectors, lengths=None):
+    """Population (pooled r, within r, variance explained, within part) of each row of ``vectors``.
+
+    The pooled r is the limit over many turns (it does not depend on the turn
+    lengths); the within-turn r and the within part of the pooled r are the
+    limits over many turns *of the given lengths* (``lengths``; without it the
+    limit of long turns, ``phi^L``).
+    """
     v = np.atleast_2d(np.asarray(vectors, dtype=np.float64))
     u2 = ((v @ d["Q"]) ** 2) * d["lam"]
     L = d["lag"]
     var = u2.sum(1)
     r = (u2 * (d["beta"] + (1 - d["beta"]) * d["phi"] ** L)).sum(1) / var
-    rw = (u2 * (1 - d["beta"]) * d["phi"] ** L).sum(1) / (u2 * (1 - d["beta"])).sum(1)
     ve = var / ((v * v).sum(1) * d["lam"].sum())
-    return r, rw, ve
+    a = u2 * (1 - d["beta"])
+    if lengths is None:
+        rw = (a * d["phi"] ** L).sum(1) / a.sum(1)
+        part = (a * d["phi"] ** L).sum(1) / var
+    else:
+        exy, exx = _within_sums(d["phi"], lengths, L)
+        n_pairs = float(np.maximum(np.asarray(lengths) - L, 0).sum())
+        rw = (a * exy).sum(1) / (a * exx).sum(1)
+        part = (a * exy).sum(1) / n_pairs / var
+    return r, rw, ve, part
 
 
 def world_truth(tree, design, n_match=20):
-    """Population values of the headline numbers for ``tree`` (a study of the world ``design``).
+    """The values the headline estimators target on ``tree`` (a study of the world ``design``).
+
+    - ``probe_persistence``, ``random_persistence``, ``probe_minus_random``,
+      ``residual_mean``: population values (limits over many conversations);
+    - ``probe_within``, ``random_within``, ``residual_within_mean``,
+      ``probe_between_share``: limits over many conversations whose turns have
+      the study's turn lengths. Centring each turn on its own means biases the
+      within-turn r down by about the variance of a turn's mean (see
+      :func:`_within_sums`), a bias that does not shrink with more
+      conversations, only with longer turns; the limit is computed exactly.
 
     The null directions are the study's own stored ones; matching uses their
     population variance explained, as the estimator uses the sample one.
+
+    Examples
+    --------
+    >>> tree, design = make_world("null", n_conversations=4, seed=2)
+    >>> truth = world_truth(tree, design)
+    >>> abs(truth["residual_mean"]) < 1e-12, round(truth["probe_persistence"], 4)
+    (True, 0.224)
     """
     from ..inference.headlines import _nearest
+    from ..segments import segments_of
 
-    r, rw, ve = _population(design, design["vectors"])
+    lengths = np.diff(segments_of(tree["tokens"]["probe_act"]))
+    r, rw, ve, part = _population(design, design["vectors"], lengths)
     cm = tree["conv_moments"].to_dataset(inherit=False)
     pop = np.asarray(cm["population"].values).astype(str)
-    cr, cw, cve = _population(design, cm["vector"].values.astype(np.float64))
-    cand = pop == "candidate"
+    cr, cw, cve, _ = _population(design, cm["vector"].values.astype(np.float64), lengths)
+    cand, uni = pop == "candidate", pop == "uniform"
     idx = _nearest(ve, cve[cand], n_match)
     resid = r - np.median(cr[cand][idx], axis=1)
     resid_w = rw - np.median(cw[cand][idx], axis=1)
     return {"probe_persistence": float(r.mean()), "probe_within": float(rw.mean()),
-            "random_persistence": float(cr[pop == "uniform"].mean()),
-            "probe_minus_random": float(r.mean() - cr[pop == "uniform"].mean()),
+            "probe_between_share": float(1.0 - part.mean() / r.mean()),
+            "random_persistence": float(cr[uni].mean()), "random_within": float(cw[uni].mean()),
+            "probe_minus_random": float(r.mean() - cr[uni].mean()),
             "residual_mean": float(resid.mean()), "residual_within_mean": float(resid_w.mean())}
