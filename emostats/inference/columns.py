@@ -3,14 +3,15 @@
 :func:`inference_columns` adds to the ``/summary`` Dataset, per row,
 ``ci_low``, ``ci_high`` (95% conversation bootstrap), ``p_cluster``
 (conversation-level jackknife t-test), ``placebo_pct`` (0-100) and
-``placebo_p``, NaN with the reason in ``inference_detail`` where a row has
+``placebo_p`` (from the placebo kind calibrated for the row,
+:data:`PLACEBO_KIND`), NaN with the reason in ``inference_detail`` where a row has
 none, and ``p_assumes`` saying what unit the existing ``p`` column treats as
 independent.
 """
 
 import numpy as np
 
-__all__ = ["inference_columns", "ROW_SOURCES"]
+__all__ = ["inference_columns", "ROW_SOURCES", "PLACEBO_KIND"]
 
 #: summary row -> (bootstrap statistic or None, statistic whose p_cluster the row takes or None,
 #:                 placebo statistic (probe-set placebo) or "span:<name>" or None, what ``p`` assumes)
@@ -30,6 +31,11 @@ ROW_SOURCES = {
     "self_text_rating": (None, None, None, "features independent (Spearman p)"),
     "self_rating_variance": (None, None, None, "features independent (Spearman p)"),
 }
+
+#: summary row -> the placebo kind whose p is calibrated for it on the null world (docs/inference.md): means over
+#: the probes need sets with the probes' own geometry (rotated); the PC-rank Spearman holds with isotropic sets
+PLACEBO_KIND = {"probe_persistence": "rotated", "residual_mean": "rotated", "residual_positive": "rotated",
+                "pc_spearman": "isotropic"}
 
 _NO_CONV = "computed from the feature table alone: no conversation unit to resample"
 _STEERING = ("steering samples are their own unit (independent generations), not conversations; "
@@ -75,9 +81,9 @@ def inference_columns(summary, results):
     bs = results.get("bootstrap")
     pl = results.get("placebo")
     bstats = [str(s) for s in bs["statistic"].values] if bs is not None else []
-    kind = None
+    kinds = []
     if pl is not None and "placebo_pct" in pl:
-        kind = str(pl["kind"].values[0])
+        kinds = [str(k) for k in pl["kind"].values]
     for i, row in enumerate(rows):
         src = ROW_SOURCES.get(row)
         if src is None:
@@ -119,10 +125,16 @@ def inference_columns(summary, results):
                 notes[i].append("placebo: random spans of the probe span's dimension")
             else:
                 notes[i].append("placebo: needs /features decoder for random spans")
-        elif kind is not None and plac in [str(s) for s in pl["statistic"].values]:
+        elif kinds and plac in [str(s) for s in pl["statistic"].values]:
+            want = PLACEBO_KIND.get(row, kinds[0])
+            kind = want if want in kinds else kinds[0]
             cols["placebo_pct"][i] = float(pl["placebo_pct"].sel(kind=kind, statistic=plac))
             cols["placebo_p"][i] = float(pl["placebo_p"].sel(kind=kind, statistic=plac))
-            notes[i].append(f"placebo: {kind} random probe sets")
+            what = "randomly rotated copies of the probe set" if kind == "rotated" else f"{kind} random probe sets"
+            notes[i].append(f"placebo: {what}")
+            if kind != want:
+                notes[i].append(f"placebo p not calibrated for this number with {kind} sets (over-rejects on the "
+                                f"null world); {want} sets are")
     out = summary.copy()
     long = {"ci_low": "95% conversation-bootstrap interval, low", "ci_high": "95% conversation-bootstrap interval, high",
             "p_cluster": "conversation-level p (jackknife t over conversations, G - 1 df)",
