@@ -7,6 +7,10 @@ every quantity emostats stores is dimensionless; identifiers, names, flags and
 booleans get no ``units``; coordinates, ids among them, get ``"1"``), and the root the attribute ``Conventions``
 (:data:`CF_VERSION`: CF 1.8 is the first version that covers netCDF-4 groups).
 
+Booleans (stored by xarray as bytes 0/1) get ``flag_values = 0, 1`` and
+``flag_meanings = "false true"``. A group's ``long_name`` becomes its ``title``
+(CF lists ``long_name`` as a variable attribute only; ``title`` is a group attribute).
+
 ``sae_index`` keeps its ``-1`` for an empty slot without a ``_FillValue``
 (a ``_FillValue`` makes xarray and netCDF4-python mask the ids and turn the
 int32 array into float64): ``flag_values = -1``, ``flag_meanings =
@@ -16,10 +20,13 @@ or converts on them. 0/1 integer flags (``mentions``) get ``flag_values`` and
 
 Units UDUNITS does not know (``tokens``, ``sd``) become ``"1"`` with the
 unit named in ``long_name``. Provenance attributes that name files (``model``, ``command``, ...) are
-stored without the writing machine's folders (:func:`portable`).
+stored without the writing machine's folders (:func:`portable`), and so is every absolute path inside
+any other text attribute of the file, its groups and variables (a JSON ``config``, an SAE's
+``sae_metadata``, ...).
 """
 
 import os
+import re
 import shlex
 
 import numpy as np
@@ -118,6 +125,21 @@ def _portable_command(command):
     return " ".join(shlex.quote(a) for a in out)
 
 
+#: an absolute path inside a text: "/" then at least two path components, not inside a word or a relative path
+_ABS_PATH = re.compile(r"(?<![\w.~/-])/(?:[\w.+@-]+/)+[\w.+@-]*")
+
+
+def _portable_text(value):
+    """``value`` with every absolute path in it made :func:`portable` (names inside JSON, prose, ...).
+
+    Examples
+    --------
+    >>> _portable_text('{"model_name": "/opt/models/m.gguf", "ratio": "1/2"}')
+    '{"model_name": "m.gguf", "ratio": "1/2"}'
+    """
+    return _ABS_PATH.sub(lambda m: portable(m.group(0)), value)
+
+
 def _portable_attrs(attrs):
     out = dict(attrs)
     for key in _PATH_ATTRS:
@@ -125,6 +147,18 @@ def _portable_attrs(attrs):
             out[key] = ";".join(portable(p) for p in out[key].split(";"))
     if isinstance(out.get("command"), str):
         out["command"] = _portable_command(out["command"])
+    for key, value in out.items():
+        if isinstance(value, str) and "/" in value:
+            out[key] = _portable_text(value)
+    return out
+
+
+def _group_attrs(attrs):
+    """A group's attributes: paths made portable, ``long_name`` (a variable attribute) as ``title``."""
+    out = _portable_attrs(attrs)
+    if "long_name" in out:
+        name = out.pop("long_name")
+        out.setdefault("title", name)
     return out
 
 
@@ -133,7 +167,7 @@ _COUNTED_UNITS = {"tokens": "tokens", "token": "tokens", "sd": "standard deviati
 
 
 def _label(name, var, is_coord):
-    attrs = dict(var.attrs)
+    attrs = _portable_attrs(var.attrs)
     if "long_name" not in attrs:
         attrs["long_name"] = LONG_NAMES.get(name, name.replace("_", " "))
     counted = _COUNTED_UNITS.get(str(attrs.get("units", "")).strip())
@@ -154,6 +188,10 @@ def _label(name, var, is_coord):
         attrs.setdefault("flag_values", np.array([0, 1], dtype=var.dtype))
         attrs.setdefault("flag_meanings", _FLAGS[name])
         return attrs
+    if kind == "b":  # xarray stores booleans as bytes 0/1 (attribute dtype = "bool")
+        attrs.setdefault("flag_values", np.array([0, 1], dtype=np.int8))
+        attrs.setdefault("flag_meanings", "false true")
+        return attrs
     # coordinates (ids too) are numbers without a physical unit: "1", as CF checkers expect of coordinates
     numeric = kind in "fc" or (kind in "iu" and (is_coord or name not in _ID_VARIABLES))
     if numeric and "flag_values" not in attrs:
@@ -165,6 +203,7 @@ def _label_dataset(ds):
     out = ds.copy(deep=False)
     for name, var in ds.variables.items():
         out[name].attrs = _label(str(name), var, name in ds.coords)
+    out.attrs = _group_attrs(ds.attrs)
     return out
 
 
@@ -182,12 +221,12 @@ def cf_label(tree):
     """
     if isinstance(tree, xr.Dataset):
         out = _label_dataset(tree)
-        out.attrs = {**_portable_attrs(tree.attrs), "Conventions": _conventions(tree.attrs)}
+        out.attrs = {**_group_attrs(tree.attrs), "Conventions": _conventions(tree.attrs)}
         return out
     out = tree.copy()
     for node in out.subtree:
         node.dataset = _label_dataset(node.to_dataset(inherit=False))
-    out.attrs = {**_portable_attrs(tree.attrs), "Conventions": _conventions(tree.attrs)}
+    out.attrs = {**_group_attrs(tree.attrs), "Conventions": _conventions(tree.attrs)}
     return out
 
 
