@@ -62,23 +62,51 @@ def _ids(tok, messages):
     return list(out)
 
 
-def generate_conversations(model, tok, hook, *, n_conversations, n_turns, min_turn_tokens,
-                           max_turn_tokens, max_user_tokens, seed, user_model=None, user_tok=None,
+def generate_conversations(model, tok, hook, *, n_conversations, n_turns, max_turn_tokens, max_user_tokens,
+                           seed, min_turn_tokens=0, batch_size=None, user_model=None, user_tok=None,
                            temperature=0.8, top_p=0.95, progress=None, first=0):
     """Generate ``n_conversations`` conversations of ``n_turns`` target turns each.
 
-    The simulated user writes first. Target turns are sampled with at least
-    ``min_turn_tokens`` tokens (the end-of-turn token is blocked until then)
-    and at most ``max_turn_tokens``. ``first`` numbers the conversations from
-    ``first`` on (persona and topic follow the number), for sharded runs.
+    The simulated user writes first. A target turn ends where the model ends it
+    (its end-of-turn token), at most ``max_turn_tokens`` tokens; ``min_turn_tokens``
+    (default 0: natural turn ends) blocks the end-of-turn token before that many
+    tokens (forcing long turns makes a small model loop). ``first`` numbers the
+    conversations from ``first`` on (persona and topic follow the number), for
+    sharded runs. Conversations advance together in batches of ``batch_size``
+    (default: all), each batch turn by turn; finished turns leave the batch
+    (:func:`extract.generate.generate`).
 
     Returns
     -------
     dict
         ``meta``: list of (persona, topic) per conversation; ``messages``: the
         transcripts; ``turns``: list of (conversation, turn, token_ids,
-        hidden float32 (n, hidden)) for every target turn, in order.
+        hidden float32 (n, hidden), capped) for every target turn, in order
+        (``capped``: the turn reached ``max_turn_tokens`` without ending).
+
+    Examples
+    --------
+    >>> conv = generate_conversations(model, tok, hook, n_conversations=2, n_turns=1,
+    ...                               max_turn_tokens=64, max_user_tokens=20, seed=0)  # doctest: +SKIP
+    >>> [len(t[2]) for t in conv["turns"]]                                              # doctest: +SKIP
     """
+    batch_size = int(batch_size or n_conversations) or 1
+    out = {"meta": [], "messages": [], "turns": []}
+    for c0 in range(0, n_conversations, batch_size):
+        part = _conversation_batch(model, tok, hook, n_conversations=min(batch_size, n_conversations - c0),
+                                   first=first + c0, n_turns=n_turns, min_turn_tokens=min_turn_tokens,
+                                   max_turn_tokens=max_turn_tokens, max_user_tokens=max_user_tokens,
+                                   seed=seed + 1_000_003 * (c0 // batch_size), user_model=user_model,
+                                   user_tok=user_tok, temperature=temperature, top_p=top_p,
+                                   progress=progress)
+        for key in out:
+            out[key].extend(part[key])
+    out["turns"].sort(key=lambda x: (x[0], x[1]))
+    return out
+
+
+def _conversation_batch(model, tok, hook, *, n_conversations, n_turns, min_turn_tokens, max_turn_tokens,
+                        max_user_tokens, seed, user_model, user_tok, temperature, top_p, progress, first):
     user_model = user_model or model
     user_tok = user_tok or tok
     vocab = tok.get_vocab()
@@ -109,12 +137,12 @@ def generate_conversations(model, tok, hook, *, n_conversations, n_turns, min_tu
                         temperature=temperature, top_p=top_p, min_new_tokens=min_turn_tokens,
                         hook=hook, record=True)
         for c, row in enumerate(ares["tokens"]):
-            n = len(row) - (1 if row and row[-1] in stop else 0)
+            ended = bool(row) and row[-1] in stop
+            n = len(row) - (1 if ended else 0)
             ids = row[:n]
-            turns.append((first + c, turn, ids, ares["hidden"][c, :n].numpy().astype(np.float32)))
+            turns.append((first + c, turn, ids, ares["hidden"][c, :n].numpy().astype(np.float32), not ended))
             messages[c].append({"role": "assistant",
                                 "content": tok.decode(ids, skip_special_tokens=True).strip()})
         if progress:
-            progress(f"conversation turn {turn + 1}/{n_turns}")
-    turns.sort(key=lambda x: (x[0], x[1]))
+            progress(f"conversations {first}..{first + n_conversations - 1}: turn {turn + 1}/{n_turns}")
     return {"meta": meta, "messages": messages, "turns": turns}

@@ -61,7 +61,7 @@ def _left_pad(prompts, pad_id):
 @torch.inference_mode()
 def generate(model, prompts, max_new_tokens, *, seed, pad_id, stop_ids=(), temperature=0.8,
              top_p=0.95, min_new_tokens=0, hook=None, record=False, steer=None, pulse=0,
-             forbid_ids=()):
+             forbid_ids=(), steer_hook=None, compact=True):
     """Sample continuations of token-id prompts in one batch.
 
     Parameters
@@ -78,23 +78,44 @@ def generate(model, prompts, max_new_tokens, *, seed, pad_id, stop_ids=(), tempe
     min_new_tokens : int
         Stop tokens are forbidden before this many tokens.
     hook : extract.model.LayerHook, optional
-        Needed for ``record`` and ``steer``.
+        Needed for ``record``; also the steered block unless ``steer_hook`` is given.
     record : bool
         Keep the hooked output of every fed generated token (see module doc).
         One extra forward step feeds the last sampled token.
     steer : torch.Tensor (batch, hidden), optional
-        Added at the hooked block on the first ``pulse`` generated tokens.
+        Added at the output of the steered block on the first ``pulse`` generated tokens.
     forbid_ids : iterable of int, or one iterable of int per row
         Tokens never sampled (e.g. chat-template markers).
+    steer_hook : extract.model.LayerHook, optional
+        The block that receives ``steer`` (default ``hook``): steering upstream of the
+        recorded block lets every block from the steered one on see the pulse.
+    compact : bool
+        Drop finished rows from the batch and the KV cache (when at least an eighth
+        of the rows has finished), so rows that end early cost nothing afterwards.
+        The sampled tokens of the other rows do not depend on it except through
+        the random stream.
 
     Returns
     -------
     dict
         ``tokens`` (list of lists, each ending at and including its stop token),
-        ``hidden`` (batch, n_generated, hidden) float32 tensor when ``record``.
+        ``hidden`` (batch, n_generated, hidden) float32 tensor when ``record`` (row
+        ``b`` is valid for its first ``len(tokens[b])`` entries, zero after), and
+        ``cache`` (the KV cache of all rows; None once rows were dropped).
+
+    Examples
+    --------
+    >>> from extract.model import load_model                         # doctest: +SKIP
+    >>> model, tok, _ = load_model()                                 # doctest: +SKIP
+    >>> ids = tok.apply_chat_template([{"role": "user", "content": "Hi"}],
+    ...                               add_generation_prompt=True)    # doctest: +SKIP
+    >>> generate(model, [ids], 5, seed=0, pad_id=tok.pad_token_id)["tokens"]  # doctest: +SKIP
     """
-    if (record or steer is not None) and hook is None:
-        raise ValueError("record and steer need a LayerHook")
+    if record and hook is None:
+        raise ValueError("record needs a LayerHook")
+    steer_hook = steer_hook if steer_hook is not None else hook
+    if steer is not None and steer_hook is None:
+        raise ValueError("steer needs a LayerHook")
     from transformers import DynamicCache
 
     ids, mask = _left_pad(prompts, pad_id)
@@ -111,29 +132,41 @@ def generate(model, prompts, max_new_tokens, *, seed, pad_id, stop_ids=(), tempe
     cache = DynamicCache()
     pos = (mask.cumsum(1) - 1).clamp(min=0)
     cur_ids, cur_pos, attn = ids, pos, mask
-    done = torch.zeros(batch, dtype=torch.bool)
-    out, recorded = [], []
+    rows = torch.arange(batch)                     # original row of each row still in the batch
+    done = torch.zeros(batch, dtype=torch.bool)    # has sampled its stop token
+    complete = torch.zeros(batch, dtype=torch.bool)  # ... and needs no more forward passes
+    sampled, recorded = [], []                     # per step: (original rows, values)
+    hooks = [h for h in (hook, steer_hook) if h is not None]
+    old_record = hook.record if hook is not None else None
     if hook is not None:
         hook.outputs = []
-        old_record = hook.record
         hook.record = record
     try:
-        last_step = max_new_tokens
-        step = -1
+        step = 0
         while True:
-            step += 1
-            if hook is not None:
-                hook.steer = steer if (steer is not None and 1 <= step <= pulse) else None
-                hook.steer_mask = None
+            n_complete = int(complete.sum())
+            if compact and n_complete and n_complete >= max(1, rows.numel() // 8):
+                keep = torch.nonzero(~complete)[:, 0]
+                cache.batch_select_indices(keep)
+                rows, done, complete = rows[keep], done[keep], complete[keep]
+                cur_ids, cur_pos, attn = cur_ids[keep], cur_pos[keep], attn[keep]
+                if forbid.dtype == torch.bool:
+                    forbid = forbid[keep]
+            for h in hooks:
+                h.steer, h.steer_mask = None, None
+            if steer is not None and 1 <= step <= pulse:
+                steer_hook.steer = steer[rows]
             logits = model(input_ids=cur_ids, attention_mask=attn, position_ids=cur_pos,
                            past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
             if record:
                 h = hook.outputs.pop()
-                if step >= 1:
-                    recorded.append(h[:, -1].float())
                 hook.outputs = []
-            if step >= last_step:
-                break
+                if step >= 1:
+                    live = ~complete
+                    recorded.append((rows[live], h[live, -1].float()))
+                complete = done.clone()  # every stop token sampled so far has now been fed
+                if step >= max_new_tokens or bool(complete.all()):
+                    break
             logits = logits.float()
             if forbid.dtype == torch.bool:
                 logits[:, :forbid.shape[1]].masked_fill_(forbid, -torch.inf)
@@ -143,34 +176,34 @@ def generate(model, prompts, max_new_tokens, *, seed, pad_id, stop_ids=(), tempe
                 logits[:, stop] = -torch.inf
             nxt = sample_next(logits, gen, temperature, top_p)
             nxt = torch.where(done, torch.full_like(nxt, pad_id), nxt)
-            out.append(nxt)
+            sampled.append((rows[~done], nxt[~done]))
             if len(stop):
                 done = done | torch.isin(nxt, stop)
-            if done.all():
-                if not record:
+            if not record:
+                complete = done.clone()
+                if step + 1 >= max_new_tokens or bool(complete.all()):
                     break
-                last_step = step + 1  # one more forward feeds the last token
-            if step + 1 == max_new_tokens and not record:
-                break
             cur_ids = nxt[:, None]
             cur_pos = cur_pos[:, -1:] + 1
-            attn = torch.cat([attn, torch.ones((batch, 1), dtype=attn.dtype)], dim=1)
+            attn = torch.cat([attn, torch.ones((attn.shape[0], 1), dtype=attn.dtype)], dim=1)
+            step += 1
     finally:
+        for h in hooks:
+            h.steer, h.steer_mask = None, None
         if hook is not None:
-            hook.steer = None
             hook.record = old_record
             hook.outputs = []
-    toks = torch.stack(out, 1) if out else torch.zeros((batch, 0), dtype=torch.long)
-    rows = []
-    for b in range(batch):
-        row = toks[b].tolist()
-        if len(stop):
-            for j, t in enumerate(row):
-                if t in set(stop.tolist()):
-                    row = row[:j + 1]
-                    break
-        rows.append(row)
-    result = {"tokens": rows, "cache": cache}
+    out = [[] for _ in range(batch)]
+    for r, t in sampled:
+        for b, v in zip(r.tolist(), t.tolist()):
+            out[b].append(v)
+    result = {"tokens": out, "cache": cache if rows.numel() == batch else None}
     if record:
-        result["hidden"] = torch.stack(recorded, 1) if recorded else None
+        if recorded:
+            hidden = torch.zeros((batch, len(recorded), recorded[0][1].shape[-1]))
+            for j, (r, v) in enumerate(recorded):
+                hidden[r, j] = v
+        else:
+            hidden = None
+        result["hidden"] = hidden
     return result

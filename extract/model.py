@@ -200,6 +200,11 @@ class LayerHook(contextlib.AbstractContextManager):
     (``None`` = every position). ``None`` steer means no steering. Recorded
     outputs are after steering, i.e. what the next block receives.
 
+    Norms: with ``track_norms`` true, the Euclidean norm of every position of
+    the block's output (after steering) is appended to ``self.norms``, one
+    ``(batch, seq)`` tensor per forward call (the steering stage measures the
+    injection block's median token norm this way without keeping activations).
+
     Decoder blocks that return a tensor and blocks that return a tuple whose
     first element is the hidden states are both handled.
     """
@@ -211,6 +216,8 @@ class LayerHook(contextlib.AbstractContextManager):
         self.outputs = []
         self.steer = None
         self.steer_mask = None
+        self.track_norms = False
+        self.norms = []
         self._handle = None
 
     def _hook(self, module, args, output):
@@ -226,6 +233,8 @@ class LayerHook(contextlib.AbstractContextManager):
             output = (hidden, *output[1:]) if isinstance(output, tuple) else hidden
         if self.record:
             self.outputs.append(hidden.detach())
+        if self.track_norms:
+            self.norms.append(hidden.detach().float().norm(dim=-1))
         return output
 
     def __enter__(self):

