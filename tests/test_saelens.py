@@ -12,8 +12,8 @@ import json
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("safetensors")
+torch = pytest.importorskip("torch", reason="torch is not installed (the extract extra installs it)")
+pytest.importorskip("safetensors", reason="safetensors is not installed (the extract extra installs it)")
 
 from extract.sae import SAE, SAEFormatError, load_sae, save_sae, train_topk_sae  # noqa: E402
 from extract.sae_files import ENCODING_KEYS, NO_EFFECT_KEYS, hook_block  # noqa: E402
