@@ -21,6 +21,7 @@ work twice (ratio halved, ``EMOSTATS_BENCH_SLOWDOWN=lag100=2``) is always caught
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from pathlib import Path
 
@@ -78,7 +79,6 @@ def base_package(sha, repo=None):
     import importlib
     import io
     import os
-    import subprocess
     import tarfile
     import tempfile
 
@@ -113,7 +113,14 @@ def main_ab(args):
         print(f"benchmarks.compare: no history at size {args.size!r} in {args.history} and no --base; "
               f"record one with python -m benchmarks.track --size {args.size} --record", file=sys.stderr)
         return 2
-    pkg, sha = base_package(base)
+    try:
+        pkg, sha = base_package(base)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        detail = (getattr(exc, "stderr", None) or b"").strip()
+        detail = detail.decode(errors="replace") if isinstance(detail, bytes) else detail
+        print(f"benchmarks.compare: cannot export commit {base[:12]} with git ({detail.splitlines()[0] if detail else exc}); "
+              f"a shallow clone lacks it: fetch the history (git fetch --unshallow) or pass --base", file=sys.stderr)
+        return 2
     names = args.only or list(track.TRACKED)
     current = track.measure_ab(pkg, args.size, names, args.repeat)
     for _ in range(args.retries):
