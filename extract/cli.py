@@ -22,9 +22,24 @@ _HELP = {
     "mantissa_bits": "round stored float32 activations to this many mantissa bits (0 = exact)",
     "moment_bits": "round stored float64 moments to this many mantissa bits (0 = exact)",
     "lags": "comma-separated lags of the /moments lag pairs",
+    "steer_sweep": "comma-separated steering strengths tried on --sweep-emotions emotions (recorded in the "
+                   "/steering attribute strength_sweep; empty = no sweep)",
+    "min_turn_tokens": "block the end of a target turn before this many tokens (0 = natural turn ends)",
+    "max_turn_tokens": "cap of a target turn (a turn cut here is marked in /tokens turn_capped)",
+    "conv_batch": "conversations generated together (the KV cache of the batch must fit in memory)",
+    "inject_layer": "block whose output receives the steering pulse; -1 = layer - round(n_layers / 5)",
+    "steer_strength": "pulse norm = this x the injection block's median token norm (over the baseline rows)",
+    "steer_prompts": "prompts shared by steered and baseline rows (sample s uses prompt s mod N); "
+                     "--steer-samples and --steer-baselines must be multiples of it",
+    "conv_moments": "write /conv_moments (per-conversation statistics of the null directions, for the "
+                    "conversation bootstrap)",
+    "null_random": "uniform null directions in /conv_moments",
+    "null_candidates": "top-k candidate directions in /conv_moments",
     "sae": "a SAELens folder (cfg.json + sae_weights.safetensors) or an EleutherAI sparsify folder "
            "(layers.N/cfg.json + sae.safetensors) to use instead of training an SAE; it must read block --layer",
 }
+
+_LISTS = {"lags": int, "steer_sweep": float}  # comma-separated options, and the type of an item
 
 DESCRIPTION = ("Make an emostats study file from a Hugging Face causal LM: stories give probe vectors, "
                "simulated-user conversations give per-token activations, an SAE gives top-k codes, steering "
@@ -43,8 +58,9 @@ def add_arguments(p):
     for f in dataclasses.fields(Config):
         opt = "--" + f.name.replace("_", "-")
         default = f.default
-        if f.name == "lags":
-            p.add_argument(opt, default="100", help=_HELP[f.name] + " (default 100)")
+        if f.name in _LISTS:
+            text = ",".join(f"{x:g}" for x in default)
+            p.add_argument(opt, default=text, help=_HELP[f.name] + f" (default {text})")
         elif isinstance(default, bool):
             p.add_argument(opt, type=lambda s: s.lower() in ("1", "true", "yes"), default=default,
                            metavar="BOOL", help=f"(default {default})")
@@ -57,8 +73,8 @@ def config_from_args(args):
     kw = {}
     for f in dataclasses.fields(Config):
         v = getattr(args, f.name)
-        if f.name == "lags":
-            v = tuple(int(x) for x in str(v).split(",") if x.strip())
+        if f.name in _LISTS:
+            v = tuple(_LISTS[f.name](x) for x in str(v).split(",") if x.strip())
         kw[f.name] = v
     return Config(**kw)
 
@@ -74,6 +90,12 @@ def run(args, argv=None):
         raise EmostatsError("extract: -o/--output missing; give the study file to write (or use --stage)")
     if not args.output and not args.workdir:
         raise EmostatsError("extract: give -o/--output or --workdir")
+    if "steering" in stages:  # unbalanced prompt counts are refused before anything is generated
+        from .steering import prompt_plan
+        try:
+            prompt_plan(cfg.steer_samples, cfg.steer_baselines, cfg.steer_prompts)
+        except ValueError as exc:
+            raise EmostatsError(f"extract: {exc}") from None
     if cfg.sae:  # a bad SAE folder is refused before the model is loaded and text generated
         from .sae_files import sae_layers
         sae_layers(cfg.sae)

@@ -35,12 +35,9 @@ too strong a pulse makes a small model repeat itself ("he he he ...").
 """
 
 import numpy as np
-import torch
 
 from emostats import defaults as D
 from emostats.repetition import ngram_repeat_share
-
-from .generate import generate
 
 __all__ = ["STEER_PROMPTS", "run_steering", "prompt_plan", "repeat_shares"]
 
@@ -88,6 +85,9 @@ def repeat_shares(rows, n=D.LOOP_NGRAM):
 def _run_rows(model, tok, hook, inject_hook, prompts, vectors, *, pulse, n_after, seed, batch_size,
               temperature, top_p, progress=None, label="rows"):
     """Generate ``len(vectors)`` rows (prompt ids, steering vector or None); hidden after the pulse."""
+    import torch
+
+    from .generate import generate
     vocab = tok.get_vocab()
     stop_like = sorted({vocab.get("<|im_end|>", tok.eos_token_id), tok.eos_token_id,
                         vocab.get("<|im_start|>", tok.eos_token_id)})
@@ -157,6 +157,8 @@ def run_steering(model, tok, hook, directions, emotions, *, n_samples, n_baselin
     >>> res = run_steering(model, tok, hook, unit[:2], ["calm", "angry"], n_samples=8, n_baseline=8,
     ...                    pulse=5, n_after=200, strength=1.0, seed=0, inject_hook=hook14)  # doctest: +SKIP
     """
+    import torch  # here, so that prompt_plan (checked by the CLI first) needs no torch
+
     inject_hook = inject_hook if inject_hook is not None else hook
     directions = torch.as_tensor(np.asarray(directions), dtype=torch.float32)
     s_prompt, b_prompt = prompt_plan(n_samples, n_baseline, n_prompts)

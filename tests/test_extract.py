@@ -246,7 +246,7 @@ def test_run_steering_balanced_prompts_strength_and_quality(loaded):
     d = np.eye(576)[:2]
     with LayerHook(model, 14, record=False) as ih:
         res = run_steering(model, tok, hook, d, ["a", "b"], n_samples=2, n_baseline=4, pulse=5, n_after=4,
-                           strength=1.5, seed=0, batch_size=3, inject_hook=ih, n_prompts=2,
+                           strength=1.5, seed=0, batch_size=4, inject_hook=ih, n_prompts=2,
                            sweep=(0.5, 2.0), sweep_emotions=[1], sweep_samples=2, sweep_after=3)
         assert not ih.track_norms and ih.norms == []
         norms = []
@@ -605,6 +605,26 @@ def test_stage_cache_and_output_refusal(tiny_study, loaded):
     logs = []
     run_all(Config(**TINY), work, None, stages=("stories", "conversations"), log=logs.append, loaded=loaded)
     assert all("cached" in m for m in logs) and len(logs) == 2
+
+
+def test_cli_lists_and_unbalanced_steering(capsys, tmp_path):
+    import argparse
+
+    from emostats.cli import main
+    from extract.cli import add_arguments, config_from_args
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    cfg = config_from_args(p.parse_args(["--steer-sweep", "1,2.5", "--lags", "50,100"]))
+    assert cfg.steer_sweep == (1.0, 2.5) and cfg.lags == (50, 100)
+    default = config_from_args(p.parse_args([]))
+    assert default.steer_sweep == (0.5, 1.0, 2.0, 4.0) and default.min_turn_tokens == 0
+    assert default.n_conversations >= 120 and default.steer_emotions >= 24 and default.steer_samples >= 16
+    assert default.steer_baselines >= default.steer_samples and default.steer_after == 200
+    code = main(["extract", "-o", str(tmp_path / "x.nc"), "--steer-samples", "6", "--steer-prompts", "4"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "steer_samples = 6 is not a positive multiple of steer_prompts = 4" in err
+    assert not (tmp_path / "x.nc").exists()
 
 
 def test_cli_help_without_running():
