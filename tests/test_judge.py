@@ -158,10 +158,13 @@ def test_expected_rating_equals_full_softmax_reference(smol):
     # so the canonical spelling is the only one and the reference needs no other
     judge = jm.Judge(model, tok, scale=12, batch_size=4)
     assert all(len(p) == 1 for p in judge.paths.values()) and not judge.numbers.mixed
-    texts = ["I can't stop shaking, she is gone.", "The train to Leeds leaves from platform four at 9:15 daily."]
-    got = judge.rate(texts)  # one batch: left padding, the cache copied per digit path
-    for i, text in enumerate(texts):
-        rating, mass = _reference_rating(model, tok, judge.text_prompt(text), 12)
+    # short prompts of different lengths (the reference costs one forward per answer)
+    prompts = [judge.chat_ids([{"role": "user", "content": f"Rate 0-12 how emotional this is: {t}"}])
+               for t in ("I can't stop shaking, she is gone!", "The train leaves at 9:15 from platform four.")]
+    assert len(prompts[0]) != len(prompts[1])
+    got = judge.score(prompts)  # one batch: left padding, the cache copied per digit path
+    for i, prompt in enumerate(prompts):
+        rating, mass = _reference_rating(model, tok, prompt, 12)
         assert got["rating"][i] == pytest.approx(rating, abs=2e-3)
         assert got["mass"][i] == pytest.approx(mass, rel=1e-4)
         assert 0.5 < mass <= 1.0 + 1e-9
