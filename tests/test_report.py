@@ -597,3 +597,25 @@ def test_results_without_inference_render_and_say_why(synthetic_results, tmp_pat
 
     _, table, notes = _summary_table(build_document(partial, {}))
     assert "the bootstrap step did not run" in notes
+
+
+def test_sections_label_item_p_values_and_show_within_turn_persistence(synthetic_results):
+    from emostats.report import _format as f
+    from emostats.report.content import build_document
+    from emostats.report.write_qmd import to_qmd
+
+    _, results, _ = synthetic_results
+    text = to_qmd(build_document(results, {})).replace("\\", "")
+    wt = results["within_turn"]
+    share = float(wt["mean_between_share"])
+    assert f"the mean r of the probes is **{f.num(float(wt['mean_r_within']))}**" in text
+    assert f"against {f.num(float(wt['mean_r']))} pooled: {100 * share:.0f}% of the pooled mean r is between-turn" in text
+    lo, hi = (float(results["bootstrap"][k].sel(statistic="probe_between_share")) for k in ("ci_low", "ci_high"))
+    assert f"(95% CI {100 * lo:.0f}% to {100 * hi:.0f}% over conversations)" in text
+    s = results["summary"]
+    pcs = text[text.index("# Principal components"):text.index("# Causal effect")]
+    assert f"Spearman p, assumes independent PCs: p = {f.pval(float(s['p'].sel(row='pc_spearman')))}" in pcs
+    assert "These p-values and the t interval treat the probes as independent" in text
+    assert "treat the features as independent" in text
+    sae = text[text.index("# SAE features"):]
+    assert f"conversation-level p = {f.pval(float(s['p_cluster'].sel(row='sae_spearman')))}" in sae

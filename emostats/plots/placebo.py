@@ -27,8 +27,9 @@ LABELS = {
     "subspace_text_rating": "Spearman of subspace fraction\nwith text rating",
 }
 
-_KIND_COLORS = {"isotropic": "random", "shaped": "matched", "span": "sae"}
-_KIND_NAMES = {"isotropic": "isotropic probe sets", "shaped": "covariance-shaped probe sets", "span": "random spans"}
+_KIND_COLORS = {"isotropic": "random", "shaped": "matched", "rotated": "pc", "span": "sae"}
+_KIND_NAMES = {"isotropic": "isotropic probe sets", "shaped": "covariance-shaped probe sets",
+               "rotated": "rotated probe sets", "span": "random spans"}
 
 
 def placebo_panels(placebo):
@@ -74,13 +75,13 @@ def placebo_panels(placebo):
     return panels
 
 
-def _pct_text(kind, pct, p):
+def _pct_text(kind, pct, p, reported=False):
     from ._style import format_p
 
     name = {"span": "spans"}.get(kind, kind)
     if not math.isfinite(pct):
         return f"{name}: –"
-    return f"{name}: percentile {pct:.0f}, {format_p(p)}"
+    return f"{name}: percentile {pct:.0f}, {format_p(p)}" + (" (reported)" if reported else "")
 
 
 def figure_size(n_panels, ncols=3):
@@ -95,7 +96,7 @@ def figure_size(n_panels, ncols=3):
     return (6.3, round(1.75 * rows + 0.4, 2))
 
 
-def plot_placebo(placebo, fig=None, ncols=3, bins=30, labels=None):
+def plot_placebo(placebo, fig=None, ncols=3, bins=30, labels=None, reported=None):
     """Each study number against its placebo draws: one histogram panel per statistic.
 
     Parameters
@@ -112,6 +113,8 @@ def plot_placebo(placebo, fig=None, ncols=3, bins=30, labels=None):
         Histogram bins over each panel's range (draws and study value).
     labels : dict, optional
         statistic -> panel title (default :data:`LABELS`).
+    reported : dict, optional
+        statistic -> the kind whose percentile a table reports (marked "(reported)" in the panel).
 
     Returns
     -------
@@ -159,7 +162,8 @@ def plot_placebo(placebo, fig=None, ncols=3, bins=30, labels=None):
             if draws.size:
                 name = _KIND_NAMES.get(kind, kind)
                 ax.hist(draws, bins=edges, color=color, alpha=0.5, label=f"{name} placebo (n = {draws.size})")
-            texts.append(_pct_text(kind, pct, p))
+            texts.append(_pct_text(kind, pct, p, reported=len(panel["series"]) > 1
+                                   and (reported or {}).get(panel["statistic"]) == kind))
         ax.set_ylim(0, ax.get_ylim()[1] * (1.25 + 0.15 * len(texts)))  # room for the printed percentiles
         ax.axvline(obs, color=PALETTE["probe"], linewidth=1.6, label="this study")
         ax.set_title(labels.get(panel["statistic"], panel["statistic"].replace("_", " ")), fontsize=8)

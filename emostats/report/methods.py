@@ -248,7 +248,9 @@ def inference_bullets(results):
     if pl is not None:
         kinds = [str(k) for k in pl["kind"].values] if "kind" in pl.coords else []
         what = {"isotropic": "uniform on the sphere of the hidden space (isotropic)",
-                "shaped": "Σ^(1/2)·g normalised, g standard normal (shaped like the activation covariance)"}
+                "shaped": "Σ^(1/2)·g normalised, g standard normal (shaped like the activation covariance)",
+                "rotated": ("the probe set itself under a uniformly random rotation of the hidden space (rotated: "
+                            "every norm and every angle between probes kept)")}
         text = (f"**Placebo nulls.** {count(_attr(pl, 'n_draws'))} placebo probe sets per kind, each with the "
                 f"probes' count ({count(_attr(pl, 'n_probes'))}) and norms and rows "
                 + " or ".join(what.get(k, literal(k)) for k in kinds)
@@ -260,10 +262,7 @@ def inference_bullets(results):
                      f"{count(_attr(pl, 'span_dimension'))}-dimensional spans (uniform on the Grassmannian).")
         text += (" A number's placebo percentile is 100 · (#{draws < value} + #{draws = value} / 2) / n; its "
                  "placebo p is min(1, 2 · min(1 + #{draws ≤ value}, 1 + #{draws ≥ value}) / (1 + n))")
-        if kinds:
-            text += f"; @tbl-summary reports the {literal(kinds[0])} sets."
-        else:
-            text += "."
+        text += "; the note of each row of @tbl-summary names the kind of placebo it reports." if kinds else "."
         out.append(text)
     tests = tests_used(results)
     if tests:

@@ -87,4 +87,7 @@ def tests_table(ds, what, label, prefix=""):
             ["Wilcoxon signed-rank", f"W+ = {f.num(g('wilcoxon_W'))}", f.pval(g("wilcoxon_p")), ""]]
     rows = [r for r in rows if "–" not in r[1] or r[2] not in ("", "–")]
     return Table(["statistic", "value", "p (two-sided)", "n / test"], rows,
-                 f"Residual persistence of the {what} against 0.", label=label, align="lrrl")
+                 f"Residual persistence of the {what} against 0. These p-values and the t interval treat the "
+                 f"{what} as independent, which they are not (they are measured on the same tokens and "
+                 "conversations); the conversation-level interval and p of the mean residual are in @tbl-summary.",
+                 label=label, align="lrrl")

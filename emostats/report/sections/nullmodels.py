@@ -6,6 +6,7 @@ from ..methods import param
 from ..model import Note, Paragraph, Section, literal
 from . import section
 from ._blocks import add, ds_of, figure_block, missing_note, tests_table, value_of
+from .summary import conversation_words, p_words
 from ..figures import figure
 
 figure("fig-random", ["persistence", "random_directions"], "nullmodels", "plot_random_vs_probes", "ax",
@@ -55,7 +56,7 @@ def _sec_matched(results, figures):
         f"Each probe is matched to the {param(results, 'n_matched')} of {f.count(n_cand)} candidate directions "
         f"({literal(pop)}) nearest in variance explained; residual = probe persistence − "
         f"{param(results, 'match_stat')} persistence of its matches. Mean residual "
-        f"**{f.signed(value_of(vm, 'mean'))}** (t-test {f.p_is(value_of(vm, 't_p'))}), "
+        f"**{f.signed(value_of(vm, 'mean'))}** ({'; '.join(conversation_words(results, 'residual_mean', 'signed') + [p_words(results, 'residual_mean') or 't-test over probes, assumes independent probes: ' + f.p_is(value_of(vm, 't_p'))])}), "
         f"{f.frac(value_of(vm, 'n_positive'), value_of(vm, 'n'))} probes positive."))
     sec.add(tests_table(vm, "probes", "tbl-matched-tests"))
     add(sec, figure_block(figures, "fig-residuals",
@@ -83,7 +84,8 @@ def _sec_pcs(results, figures):
         return sec
     sec.add(Paragraph(
         f"Spearman's ρ of PC rank (1 = most variance) against residual persistence: "
-        f"**{f.rho(value_of(pcs, 'rank_rho'))}** ({f.p_is(value_of(pcs, 'rank_p'))}, n = {f.count(value_of(pcs, 'rank_n'))}). "
+        f"**{f.rho(value_of(pcs, 'rank_rho'))}** (n = {f.count(value_of(pcs, 'rank_n'))}; "
+        f"{'; '.join(conversation_words(results, 'pc_spearman', 'rho') + [p_words(results, 'pc_spearman') or f.p_is(value_of(pcs, 'rank_p'))])}). "
         "A negative ρ means the leading, less noisy PCs are the more persistent ones, as the study found. Mean "
         f"residual {f.signed(value_of(pcs, 'residual_mean'))}, {f.frac(value_of(pcs, 'residual_n_positive'), value_of(pcs, 'residual_n'))} "
         "PCs positive."))

@@ -49,6 +49,9 @@ def _sec_persistence(results, figures):
         f"Pearson correlation of each probe's activation at token t with its activation at t + {lag}, over "
         f"{f.count(value_of(per, 'n_pairs'))} valid pairs (t and t + {lag} in the same turn) pooled across "
         f"{f.count(per.attrs.get('n_segments'))} turns. " + summary))
+    within = _within_paragraph(results)
+    if within is not None:
+        sec.add(within)
     defined = np.flatnonzero(finite)
     order = defined[np.argsort(-r.values[defined], kind="stable")]  # probes with an undefined r are not ranked
     k = min(5, order.size)
@@ -81,6 +84,54 @@ def _sec_persistence(results, figures):
          "tokens and tail levels a, with bootstrap intervals, are in @tbl-decay."))
     sec.add(_decay_table(decay, decay_p, results))
     return sec
+
+
+def _boot_words(results, statistic, kind="mean"):
+    """``"95% CI [a, b] over conversations"`` (and the conversation-level p where the statistic has a test)
+    of a ``/bootstrap`` statistic, or an empty list."""
+    from .summary import interval_text
+
+    bs = ds_of(results, "bootstrap")
+    if bs is None or statistic not in [str(x) for x in bs["statistic"].values]:
+        return []
+    b = bs.sel(statistic=statistic)
+    out = []
+    lo, hi = f.scalar(b["ci_low"]), f.scalar(b["ci_high"])
+    if np.isfinite(lo) and np.isfinite(hi):
+        out.append(f"95% CI {interval_text(lo, hi, kind)} over conversations")
+    p = f.scalar(b["p_cluster"]) if "p_cluster" in b else float("nan")
+    if np.isfinite(p):
+        out.append(f"conversation-level {f.p_is(p)}")
+    return out
+
+
+def _within_paragraph(results):
+    """Within-turn vs between-turn persistence (the ``within_turn`` step), with conversation intervals."""
+    wt = ds_of(results, "within_turn")
+    if wt is None or "mean_r_within" not in wt:
+        return None
+
+    def paren(parts):
+        return f" ({'; '.join(parts)})" if parts else ""
+
+    share = value_of(wt, "mean_between_share")
+    text = (f"Within a turn (each turn centred on its own means over its valid pairs, so that the pooled "
+            f"co-moments split exactly into within-turn and between-turn parts) the mean r of the probes is "
+            f"**{f.num(value_of(wt, 'mean_r_within'))}**{paren(_boot_words(results, 'probe_within'))}, against "
+            f"{f.num(value_of(wt, 'mean_r'))} pooled")
+    if share is not None and np.isfinite(share):
+        bs = ds_of(results, "bootstrap")
+        ci = ""
+        if bs is not None and "probe_between_share" in [str(x) for x in bs["statistic"].values]:
+            lo, hi = (f.scalar(bs[k].sel(statistic="probe_between_share")) for k in ("ci_low", "ci_high"))
+            if np.isfinite(lo) and np.isfinite(hi):
+                ci = f" (95% CI {100 * lo:.0f}% to {100 * hi:.0f}% over conversations)"
+        text += (f": {100 * share:.0f}% of the pooled mean r is between-turn level{ci}, that is turns differing "
+                 f"in level rather than persistence within a turn")
+    if "direction_mean_r_within_uniform" in wt:
+        text += (f"; uniform random directions: {f.num(value_of(wt, 'direction_mean_r_within_uniform'))} within a "
+                 f"turn against {f.num(value_of(wt, 'direction_mean_r_uniform'))} pooled")
+    return Paragraph(text + ".")
 
 
 def _ci(ds, name, sel):

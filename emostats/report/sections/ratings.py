@@ -50,7 +50,9 @@ def _sec_ratings(results, figures):
         f"{param(results, 'rating_stat')} of the {param(results, 'n_matched')} features nearest in variance explained "
         "(as the study's Figure 10)" + _residual_note(ra) + "."))
     sec.add(Table(["correlation", "Spearman ρ", "p", "n"], rows,
-                  "Spearman correlations of the ratings (average ranks for ties; pairs with NaN dropped).",
+                  "Spearman correlations of the ratings (average ranks for ties; pairs with NaN dropped). The p "
+                  "treats the rated features as independent; conversation-level intervals and p of the "
+                  "correlations with residual persistence are in @tbl-summary.",
                   label="tbl-ratings", align="lrrr"))
     add(sec, figure_block(figures, "fig-ratings",
          "Subspace fraction of the rated SAE features against the model's agentic self-evaluation (left) and its "

@@ -6,6 +6,7 @@ from ..methods import param
 from ..model import Paragraph, Section
 from . import section
 from ._blocks import add, ds_of, figure_block, missing_note, tests_table, value_of
+from .summary import conversation_words, p_words
 from ..figures import figure
 
 figure("fig-sae", ["sae_matched"], "sae", "plot_sae_residual_vs_subspace", "ax", ["sae_matched"])
@@ -30,8 +31,9 @@ def _sec_sae(results, figures):
         return sec.add(missing_note(results, ["sae_matched"], "Variance-matched SAE results"))
     sec.add(Paragraph(
         "Spearman's ρ of subspace fraction (the share of a feature's decoder vector inside the span of the probe "
-        f"vectors) against residual firing persistence: **{f.rho(value_of(sm, 'rho'))}** ("
-        f"{f.p_is(value_of(sm, 'p'))}, n = {f.count(value_of(sm, 'n'))})."))
+        f"vectors) against residual firing persistence: **{f.rho(value_of(sm, 'rho'))}** (n = "
+        f"{f.count(value_of(sm, 'n'))}; "
+        f"{'; '.join(conversation_words(results, 'sae_spearman', 'rho') + [p_words(results, 'sae_spearman') or f.p_is(value_of(sm, 'p'))])})."))
     sec.add(tests_table(sm, "features", "tbl-sae-tests", prefix="residual_"))
     add(sec, figure_block(figures, "fig-sae",
          "Residual firing persistence of SAE features (persistence minus the "

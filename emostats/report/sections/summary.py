@@ -19,7 +19,8 @@ from ..model import Paragraph, Section, Table, literal
 from . import section
 from ._blocks import ds_of, figure_block, missing_note, summary_value
 
-__all__ = ["INFERENCE", "Notes", "detail_parts", "assumes_phrase", "interval_text", "placebo_text", "sup"]
+__all__ = ["INFERENCE", "Notes", "detail_parts", "assumes_phrase", "interval_text", "placebo_text", "sup",
+           "conversation_words", "p_words"]
 
 #: the inference columns of ``/summary`` (issue 14)
 INFERENCE = ("ci_low", "ci_high", "p_cluster", "placebo_pct", "placebo_p")
@@ -36,9 +37,11 @@ def _draw_placebo(results, plot):
 
     from ...plots.placebo import figure_size, placebo_panels
 
+    from ...inference import columns
+
     data = result_group(results, "placebo")
     fig = MplFigure(figsize=figure_size(max(1, len(placebo_panels(data)))))
-    return plot(data, fig=fig)
+    return plot(data, fig=fig, reported=dict(getattr(columns, "PLACEBO_KIND", {})))
 
 
 register(FigureSpec("fig-placebo", ("placebo",), "placebo", "plot_placebo", _draw_placebo, "full"))
@@ -249,10 +252,11 @@ def _placebo_caption(results):
     if "span_dimension" in pl.attrs:
         text += (f", and random {f.count(pl.attrs['span_dimension'])}-dimensional spans in place of the probe span "
                  "for the SAE subspace-fraction correlations")
-    return text + ". The vertical line is this study's value; each panel prints its percentile among the draws and the placebo p."
+    return text + (". The vertical line is this study's value; each panel prints its percentile among the draws "
+                   "and the placebo p of each kind (\"reported\": the kind @tbl-summary gives).")
 
 
-def _infer(results, row, kind="mean"):
+def conversation_words(results, row, kind="mean"):
     """The conversation-level inference of a summary row in words (empty when the row has none)."""
     ds = ds_of(results, "summary")
     if ds is None or row not in ds["row"].values or "ci_low" not in ds:
@@ -273,7 +277,7 @@ def _infer(results, row, kind="mean"):
     return out
 
 
-def _p_words(results, row):
+def p_words(results, row):
     """``"t-test over probes, assumes independent probes: p = …"`` (or ``"p = …"`` without ``p_assumes``)."""
     ds = ds_of(results, "summary")
     p = summary_value(results, row, "p")
@@ -301,23 +305,23 @@ def _closing_paragraph(results):
         lead = f"Across {f.count(n_conv)} conversations, the " if n_conv else "The "
         text = (f"{lead}{f.count(n_probes)} emotion probes show a mean correlation between the activation at "
                 f"token t and at t + {lag} of {f.num(s('probe_persistence'))}"
-                f"{_with(_infer(results, 'probe_persistence'))}")
+                f"{_with(conversation_words(results, 'probe_persistence'))}")
         if s("random_persistence") is not None:
             text += (f", compared to {f.num(s('random_persistence'))} for "
                      f"{f.count(s('random_persistence', 'n'))} random unit vectors in the same activation space"
-                     f"{_with(_infer(results, 'random_persistence'))}")
+                     f"{_with(conversation_words(results, 'random_persistence'))}")
         out.append(text + ".")
     if s("residual_mean") is not None:
         out.append(f"Each probe's persistence minus the {param(results, 'match_stat')} of its "
                    f"{param(results, 'n_matched')} variance-matched random directions averages "
                    f"{f.signed(s('residual_mean'))}"
-                   + _with(_infer(results, "residual_mean", "signed") + [_p_words(results, "residual_mean")])
+                   + _with(conversation_words(results, "residual_mean", "signed") + [p_words(results, "residual_mean")])
                    + f"; {f.count(s('residual_positive'))} of {f.count(s('residual_positive', 'n'))} probes are "
-                   f"positive{_with(_infer(results, 'residual_positive', 'count') + [_p_words(results, 'residual_positive')])}.")
+                   f"positive{_with(conversation_words(results, 'residual_positive', 'count') + [p_words(results, 'residual_positive')])}.")
     if s("pc_spearman") is not None:
         out.append(f"The Spearman correlation of PC rank with the PCs' residual persistence is "
                    f"{f.rho(s('pc_spearman'))}"
-                   f"{_with(_infer(results, 'pc_spearman', 'rho') + [_p_words(results, 'pc_spearman')])}.")
+                   f"{_with(conversation_words(results, 'pc_spearman', 'rho') + [p_words(results, 'pc_spearman')])}.")
     if s("steering_5") is not None:
         text = (f"Steering pulses make {f.count(s('steering_5'))} of {f.count(s('steering_5', 'n'))} emotions "
                 f"BH-significant {int(s('steering_5', 'offset'))} tokens after the pulse")
@@ -328,11 +332,11 @@ def _closing_paragraph(results):
     if s("sae_spearman") is not None:
         out.append(f"The overlap of SAE features with the emotion subspace correlates with their residual firing "
                    f"persistence (Spearman {f.rho(s('sae_spearman'))}, n = {f.count(s('sae_spearman', 'n'))}"
-                   f"; {'; '.join(x for x in _infer(results, 'sae_spearman', 'rho') + [_p_words(results, 'sae_spearman')] if x)}).")
+                   f"; {'; '.join(x for x in conversation_words(results, 'sae_spearman', 'rho') + [p_words(results, 'sae_spearman')] if x)}).")
     if s("self_rating_residual") is not None:
         out.append(f"The self-evaluated emotionality of SAE features correlates with their residual persistence "
                    f"(ρ = {f.rho(s('self_rating_residual'))}; "
-                   f"{'; '.join(x for x in _infer(results, 'self_rating_residual', 'rho') + [_p_words(results, 'self_rating_residual')] if x)}).")
+                   f"{'; '.join(x for x in conversation_words(results, 'self_rating_residual', 'rho') + [p_words(results, 'self_rating_residual')] if x)}).")
     if not out:
         return "No analysis of the closing paragraph could run on this study (see the sections below)."
     return "In the words of the study's summary: " + " ".join(out)
