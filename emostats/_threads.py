@@ -62,7 +62,9 @@ def note_compile(kernel):
     except AttributeError:
         return
     if not os.path.exists(index):
-        print(f"emostats: compiling the {topic} kernels for this machine (first use; cached for later runs)",
+        others = warm.background()
+        also = f"; {', '.join(others)} compiling meanwhile in a background process" if others else ""
+        print(f"emostats: compiling the {topic} kernels for this machine (first use; cached for later runs{also})",
               file=sys.stderr, flush=True)
 
 

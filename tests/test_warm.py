@@ -105,3 +105,17 @@ def test_child_fills_a_cold_cache_and_the_parent_then_loads_it(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
     assert "hits 1 misses 0" in done.stdout, done.stdout  # loaded from the child's cache, not compiled again
+
+
+def test_a_command_failing_on_its_study_prints_only_its_error(tmp_path):
+    """With a cold cache the child starts before the study is opened; a bad study still gives one line."""
+    bad = tmp_path / "bad.nc"
+    bad.write_bytes(b"not a netcdf file at all\n" * 10)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("EMOSTATS_NO_PREWARM", None)
+    env.pop("EMOSTATS_QUIET_COMPILE", None)
+    done = subprocess.run([sys.executable, "-m", "emostats", "persistence", str(bad)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "bad.nc" in done.stderr

@@ -130,12 +130,20 @@ def _cores():
         return os.cpu_count() or 1
 
 
-def start(topics, quiet=False):
+def background():
+    """Topics a child process is compiling right now (named in the parent's first compile note)."""
+    return [t for t, proc in _CHILDREN.items() if proc.poll() is None]
+
+
+def start(topics, quiet=True):
     """Compile the kernels of ``topics[1:]`` in a child process if the cache does not hold them.
 
     ``topics`` lists kernel modules (keys of :data:`WARMERS`) in the order the
     caller will use them; the first is left to the caller, which needs it first.
     Returns the topics handed to the child (empty when nothing was started).
+    Nothing is printed unless ``quiet=False``: the first compile note of this
+    process names the topics compiling in the background (so a command that
+    fails before any kernel, e.g. on a bad study file, prints only its error).
 
     Examples
     --------
