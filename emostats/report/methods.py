@@ -7,7 +7,7 @@ from ..pipeline.registry import describe
 from ._format import count, num
 from .model import Bullets, Code, Paragraph, Section, Table, literal
 
-__all__ = ["methods_section", "provenance_section", "param", "inference_bullets", "tests_used", "test_text"]
+__all__ = ["methods_section", "provenance_section", "param", "inference_bullets", "recorded_tests", "method_words"]
 
 _WHY_CONVERSATIONS = ("Tokens within a turn, turns within a conversation, and probes measured on the same turns are "
                       "not independent, so a test that counts tokens, turns or probes as independent draws "
@@ -264,7 +264,7 @@ def inference_bullets(results):
                  "placebo p is min(1, 2 · min(1 + #{draws ≤ value}, 1 + #{draws ≥ value}) / (1 + n))")
         text += "; the note of each row of @tbl-summary names the kind of placebo it reports." if kinds else "."
         out.append(text)
-    tests = tests_used(results)
+    tests = recorded_tests(results)
     if tests:
         out.append("**Tests used (as recorded in the results).** " + " ".join(tests))
     return out
@@ -280,14 +280,14 @@ _WILCOXON = {"exact": "exact signed-rank distribution (R's wilcox.test)",
              "exact sign-flips": "exact p over all 2^n sign flips"}
 
 
-def test_text(code, table=None):
+def method_words(code, table=None):
     """The words for a recorded ``p_method`` code (``table``: the Spearman or the Wilcoxon codes).
 
     Examples
     --------
-    >>> test_text("edgeworth")
+    >>> method_words("edgeworth")
     "AS 89 Edgeworth-series p (R's cor.test, prho)"
-    >>> test_text("exact", _WILCOXON)
+    >>> method_words("exact", _WILCOXON)
     "exact signed-rank distribution (R's wilcox.test)"
     """
     code = str(code)
@@ -301,7 +301,7 @@ def _scalar_attr(ds, name):
     return None
 
 
-def tests_used(results):
+def recorded_tests(results):
     """One sentence per analysis: which test gave its p, at which n (read from ``p_method`` and friends)."""
     out = []
 
@@ -312,7 +312,7 @@ def tests_used(results):
         if code in (None, ""):
             return
         at = f", n = {count(n)}" if n is not None else ""
-        out.append(f"{what}: {test_text(code, table)}{at}.")
+        out.append(f"{what}: {method_words(code, table)}{at}.")
 
     vm = group("variance_matched")
     if vm is not None:
@@ -341,7 +341,7 @@ def tests_used(results):
             by.setdefault(code, []).append(f"{literal(x)} vs {literal(y)} (n = {count(n)})" if y else literal(x))
         if by:
             out.append("Rating Spearman correlations: " + "; ".join(
-                f"{test_text(code)} for {', '.join(items)}" for code, items in by.items()) + ".")
+                f"{method_words(code)} for {', '.join(items)}" for code, items in by.items()) + ".")
     st = group("steering")
     if st is not None and st.attrs.get("p_method"):
         out.append(f"Steering z-tests: {literal(st.attrs['p_method'])}.")
