@@ -7,7 +7,7 @@ figure it drew on. Colours come from :data:`emostats.plots._style.PALETTE`;
 
 Modules: ``persistence`` (trajectories, lag profile, decay fits), ``nullmodels``
 (random and variance-matched directions, emotion-space PCs), ``steering``,
-``sae`` and ``ratings``.
+``sae``, ``ratings`` and ``placebo`` (each headline number against its placebo draws).
 """
 
 from ._style import DPI, FIGSIZE, PALETTE, apply_style, bin_colors, styled
