@@ -196,12 +196,27 @@ def conv_moments_bytes(n_conversations, hidden, n_directions, n_lags=1):
     return data
 
 
-def test_conv_moments_storage(report, paper_study, tmp_path):
-    cm = paper_study["conv_moments"].to_dataset(inherit=False)
-    G, D, H = cm.sizes["conversation"], cm.sizes["direction"], cm.sizes["hidden"]
-    expected = conv_moments_bytes(G, H, D, cm.sizes["lag"])
+def _conv_moments_of_shape(G, H, D, rng):
+    """A /conv_moments group of the given shape, laid out by the format's one constructor (random values)."""
+    from emostats.inference.activations import conv_moments_dataset
+
+    pop = np.array(["uniform"] * (D // 6) + ["candidate"] * (D - D // 6))
+    f = rng.standard_normal
+    return conv_moments_dataset(f((D, H)).astype(np.float32), pop, np.full(D, H), [PAPER["lag"]], np.arange(G),
+                                f((G, 6, 1, D)), f((G, 4, 1, D)), np.full(G, 4000), f((G, D)), f((G, D)),
+                                f((G, H)), f(G))
+
+
+def test_conv_moments_storage(report, tmp_path, request):
+    rng = np.random.default_rng(0)
+    G, H, D = PAPER["n_conversations"], PAPER["hidden"], PAPER["n_random"] + PAPER["n_candidates"]
+    cm = _conv_moments_of_shape(G, H, D, rng)
+    expected = conv_moments_bytes(G, H, D, 1)
     numeric = sum(v.nbytes for k, v in cm.data_vars.items() if k != "population")
     assert numeric == expected, (numeric, expected)
+    if not FULL:  # the group sufficient_study builds (through study_from_activations' layout) has those bytes too
+        real = request.getfixturevalue("paper_study")["conv_moments"].to_dataset(inherit=False)
+        assert sum(v.nbytes for k, v in real.data_vars.items() if k != "population") == expected
     path = tmp_path / "conv_moments.nc"
     cm.to_netcdf(path, engine="h5netcdf")
     on_disk = path.stat().st_size
