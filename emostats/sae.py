@@ -18,6 +18,7 @@ import xarray as xr
 from ._chunks import reduce_over_chunks
 from ._kernels import firing as _kernel
 from ._kernels._config import n_threads
+from ._threads import note_compile
 from ._safetensors import read_sparsity
 from .errors import MissingGroupError, StudyError
 from .segments import segments_of
@@ -74,6 +75,7 @@ def _count_block(index, offsets, lag, n_features, base, own_from, threads):
     index = _as_index(index)
     if not (base == 0 or own_from - base >= (0 if lag is None else lag)):
         raise ValueError(f"block at token {own_from} needs {lag} rows of context, got {own_from - base}")
+    note_compile(_kernel.firing_counts)  # first use with a cold cache: say so, or wait for a warm child's entry
     _check_range(index, base, n_features)  # the kernel trusts its ids
     # one piece per thread, but no piece smaller than MIN_PIECE rows: below that a
     # parallel region costs more than it saves (counts are the same either way)

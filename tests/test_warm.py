@@ -70,9 +70,25 @@ def test_decay_warmer_compiles_what_fit_decay_calls():
     assert not _grown(before, _signatures(kdecay)).get("fit_range")
 
 
+def test_firing_warmer_compiles_what_firing_counts_calls():
+    from emostats._kernels import firing as kfiring
+    from emostats.sae import firing_counts
+    from tests.naive.inputs import sae_index
+
+    warm.WARMERS["firing"]()
+    before = _signatures(kfiring)
+    index, offsets = sae_index(5000, 8, 300, seed=0)
+    firing_counts(index, offsets, lag=100, n_features=300, threads=2)
+    firing_counts(index.astype(np.int64), offsets, lag=3, threads=1)
+    after = _signatures(kfiring)
+    for name in ("firing_counts", "index_range", "n_valid_pairs"):
+        assert not after[name] - before[name], f"{name}: a signature the warmer did not compile"
+
+
 def test_topics_of_steps_in_first_use_order():
     assert warm.topics_of(["decay", "persistence", "trajectories", "profile"]) == ["decay", "lag", "trajectory"]
-    assert warm.topics_of(["firing", "summary"]) == []
+    assert warm.topics_of(["summary", "sae_density", "sae_persistence"]) == ["firing"]
+    assert warm.topics_of(["summary"]) == []
 
 
 def test_off_switch_and_unknown_topics(monkeypatch):

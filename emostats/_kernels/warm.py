@@ -80,15 +80,26 @@ def _warm_decay():
     return decay.fit_range
 
 
+def _warm_firing():
+    from . import firing
+
+    index = np.array([[0, 1], [1, -1], [0, 1], [1, 1]], dtype=np.int32)
+    offsets = np.array([0, 4], dtype=np.int64)
+    firing.index_range(index)
+    firing.n_valid_pairs(offsets, 2)
+    firing.firing_counts(index, offsets, 2, 2, 0, 0, 1)
+    return firing.firing_counts
+
+
 #: topic (kernel module) -> function compiling its kernels with the NumPy layer's signatures;
 #: returns the kernel compiled last (its cache index appears when the topic is done)
-WARMERS = {"lag": _warm_lag, "trajectory": _warm_trajectory, "decay": _warm_decay}
+WARMERS = {"lag": _warm_lag, "trajectory": _warm_trajectory, "decay": _warm_decay, "firing": _warm_firing}
 #: pipeline step -> kernel topic it calls (the command line warms the topics of the steps it will run)
 STEP_TOPICS = {"persistence": "lag", "profile": "lag", "trajectories": "trajectory", "decay": "decay",
-               "decay_profile": "decay"}
+               "decay_profile": "decay", "sae_persistence": "firing", "sae_density": "firing"}
 #: the kernel whose cache index marks a topic as compiled
 _LAST = {"lag": ("lag", "profile_range"), "trajectory": ("trajectory", "trajectory_range"),
-         "decay": ("decay", "fit_range")}
+         "decay": ("decay", "fit_range"), "firing": ("firing", "firing_counts")}
 
 
 def topics_of(steps):
