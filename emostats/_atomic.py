@@ -24,7 +24,8 @@ from pathlib import Path
 
 from .errors import EmostatsError, OutputExistsError
 
-__all__ = ["atomic_path", "check_output", "write_atomically", "Terminated", "sigterm_as_interrupt"]
+__all__ = ["atomic_path", "check_output", "check_folder", "disk_full_error", "write_atomically", "Terminated",
+           "sigterm_as_interrupt", "temporary", "abandon"]
 
 #: a failed write with less free space than this in the output folder is reported as a full disk
 FULL_DISK_BYTES = 4 * 2**20
@@ -34,10 +35,73 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, handled like Ctrl-C (the command line exits with 143 instead of 130)."""
 
 
+# What a signal must clean up when the command runs in a worker thread (the command line): the main
+# thread only waits, so Ctrl-C reaches it at once even while a Numba kernel runs; it then removes every
+# temporary path and kills every writer child registered here, and the process exits (abandon).
+_LOCK = threading.Lock()
+_TEMPORARY = {}  # path -> True (a folder) / False (a file)
+_CHILDREN = set()
+_ABANDONED = threading.Event()
+
+
+@contextlib.contextmanager
+def temporary(dir, prefix, suffix=".tmp", folder=False):
+    """Create a temporary file (or folder) in ``dir`` and register it for removal on a signal.
+
+    Creating and registering happen under one lock that :func:`abandon` takes too, so no
+    temporary path escapes it. On leaving the block the path is only unregistered: removing or
+    renaming it is the caller's.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> with temporary(tempfile.mkdtemp(), ".x.", folder=True) as tmp:
+    ...     pathlib.Path(tmp).is_dir()
+    True
+    """
+    with _LOCK:
+        if _ABANDONED.is_set():  # the main thread gave up on this command: create nothing more
+            raise KeyboardInterrupt()
+        if folder:
+            path = tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=dir)
+        else:
+            fd, path = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=dir)
+            os.close(fd)
+        _TEMPORARY[path] = folder
+    try:
+        yield path
+    finally:
+        with _LOCK:
+            _TEMPORARY.pop(path, None)
+
+
+def abandon():
+    """After a signal in the main thread: kill the registered writer children, remove the registered
+    temporary files and folders, and refuse new ones. Returns the number of paths removed."""
+    with _LOCK:
+        _ABANDONED.set()
+        children, paths = list(_CHILDREN), list(_TEMPORARY.items())
+    for pid in children:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            os.waitpid(pid, 0)
+    removed = 0
+    for path, folder in paths:
+        with contextlib.suppress(OSError):
+            if folder:
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+            removed += 1
+    return removed
+
+
 def _writable(folder):
     """One-line error unless a file can be created in ``folder`` (os.access lies for root)."""
+    registered = temporary(folder, ".emostats-write-test.", "")
     try:
-        fd, probe = tempfile.mkstemp(prefix=".emostats-write-test.", dir=folder)
+        probe = registered.__enter__()
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise EmostatsError(f"output folder {folder}: the disk is full; free some space or choose "
@@ -45,9 +109,9 @@ def _writable(folder):
         why = {errno.EROFS: "it is on a read-only file system", errno.EACCES: "permission denied",
                errno.EPERM: "permission denied"}.get(exc.errno, exc.strerror or str(exc))
         raise EmostatsError(f"output folder {folder} is not writable ({why}); choose another folder") from None
-    os.close(fd)
     with contextlib.suppress(OSError):
         os.unlink(probe)
+    registered.__exit__(None, None, None)
 
 
 def check_output(path, force=False, inputs=()):
@@ -81,6 +145,39 @@ def check_output(path, force=False, inputs=()):
     if not parent.is_dir():
         raise EmostatsError(f"output folder {parent} does not exist; create it first")
     _writable(parent)
+
+
+def check_folder(folder):
+    """Raise a one-line error unless files can be created in the existing ``folder`` (before the long part).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> check_folder(tempfile.mkdtemp())
+    >>> check_folder("/nonexistent-dir-for-doctest")
+    Traceback (most recent call last):
+    ...
+    emostats.errors.EmostatsError: output folder /nonexistent-dir-for-doctest does not exist; create it first
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise EmostatsError(f"output folder {folder} does not exist; create it first")
+    _writable(folder)
+
+
+def disk_full_error(exc, path, folder):
+    """The one-line full-disk error for ``exc`` raised while writing ``path`` in ``folder``, or None.
+
+    Examples
+    --------
+    >>> import errno, tempfile
+    >>> err = disk_full_error(OSError(errno.ENOSPC, "No space left on device"), "r/a.png", tempfile.gettempdir())
+    >>> "the disk is full" in str(err)
+    True
+    >>> disk_full_error(ValueError("x"), "a.png", ".") is None
+    True
+    """
+    return _full_disk_error(path, folder) if _disk_full(exc, folder) else None
 
 
 def _umask():
@@ -125,10 +222,10 @@ def atomic_path(path, force=False, inputs=()):
     path = Path(path)
     check_output(path, force=force, inputs=inputs)
     folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
+    registered = temporary(folder, prefix=f".{path.name}.")
+    tmp = registered.__enter__()
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
         with sigterm_as_interrupt():
             try:
                 yield tmp
@@ -150,6 +247,7 @@ def atomic_path(path, force=False, inputs=()):
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        registered.__exit__(None, None, None)
 
 
 @contextlib.contextmanager
@@ -226,13 +324,16 @@ def _run_in_child(writer, tmp):
     _PARENT[0] = os.getpid()
     pid, fds = None, [r, w]
     try:
-        with _signals_held():
+        with _signals_held(), _LOCK:  # registered under the lock abandon() takes: no child escapes it
+            if _ABANDONED.is_set():
+                raise KeyboardInterrupt()
             pid = os.fork()
             if pid == 0:  # pragma: no cover - runs in the child
                 signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it kills us on a signal
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)
                 os.close(r)
                 _child_write(writer, tmp, w)
+            _CHILDREN.add(pid)
         os.close(w)
         fds.remove(w)
         chunks = []
@@ -242,6 +343,8 @@ def _run_in_child(writer, tmp):
                 break
             chunks.append(block)
         _, status = os.waitpid(pid, 0)
+        with _LOCK:
+            _CHILDREN.discard(pid)
         pid = None
     except BaseException:
         if pid:
@@ -249,6 +352,8 @@ def _run_in_child(writer, tmp):
                 os.kill(pid, signal.SIGKILL)
             with contextlib.suppress(OSError):
                 os.waitpid(pid, 0)
+            with _LOCK:
+                _CHILDREN.discard(pid)
         raise
     finally:
         for fd in fds:

@@ -24,8 +24,9 @@ import xarray as xr
 import emostats as es
 
 ROOT = Path(__file__).resolve().parent.parent
-#: seconds a signalled save may take to stop (the brief: within a second; margin for a busy machine)
-STOP_SECONDS = 1.5
+#: seconds a signalled command may take to stop (the brief: within a second; the margin is for a machine
+#: shared by many processes). The work it interrupts would take far longer (the kernel: tens of seconds).
+STOP_SECONDS = 3.0
 
 # A CLI-like process that saves a tree large enough to take seconds (as emostats.cli.main does)
 SAVER = textwrap.dedent("""
@@ -180,10 +181,12 @@ FAILED_OPENS = textwrap.dedent("""
     import gzip, os, sys, numpy as np, xarray as xr
     import emostats as es
     from xarray.backends.file_manager import FILE_CACHE
+    from tests.hostile.generator import base_study
     folder = sys.argv[1]
-    good = es.example_study()
+    good = os.path.join(folder, "good.nc")  # small: the point is the sequence of opens, not the size
+    es.save(base_study(seed=2), good)
     raw = open(good, "rb").read()
-    bad = {"gzip.nc": gzip.compress(raw[:200000]), "truncated.nc": raw[: len(raw) // 3],
+    bad = {"gzip.nc": gzip.compress(raw), "truncated.nc": raw[: len(raw) // 3],
            "corrupt.nc": raw[:4096] + bytes(8192) + raw[4096 + 8192:]}
     for name, data in bad.items():
         open(os.path.join(folder, name), "wb").write(data)
@@ -220,9 +223,11 @@ def test_failed_opens_leave_no_handles_and_later_opens_work(tmp_path):
 
 def test_save_of_a_lazy_study_in_a_child(tmp_path):
     # a dask-backed tree is written by the child process too (synchronous scheduler there)
+    from tests.hostile.generator import base_study
+
     path = tmp_path / "a.nc"
-    shutil.copyfile(es.example_study(), path)
-    with es.open_study(path, chunks={"token": 5000}) as lazy:
+    es.save(base_study(seed=4), path)
+    with es.open_study(path, chunks={"token": 100}) as lazy:  # several chunks
         es.save(lazy, tmp_path / "b.nc")
     a, b = es.open_study(path), es.open_study(tmp_path / "b.nc")
     np.testing.assert_array_equal(a["tokens"]["probe_act"].values, b["tokens"]["probe_act"].values)
@@ -241,3 +246,181 @@ def test_permission_denied_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(_fileguard.os, "open", denied)
     with pytest.raises(es.StudyError, match=r"s.nc: cannot be read \(permission denied\)"):
         es.open_study(study)
+
+
+# ----------------------------------------------------------------------------- signals inside a kernel
+#: a study whose lag-profile kernel runs for tens of seconds on one thread (segments longer than the lags)
+BIG_STUDY = textwrap.dedent("""
+    import sys, numpy as np, xarray as xr
+    import emostats as es
+    n, p, seg = 200_000, 64, 10_000
+    act = np.random.default_rng(0).standard_normal((n, p), dtype=np.float32)
+    ds = xr.Dataset({"probe_act": (("token", "probe"), act)},
+                    coords={"conversation": ("token", (np.arange(n) // seg).astype(np.int32)),
+                            "turn": ("token", np.zeros(n, np.int32)),
+                            "position": ("token", (np.arange(n) % seg).astype(np.int32)),
+                            "probe": [f"p{i}" for i in range(p)]})
+    tree = xr.DataTree.from_dict({"/tokens": ds})
+    tree.attrs["emostats_format"] = 1
+    es.save(tree, sys.argv[1])
+""")
+KERNEL_RUN = ["--steps", "profile", "--max-lag", "9500", "--lag", "5", "--threads", "1", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def big_study(tmp_path_factory):
+    path = tmp_path_factory.mktemp("big") / "big.nc"
+    subprocess.run([sys.executable, "-c", BIG_STUDY, str(path)], check=True, timeout=600, cwd=ROOT,
+                   env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    return path
+
+
+def _cpu_seconds(pid):
+    """User + system CPU time of a process (from /proc), or None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _stop(proc, signum, group):
+    sent = time.monotonic()
+    if group:
+        os.killpg(proc.pid, signum)  # what Ctrl-C in a terminal does: every process of the group
+    else:
+        os.kill(proc.pid, signum)
+    try:
+        code = proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("hung after the signal")
+    return code, time.monotonic() - sent, proc.stderr.read()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to see the CPU time of a process")
+@pytest.mark.parametrize("signum, cpu, group", [
+    (signal.SIGINT, 2.5, False), (signal.SIGINT, 3.5, True), (signal.SIGINT, 5.0, False),
+    (signal.SIGTERM, 3.0, False), (signal.SIGTERM, 6.0, True),
+])
+def test_signal_inside_a_kernel(big_study, tmp_path, signum, cpu, group):
+    # The moments are CPU seconds of the command (imports and opening take about 2 s, the kernel about
+    # 6 more on one thread), so they fall at the same point of the work however busy the machine is.
+    out = tmp_path / "r.nc"
+    proc = subprocess.Popen([sys.executable, "-m", "emostats", "run", str(big_study), "-o", str(out), *KERNEL_RUN],
+                            cwd=ROOT, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    deadline = time.monotonic() + 300
+    while (_cpu_seconds(proc.pid) or 0) < cpu:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the run ended before the signal: {proc.stderr.read()}")
+        time.sleep(0.02)
+    code, stopped, err = _stop(proc, signum, group)
+    assert code == (130 if signum == signal.SIGINT else 143), err
+    assert stopped < STOP_SECONDS, f"took {stopped:.2f} s to stop"
+    assert err.strip() == "emostats: interrupted", err
+    assert _temp_files(tmp_path) == [] and not out.exists()
+
+
+def test_uninterrupted_kernel_run_ends(big_study, tmp_path):
+    # the same command, not interrupted, gets to the end (so the signal tests did stop real work)
+    out = tmp_path / "r.nc"
+    proc = subprocess.run([sys.executable, "-m", "emostats", "run", str(big_study), "-o", str(out),
+                           *KERNEL_RUN[:3], "200", *KERNEL_RUN[4:]], capture_output=True, text=True, timeout=600,
+                          cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert proc.returncode == 0, proc.stderr
+    with xr.open_datatree(out) as tree:
+        assert tree["profile"].sizes["lag"] == 201  # lags 0..200
+
+
+# ----------------------------------------------------------------------------- report: no partial folder
+@pytest.fixture(scope="module")
+def small_results(tmp_path_factory):
+    from tests.hostile.generator import base_study
+
+    res = es.run(base_study(seed=5), steps=["persistence", "profile", "trajectories", "decay", "steering", "summary"],
+                 lag=5, max_lag=20, progress=False, quiet=True)
+    path = tmp_path_factory.mktemp("results") / "results.nc"
+    es.save(res, path)
+    return path
+
+
+def test_report_on_a_full_disk_leaves_no_folder(small_disk, small_results):
+    from emostats.report import build_report
+
+    with pytest.raises(es.EmostatsError, match="the disk is full") as info:
+        build_report(small_results, small_disk / "report", format="qmd", progress=False, quiet=True)
+    assert "\n" not in str(info.value)
+    assert os.listdir(small_disk) == []
+
+
+def test_report_failing_midway_leaves_no_folder(small_results, tmp_path, monkeypatch):
+    # a write that fails after some figures are written (ENOSPC from the qmd): the staged folder goes
+    import errno
+
+    from emostats.report import build_report, write_qmd
+
+    def full(doc):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(write_qmd, "to_qmd", full)
+    with pytest.raises(es.EmostatsError, match="the disk is full"):
+        build_report(small_results, tmp_path / "report", format="qmd", progress=False, quiet=True)
+    assert os.listdir(tmp_path) == []
+
+
+def test_report_folder_appears_whole(small_results, tmp_path):
+    from emostats.report import build_report
+
+    written = build_report(small_results, tmp_path / "report", format="qmd", progress=False, quiet=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["report"]
+    assert written["qmd"] == tmp_path / "report" / "report.qmd" and written["qmd"].exists()
+    assert written["figures"] and all(p.parent == tmp_path / "report" and p.exists() for p in written["figures"])
+    assert not [p for p in (tmp_path / "report").iterdir() if p.name.startswith(".")]
+    assert (tmp_path / "report").stat().st_mode & 0o777 == 0o777 & ~_umask()
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_report_into_a_read_only_folder_is_refused_before_the_work(read_only, small_results, monkeypatch):
+    import emostats.report as report
+
+    def never(*args, **kwargs):
+        raise AssertionError("the results were loaded before the folder was checked")
+
+    monkeypatch.setattr(report, "load_results", never)
+    for target in (read_only / "report", read_only):  # a new folder in it, or the folder itself
+        with pytest.raises(es.EmostatsError, match="not writable .*read-only file system"):
+            report.build_report(small_results, target, format="qmd", progress=False, quiet=True)
+    proc = subprocess.run([sys.executable, "-m", "emostats", "report", str(small_results), "-o",
+                           str(read_only / "report"), "--format", "qmd", "--no-progress"], capture_output=True,
+                          text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "read-only file system" in lines[0], proc.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_during_report_leaves_no_folder(small_results, tmp_path, signum):
+    target = tmp_path / "out" / "report"
+    target.parent.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "emostats", "report", str(small_results), "-o", str(target),
+                             "--format", "qmd", "--no-progress"], cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    deadline = time.monotonic() + 300
+    while not any(p.name.startswith(".report.") for p in target.parent.iterdir()):  # the staged folder exists
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the report ended before the signal: {proc.stderr.read()}")
+        time.sleep(0.01)
+    time.sleep(0.3)
+    code, stopped, err = _stop(proc, signum, group=False)
+    assert code == (130 if signum == signal.SIGINT else 143), err
+    assert stopped < STOP_SECONDS, f"took {stopped:.2f} s to stop"
+    assert err.strip() == "emostats: interrupted", err
+    assert os.listdir(target.parent) == []

@@ -1,9 +1,10 @@
 """The hostile corpus (issue 12): every study ends in correct numbers or one line and exit code 2.
 
 Each case of ``tests/hostile/generator.py`` is written at test time and run
-through ``emostats validate``, ``emostats info`` and ``emostats run``. All
-commands run in one long-lived process (``tests/hostile/driver.py``), as a
-user's notebook calls the API again and again: a failed open that left a
+through ``emostats validate``, ``emostats info`` and ``emostats run``. The
+commands run in long-lived processes (``tests/hostile/driver.py``; the cases
+are shared out between two of them), as a user's notebook calls the API again
+and again: a failed open that left a
 handle behind, a hang or a segfault shows up as a failure of the case that
 caused it. A few cases also go through the real ``python -m emostats``.
 """
@@ -23,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: a cheap subset of steps that touches every group (the full run is kept for a few cases)
 STEPS = "persistence,profile,steering,sae_persistence,mentions,summary"
 RUN_OPTIONS = ["--lag", "5", "--max-lag", "20", "--n-perm", "99", "--n-random", "20", "--n-candidates", "60",
-               "--n-boot", "20", "--no-progress"]
+               "--n-boot", "20", "--n-boot-ci", "50", "--n-placebo", "10", "--no-progress"]
 DRIVER_TIMEOUT = 900
 NAMES = [c[0] for c in CASES]
 
@@ -40,13 +41,28 @@ def _jobs(cases, folder):
     return jobs
 
 
-def _drive(jobs, folder):
+#: driver processes run side by side (each a long-lived process, as before; cases split between them)
+DRIVERS = 2
+
+
+def _drive_all(jobs, folder):
+    """Results of every job, the cases shared out between DRIVERS processes (each case in one of them)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = list(dict.fromkeys(name for name, _, _ in jobs))
+    shards = [[j for j in jobs if names.index(j[0]) % DRIVERS == k] for k in range(DRIVERS)]
+    with ThreadPoolExecutor(DRIVERS) as pool:
+        parts = list(pool.map(lambda k: _drive(shards[k], folder, tag=f"d{k}-"), range(DRIVERS)))
+    return [r for part in parts for r in part]
+
+
+def _drive(jobs, folder, tag=""):
     """Results of every job; a job that killed the driver is recorded as such and the rest go on."""
     results, remaining, round_ = [], list(jobs), 0
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     while remaining:
         round_ += 1
-        spec, out = folder / f"jobs{round_}.json", folder / f"results{round_}.jsonl"
+        spec, out = folder / f"{tag}jobs{round_}.json", folder / f"{tag}results{round_}.jsonl"
         spec.write_text(json.dumps(remaining))
         proc = subprocess.run([sys.executable, "-m", "tests.hostile.driver", str(spec), str(out)], cwd=ROOT,
                               env=env, capture_output=True, text=True, timeout=DRIVER_TIMEOUT)
@@ -65,10 +81,11 @@ def corpus(tmp_path_factory):
     folder = tmp_path_factory.mktemp("hostile")
     only = [n for n in os.environ.get("HOSTILE_CASES", "").split(",") if n]  # to rerun a few while debugging
     cases = write_corpus(folder / "studies", only=only)
-    results = _drive(_jobs(cases, folder), folder)
+    results = _drive_all(_jobs(cases, folder), folder)
     by_case = {}
     for r in results:
         by_case.setdefault(r["name"], {})[r["command"]] = r
+    _read_all_results(cases, folder)
     return {c.name: c for c in cases}, by_case, folder
 
 
@@ -110,20 +127,29 @@ def _validate_failed(result, mentions):
 
 
 _READ = ("import pickle, sys, xarray as xr\n"
-         "with xr.open_datatree(sys.argv[1]) as tree:\n"
-         "    sys.stdout.buffer.write(pickle.dumps(tree.load()))\n")
+         "trees = {}\n"
+         "for path in sys.argv[1:]:\n"
+         "    with xr.open_datatree(path) as tree:\n"
+         "        trees[path] = tree.load()\n"
+         "sys.stdout.buffer.write(pickle.dumps(trees))\n")
+#: results files read by _read_all_results: path -> DataTree
+_RESULTS = {}
+
+
+def _read_all_results(cases, folder):
+    """Every results file, read in ONE fresh process: this process has just opened dozens of hostile files
+    through netCDF-C, and HDF5's global state must not decide whether the check of a good file passes."""
+    import pickle
+
+    paths = [str(folder / f"{c.name}.results.nc") for c in cases if (folder / f"{c.name}.results.nc").exists()]
+    if paths:
+        out = subprocess.run([sys.executable, "-c", _READ, *paths], capture_output=True, check=True, timeout=600)
+        _RESULTS.update(pickle.loads(out.stdout))
 
 
 def _results(case, folder):
-    """The results file, read in a fresh process: this process has just opened dozens of hostile files
-    through netCDF-C, and HDF5's global state must not decide whether the check of a good file passes."""
-    import pickle
-    import subprocess
-    import sys
-
-    out = subprocess.run([sys.executable, "-c", _READ, str(folder / f"{case.name}.results.nc")],
-                         capture_output=True, check=True, timeout=120)
-    return pickle.loads(out.stdout)
+    """The results file of ``case`` (read by :func:`_read_all_results`)."""
+    return _RESULTS[str(folder / f"{case.name}.results.nc")]
 
 
 def _base_r(corpus):

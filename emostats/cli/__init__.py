@@ -7,8 +7,11 @@ stderr and exit code 2, never a traceback.
 """
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
+import threading
 import warnings
 
 from .._version import __version__
@@ -61,6 +64,8 @@ def _check_shared(args):
 
 
 def main(argv=None):
+    global _PROGRAM
+    _PROGRAM = _PROGRAM or (argv is None and threading.current_thread() is threading.main_thread())
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -80,18 +85,71 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
     print(f"emostats: warning: {message}", file=sys.stderr if file is None else file)
 
 
+def _in_worker(func, args):
+    """``func(args)`` in a worker thread while this (main) thread waits, so that a signal is handled
+    at once: Python runs signal handlers in the main thread only, between bytecodes, and a Numba kernel
+    (or netCDF-C) in the main thread would hold Ctrl-C back until it returns."""
+    if threading.current_thread() is not threading.main_thread():
+        return func(args)
+    box = {}
+
+    def target():
+        try:
+            box["value"] = func(args)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, name=f"emostats {getattr(args, 'command', '')}", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.1)  # a signal interrupts the wait
+    except BaseException:
+        _ABANDONED.append(worker)
+        raise
+    if "error" in box:
+        raise box.pop("error")
+    return box.get("value")
+
+
+#: worker threads still running after a signal stopped the wait for them
+_ABANDONED = []
+
+
+def _interrupted(code):
+    """Remove the temporary files of a command stopped by a signal; exit at once if its thread still runs."""
+    from .. import _atomic
+
+    _atomic.abandon()
+    print("emostats: interrupted", file=sys.stderr)
+    worker = _ABANDONED.pop() if _ABANDONED else None
+    if worker is not None:
+        worker.join(0.2)  # it may be between two steps and stop by itself
+    # inside a kernel the worker cannot be stopped, and nothing it holds needs saving; the program itself
+    # (not a caller of main() in its own process) skips the interpreter's shutdown too, which can take
+    # seconds (file handles, thread pools) after an interrupted analysis
+    if (worker is not None and worker.is_alive()) or _PROGRAM:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+#: True when main() runs as the program (no argv given: the console script, python -m emostats)
+_PROGRAM = False
+
+
 def _call(args):
     try:
-        return int(args.func(args) or 0)
+        return int(_in_worker(args.func, args) or 0)
     except EmostatsError as exc:
         print(f"emostats: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # Ctrl-C: 130; SIGTERM (Terminated): 143; temporary files are gone
-        print("emostats: interrupted", file=sys.stderr)
-        return 143 if isinstance(exc, Terminated) else 130
+        return _interrupted(143 if isinstance(exc, Terminated) else 130)
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 

@@ -8,10 +8,10 @@
 templates in ``emostats/report/templates/``.
 """
 
+import contextlib
 import datetime
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 __all__ = ["build_report", "load_results", "REPORT_FILES"]
@@ -114,12 +114,8 @@ def build_report(source=None, outdir="report", format="both", force=False, progr
         ``{"qmd": path, "pdf": path, "results": path, "figures": [paths], "document": Document}``
         (keys only for what was written).
     """
-    from .._atomic import atomic_path, check_output
+    from .._atomic import check_folder, check_output, temporary
     from ..errors import EmostatsError
-    from .content import build_document
-    from .figures import draw_figures
-    from .write_qmd import to_qmd
-    from .write_typst import compile_pdf, to_typst
 
     if format not in _FORMATS:
         raise EmostatsError(f"format must be one of {', '.join(_FORMATS)}, got {format!r}")
@@ -136,11 +132,51 @@ def build_report(source=None, outdir="report", format="both", force=False, progr
     for path in _outputs(folder, format, save_results):
         if path.exists():
             check_output(path, force=force, inputs=inputs)
+    check_folder(folder if folder.exists() else parent)  # read-only or full: one line, before the work
     results, ran = load_results(source, progress=progress, quiet=quiet, **run_kwargs)
     if folder.exists():
         for path in _outputs(folder, format, save_results and ran):
             check_output(path, force=force, inputs=inputs)
-    folder.mkdir(exist_ok=True)
+    # a new folder is rendered as a hidden sibling and renamed at the end: a failure or a signal leaves none
+    final, staged = folder, not folder.exists()
+    if staged:
+        with temporary(parent, f".{final.name}.", folder=True) as staged_path:  # removed on a signal, too
+            folder = Path(staged_path)
+            try:
+                return _moved(_build(results, ran, folder, format, force, save_results, quiet), folder, final)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+    return _build(results, ran, folder, format, force, save_results, quiet)
+
+
+def _moved(written, staged, final):
+    """Rename the staged folder onto ``final``; the paths in ``written`` follow."""
+    import os
+
+    from ..errors import OutputExistsError
+
+    if final.exists():
+        raise OutputExistsError(f"output {final} appeared while the report was written; nothing was replaced")
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(staged, 0o777 & ~mask)  # mkdtemp makes 0700; the folder gets the usual permissions
+    os.rename(staged, final)
+
+    def moved(path):
+        return final / Path(path).relative_to(staged)
+
+    return {k: ([moved(p) for p in v] if k == "figures" else moved(v) if isinstance(v, Path) else v)
+            for k, v in written.items()}
+
+
+def _build(results, ran, folder, format, force, save_results, quiet):
+    from .._atomic import atomic_path, check_output, disk_full_error, temporary
+    from .content import build_document
+    from .figures import draw_figures
+    from .write_qmd import to_qmd
+    from .write_typst import compile_pdf, to_typst
+
     results = results.copy()  # shallow: the caller's tree keeps its attrs
     results.attrs["report_created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     written = {}
@@ -149,10 +185,15 @@ def build_report(source=None, outdir="report", format="both", force=False, progr
 
         save(results, folder / REPORT_FILES["results"], force=force)
         written["results"] = folder / REPORT_FILES["results"]
-    work = Path(tempfile.mkdtemp(prefix=".emostats-report-", dir=folder))
+    registered = contextlib.ExitStack()
+    work = Path(registered.enter_context(temporary(folder, ".emostats-report-", "", folder=True)))  # and on a signal
     try:
         figures = draw_figures(results, work, force=True)
         failed = {k: v for k, v in figures.items() if isinstance(v, Exception)}
+        for name, exc in failed.items():  # a full disk is one error, not a line per figure
+            full = disk_full_error(exc, folder / f"{name}.png", folder)
+            if full:
+                raise full from None
         for name, exc in failed.items():
             if not quiet:
                 print(f"emostats report: figure {name} could not be drawn: {type(exc).__name__}: "
@@ -175,6 +216,7 @@ def build_report(source=None, outdir="report", format="both", force=False, progr
                 Path(tmp).write_text(to_qmd(doc), encoding="utf-8")
             written["qmd"] = folder / REPORT_FILES["qmd"]
     finally:
+        registered.close()
         shutil.rmtree(work, ignore_errors=True)
     written["document"] = doc
     written["failed_figures"] = failed
