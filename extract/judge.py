@@ -447,7 +447,7 @@ def find_tool_call(text, feature=None, final=True):
     Examples
     --------
     >>> find_tool_call('Let me try.\\nsteer_sae("7", -20)\\nOh.', feature=7)
-    (30, ToolCall(feature=7, strength=-20.0), None)
+    (31, ToolCall(feature=7, strength=-20.0), None)
     """
     start = 0
     lines = text.split("\n")
