@@ -29,8 +29,8 @@ exactly by :func:`world_truth`.
 - **planted**: ``n_planted`` coordinates in the middle of the variance
   spectrum (which the probes load on) have a slower within-turn AR
   (``phi_planted``): within-turn excess persistence of the probes over
-  variance-matched directions (a residual of about +0.05 to +0.2 at the
-  defaults, in every design).
+  variance-matched directions (a residual of mostly +0.05 to +0.2 at the
+  defaults; a few designs have less).
 
 :func:`world_truth` gives the value each headline estimator targets on a
 study of the world (evaluated on the study's own stored directions and turn
