@@ -334,3 +334,21 @@ def test_rotated_placebo_sets_keep_the_probe_geometry():
     assert np.abs(mean).max() < 5 * np.linalg.norm(V[0]) / np.sqrt(12 * 200)
     with pytest.raises(es.EmostatsError, match="rotated"):
         placebo_probe_sets(None, 10, np.ones(5), (np.zeros(3), np.zeros(3)), kind="rotated")
+
+
+def test_summary_takes_each_rows_placebo_from_its_calibrated_kind():
+    from emostats.inference.columns import inference_columns
+
+    stats_ = ["probe_persistence", "residual_mean", "residual_positive", "pc_spearman"]
+    pct = np.array([[10.0, 20.0, 30.0, 40.0], [60.0, 70.0, 80.0, 90.0]])
+    pl = xr.Dataset({"placebo_pct": (("kind", "statistic"), pct), "placebo_p": (("kind", "statistic"), pct / 100)},
+                    coords={"kind": ["isotropic", "rotated"], "statistic": stats_})
+    summary = xr.Dataset({"value": ("row", np.zeros(4))}, coords={"row": stats_})
+    out = inference_columns(summary, {"placebo": pl})
+    assert out["placebo_pct"].values.tolist() == [60.0, 70.0, 80.0, 40.0]  # rotated for means, isotropic for PCs
+    assert "rotated copies" in str(out["inference_detail"].sel(row="residual_mean").values)
+    # a placebo result without rotated sets: the isotropic value, said to be uncalibrated for that row
+    out = inference_columns(summary, {"placebo": pl.sel(kind=["isotropic"])})
+    assert out["placebo_pct"].values.tolist() == [10.0, 20.0, 30.0, 40.0]
+    assert "not calibrated" in str(out["inference_detail"].sel(row="residual_mean").values)
+    assert "not calibrated" not in str(out["inference_detail"].sel(row="pc_spearman").values)
