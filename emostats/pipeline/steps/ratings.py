@@ -12,6 +12,30 @@ MIN_MENTIONS = Param("min_mentions", D.MIN_MENTIONS, "an emotion enters the ment
 N_PERM = Param("n_perm", D.N_PERM, "permutations of the mention tests", minimum=1)
 
 
+@step("judge_calibration", "calibration of the judge that rated the features", order=8.9,
+      needs=("evaluations/calibration_auc",))
+def judge_calibration(ctx):
+    """The calibration check the judge ran before any rating was written (``extract.evaluations``).
+
+    Copies the check's numbers from ``/evaluations`` so that the report can say why a study
+    has no ratings (a judge that fails calibration writes none) or how good its judge was.
+    """
+    import numpy as np
+    import xarray as xr
+
+    ev = ctx.group("evaluations")
+    out = {}
+    for name in ("calibration_auc", "calibration_spearman", "calibration_spearman_p", "calibration_passed"):
+        if name in ev:
+            out[name] = ((), np.asarray(ev[name].values)[()], dict(ev[name].attrs))
+    if "calibration_label" in ev:
+        labels = np.asarray(ev["calibration_label"].values)
+        out["n_emotional"] = ((), int((labels == 1).sum()), {"long_name": "emotional calibration texts"})
+        out["n_neutral"] = ((), int((labels == 0).sum()), {"long_name": "neutral calibration texts"})
+    keep = ("judge_model", "calibration_threshold", "no_ratings_reason", "rating_method", "calibration_file")
+    return xr.Dataset(out, attrs={k: ev.attrs[k] for k in keep if k in ev.attrs})
+
+
 @step("ratings", "rating correlations", order=9.0, needs=(("features/self_rating", "features/text_rating"),),
       after=("sae_persistence",), params=(N_MATCHED, RATING_STAT, THREADS))
 def ratings(ctx):
@@ -41,6 +65,9 @@ def mentions(ctx):
     from ...ratings import mention_tests
 
     ev = ctx.group("evaluations")
+    if ev.sizes.get("rated_feature", 0) == 0:
+        why = ev.attrs.get("no_ratings_reason")
+        raise MissingGroupError("/evaluations rates no feature" + (f" ({why})" if why else ""))
     cos = None
     if "cosine" not in ev:
         if not (ctx.has("features/decoder") and ctx.has("probes/vector")):

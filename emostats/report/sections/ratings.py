@@ -33,11 +33,34 @@ def _residual_note(ra):
 
 
 
+def _calibration_text(results):
+    """A sentence on the judge's calibration check (``judge_calibration`` step), or None."""
+    ca = ds_of(results, "judge_calibration")
+    if ca is None or "calibration_auc" not in ca:
+        return None
+    judge = ca.attrs.get("judge_model", "the judge")
+    n = ""
+    if "n_emotional" in ca and "n_neutral" in ca:
+        n = f" on {f.count(value_of(ca, 'n_emotional'))} emotional and {f.count(value_of(ca, 'n_neutral'))} neutral texts"
+    text = (f"Before rating, the judge ({literal(str(judge))}) rated a labelled calibration set{n}: "
+            f"AUC {f.num(value_of(ca, 'calibration_auc'))}, Spearman {f.rho(value_of(ca, 'calibration_spearman'))}")
+    if "calibration_threshold" in ca.attrs:
+        text += f" (the ratings are written only at AUC ≥ {f.num(float(ca.attrs['calibration_threshold']))})"
+    passed = value_of(ca, "calibration_passed") if "calibration_passed" in ca else None
+    if passed is not None and not passed:
+        reason = ca.attrs.get("no_ratings_reason")
+        text += ". It failed, so the study holds no ratings" + (f" ({literal(str(reason))})" if reason else "")
+    return text + "."
+
+
 @section('ratings')
 def _sec_ratings(results, figures):
     sec = Section("Self-evaluated and text-evaluated emotionality", label="sec-ratings")
     ra = ds_of(results, "ratings")
+    calibration = _calibration_text(results)
     if ra is None:
+        if calibration:
+            sec.add(Paragraph(calibration))
         return sec.add(missing_note(results, ["ratings"], "Rating results"))
     rows = []
     for i in range(ra.sizes["pair"]):
@@ -49,6 +72,8 @@ def _sec_ratings(results, figures):
         f"{f.count(ra.sizes.get('feature', 0))} SAE features are rated. The residual persistence here subtracts the "
         f"{param(results, 'rating_stat')} of the {param(results, 'n_matched')} features nearest in variance explained "
         "(as the study's Figure 10)" + _residual_note(ra) + "."))
+    if calibration:
+        sec.add(Paragraph(calibration))
     sec.add(Table(["correlation", "Spearman ρ", "p", "n"], rows,
                   "Spearman correlations of the ratings (average ranks for ties; pairs with NaN dropped). The p "
                   "treats the rated features as independent; conversation-level intervals and p of the "
