@@ -26,6 +26,8 @@ _HELP = {
                    "/steering attribute strength_sweep; empty = no sweep)",
     "min_turn_tokens": "block the end of a target turn before this many tokens (0 = natural turn ends)",
     "max_turn_tokens": "cap of a target turn (a turn cut here is marked in /tokens turn_capped)",
+    "repetition_penalty": "above 1: the logits of tokens a target turn already generated are divided (if "
+                          "positive) or multiplied (if negative) by it, as transformers' repetition_penalty; 1 = off",
     "conv_batch": "conversations generated together (the KV cache of the batch must fit in memory)",
     "inject_layer": "block whose output receives the steering pulse; -1 = layer - round(n_layers / 5)",
     "steer_strength": "pulse norm = this x the injection block's median token norm (over the baseline rows)",

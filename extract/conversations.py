@@ -64,7 +64,7 @@ def _ids(tok, messages):
 
 def generate_conversations(model, tok, hook, *, n_conversations, n_turns, max_turn_tokens, max_user_tokens,
                            seed, min_turn_tokens=0, batch_size=None, user_model=None, user_tok=None,
-                           temperature=0.8, top_p=0.95, progress=None, first=0):
+                           temperature=0.8, top_p=0.95, progress=None, first=0, repetition_penalty=1.0):
     """Generate ``n_conversations`` conversations of ``n_turns`` target turns each.
 
     The simulated user writes first. A target turn ends where the model ends it
@@ -74,7 +74,8 @@ def generate_conversations(model, tok, hook, *, n_conversations, n_turns, max_tu
     conversations from ``first`` on (persona and topic follow the number), for
     sharded runs. Conversations advance together in batches of ``batch_size``
     (default: all), each batch turn by turn; finished turns leave the batch
-    (:func:`extract.generate.generate`).
+    (:func:`extract.generate.generate`). ``repetition_penalty`` (default 1 = off)
+    penalises, in the target turns only, the tokens the turn has already generated.
 
     Returns
     -------
@@ -98,7 +99,7 @@ def generate_conversations(model, tok, hook, *, n_conversations, n_turns, max_tu
                                    max_turn_tokens=max_turn_tokens, max_user_tokens=max_user_tokens,
                                    seed=seed + 1_000_003 * (c0 // batch_size), user_model=user_model,
                                    user_tok=user_tok, temperature=temperature, top_p=top_p,
-                                   progress=progress)
+                                   progress=progress, repetition_penalty=repetition_penalty)
         for key in out:
             out[key].extend(part[key])
     out["turns"].sort(key=lambda x: (x[0], x[1]))
@@ -106,7 +107,8 @@ def generate_conversations(model, tok, hook, *, n_conversations, n_turns, max_tu
 
 
 def _conversation_batch(model, tok, hook, *, n_conversations, n_turns, min_turn_tokens, max_turn_tokens,
-                        max_user_tokens, seed, user_model, user_tok, temperature, top_p, progress, first):
+                        max_user_tokens, seed, user_model, user_tok, temperature, top_p, progress, first,
+                        repetition_penalty=1.0):
     user_model = user_model or model
     user_tok = user_tok or tok
     vocab = tok.get_vocab()
@@ -135,7 +137,7 @@ def _conversation_batch(model, tok, hook, *, n_conversations, n_turns, min_turn_
         ares = generate(model, aprompts, max_turn_tokens, seed=seed * 7919 + 2 * turn + 1,
                         pad_id=tok.pad_token_id, stop_ids=stop, forbid_ids=forbid,
                         temperature=temperature, top_p=top_p, min_new_tokens=min_turn_tokens,
-                        hook=hook, record=True)
+                        hook=hook, record=True, repetition_penalty=repetition_penalty)
         for c, row in enumerate(ares["tokens"]):
             ended = bool(row) and row[-1] in stop
             n = len(row) - (1 if ended else 0)

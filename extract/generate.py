@@ -61,7 +61,7 @@ def _left_pad(prompts, pad_id):
 @torch.inference_mode()
 def generate(model, prompts, max_new_tokens, *, seed, pad_id, stop_ids=(), temperature=0.8,
              top_p=0.95, min_new_tokens=0, hook=None, record=False, steer=None, pulse=0,
-             forbid_ids=(), steer_hook=None, compact=True):
+             forbid_ids=(), steer_hook=None, compact=True, repetition_penalty=1.0):
     """Sample continuations of token-id prompts in one batch.
 
     Parameters
@@ -94,6 +94,10 @@ def generate(model, prompts, max_new_tokens, *, seed, pad_id, stop_ids=(), tempe
         of the rows has finished), so rows that end early cost nothing afterwards.
         The sampled tokens of the other rows do not depend on it except through
         the random stream.
+    repetition_penalty : float
+        Above 1, the logit of every token the row has already generated (not the
+        prompt) is divided by it when positive and multiplied by it when negative
+        (the CTRL rule, as transformers' ``repetition_penalty``); 1 = off.
 
     Returns
     -------
@@ -136,6 +140,8 @@ def generate(model, prompts, max_new_tokens, *, seed, pad_id, stop_ids=(), tempe
     done = torch.zeros(batch, dtype=torch.bool)    # has sampled its stop token
     complete = torch.zeros(batch, dtype=torch.bool)  # ... and needs no more forward passes
     sampled, recorded = [], []                     # per step: (original rows, values)
+    penalty = float(repetition_penalty)
+    seen = torch.zeros((batch, model.config.vocab_size), dtype=torch.bool) if penalty != 1.0 else None
     hooks = [h for h in (hook, steer_hook) if h is not None]
     old_record = hook.record if hook is not None else None
     if hook is not None:
@@ -152,6 +158,8 @@ def generate(model, prompts, max_new_tokens, *, seed, pad_id, stop_ids=(), tempe
                 cur_ids, cur_pos, attn = cur_ids[keep], cur_pos[keep], attn[keep]
                 if forbid.dtype == torch.bool:
                     forbid = forbid[keep]
+                if seen is not None:
+                    seen = seen[keep]
             for h in hooks:
                 h.steer, h.steer_mask = None, None
             if steer is not None and 1 <= step <= pulse:
@@ -172,10 +180,17 @@ def generate(model, prompts, max_new_tokens, *, seed, pad_id, stop_ids=(), tempe
                 logits[:, :forbid.shape[1]].masked_fill_(forbid, -torch.inf)
             elif len(forbid):
                 logits[:, forbid] = -torch.inf
+            if seen is not None:
+                part = logits[:, :seen.shape[1]]
+                hit = seen & torch.isfinite(part)
+                part[hit] = torch.where(part[hit] > 0, part[hit] / penalty, part[hit] * penalty)
             if len(stop) and step < min_new_tokens:
                 logits[:, stop] = -torch.inf
             nxt = sample_next(logits, gen, temperature, top_p)
             nxt = torch.where(done, torch.full_like(nxt, pad_id), nxt)
+            if seen is not None:
+                live = torch.nonzero(~done)[:, 0]
+                seen[live, nxt[live]] = True
             sampled.append((rows[~done], nxt[~done]))
             if len(stop):
                 done = done | torch.isin(nxt, stop)

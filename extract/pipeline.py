@@ -30,9 +30,9 @@ STAGES = ("stories", "conversations", "sae", "steering", "assemble")
 class Config:
     """Every setting of an extraction run (all recorded in the study's attributes).
 
-    The defaults make a credible example on SmolLM2-135M: 120 conversations of natural
-    turn length (no forced minimum, a cap that rarely binds) for about 100,000 target
-    tokens, and steering of 24 emotions x 16 samples against 64 baselines on the same
+    The defaults make a credible example on SmolLM2-135M: 120 conversations x 2 turns of
+    natural turn length (no forced minimum; the 640-token cap binds for the turns the
+    model does not end) for about 100,000 target tokens, and steering of 24 emotions x 16 samples against 64 baselines on the same
     8 prompts, injected a fifth of the depth below the read block, 200 tokens after the
     pulse. ``python -m extract --help`` lists each with its default.
     """
@@ -48,11 +48,12 @@ class Config:
     n_pcs: int = 32
     ridge: float = 1.0
     n_conversations: int = 120
-    n_turns: int = 6
+    n_turns: int = 2                # x n_conversations x the mean turn (421 tokens in a pilot) = ~100k tokens
     min_turn_tokens: int = 0        # end of turn blocked before this many tokens (0 = natural turn ends)
     max_turn_tokens: int = 640      # cap of a target turn (rarely reached: turns end by themselves)
     max_user_tokens: int = 60
     conv_batch: int = 40            # conversations generated together (memory: KV cache of the batch)
+    repetition_penalty: float = 1.0  # > 1 penalises tokens a target turn already generated (1 = off)
     sae_features: int = 1024
     sae_k: int = 16
     sae_steps: int = 1500
@@ -92,7 +93,8 @@ class Config:
             "stories": common + ("n_emotions", "stories_per_emotion", "story_tokens", "story_start",
                                  "n_pcs", "ridge", "story_shards", "story_batch"),
             "conversations": common + ("n_conversations", "n_turns", "min_turn_tokens",
-                                       "max_turn_tokens", "max_user_tokens", "conv_shards", "conv_batch"),
+                                       "max_turn_tokens", "max_user_tokens", "conv_shards", "conv_batch",
+                                       "repetition_penalty"),
             "steering": common + ("n_emotions", "stories_per_emotion", "story_tokens", "story_start",
                                   "n_pcs", "ridge", "story_shards", "story_batch", "steer_emotions", "steer_samples",
                                   "steer_baselines", "steer_prompts", "pulse", "steer_after", "inject_layer",
@@ -295,7 +297,8 @@ def _stage_conv_shard(cfg, ctx, workdir, k):
     conv = generate_conversations(model, tok, hook, n_conversations=hi - lo, first=lo,
                                   n_turns=cfg.n_turns, min_turn_tokens=cfg.min_turn_tokens,
                                   max_turn_tokens=cfg.max_turn_tokens, max_user_tokens=cfg.max_user_tokens,
-                                  batch_size=cfg.conv_batch, seed=cfg.seed * 1009 + k,
+                                  batch_size=cfg.conv_batch, repetition_penalty=cfg.repetition_penalty,
+                                  seed=cfg.seed * 1009 + k,
                                   temperature=cfg.temperature, top_p=cfg.top_p, progress=ctx.log)
     turns = conv["turns"]
     conversation = np.concatenate([np.full(len(t[2]), t[0], dtype=np.int32) for t in turns])

@@ -451,7 +451,7 @@ def test_round_mantissa(dtype, bits):
 
 TINY = dict(n_emotions=3, stories_per_emotion=2, story_tokens=12, story_start=4, n_pcs=3,
             n_conversations=3, n_turns=2, min_turn_tokens=3, max_turn_tokens=10, max_user_tokens=6,
-            conv_batch=2, sae_features=32, sae_k=4, sae_steps=20, sae_batch=32, steer_emotions=2,
+            conv_batch=2, repetition_penalty=1.2, sae_features=32, sae_k=4, sae_steps=20, sae_batch=32, steer_emotions=2,
             steer_samples=2, steer_baselines=2, steer_prompts=2, pulse=5, steer_after=3, steer_sweep=(1.0, 2.0),
             sweep_emotions=1, sweep_samples=2, sweep_after=3, null_random=16, null_candidates=40, lags=(2,),
             layer=LAYER)

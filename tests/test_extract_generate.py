@@ -92,3 +92,36 @@ def test_finished_rows_leave_the_batch(loaded):
         torch.testing.assert_close(got["hidden"][b, :k], ref["hidden"][b, :k], rtol=0, atol=ATOL_PADDED)
         torch.testing.assert_close(plain["hidden"][b, :k], ref["hidden"][b, :k], rtol=0, atol=ATOL_PADDED)
         assert (got["hidden"][b, k:] == 0).all()
+
+
+class _FixedLogits(torch.nn.Module):
+    """A stand-in causal LM whose next-token logits are always ``row`` (no cache needed)."""
+
+    def __init__(self, row):
+        super().__init__()
+        self.row = torch.as_tensor(row, dtype=torch.float32)
+        self.config = type("C", (), {"vocab_size": self.row.numel()})()
+
+    def forward(self, input_ids, **kw):
+        logits = self.row.expand(input_ids.shape[0], input_ids.shape[1], -1).clone()
+        return type("O", (), {"logits": logits})()
+
+
+def test_repetition_penalty_follows_the_ctrl_rule():
+    """Greedy on fixed logits [1.0, 0.8, -0.1, -3]: without a penalty token 0 forever; with 1.5,
+    a generated token's positive logit is divided (1 -> 0.67 < 0.8, 0.8 -> 0.53) and a negative
+    one multiplied (-0.1 -> -0.15), so the choices follow the reference loop below; the prompt's
+    tokens are not penalised."""
+    from extract.generate import generate
+    row = [1.0, 0.8, -0.1, -3.0]
+    model = _FixedLogits(row)
+    plain = generate(model, [[1, 2]], 6, seed=0, pad_id=0, temperature=0)
+    assert plain["tokens"] == [[0] * 6]
+    got = generate(model, [[1, 2]], 6, seed=0, pad_id=0, temperature=0, repetition_penalty=1.5)
+    seen, want = set(), []
+    for _ in range(6):
+        z = [(x / 1.5 if x > 0 else x * 1.5) if i in seen else x for i, x in enumerate(row)]
+        t = max(range(4), key=lambda i: z[i])
+        want.append(t)
+        seen.add(t)
+    assert got["tokens"] == [want] and want[:3] == [0, 1, 0]  # 1.0/1.5 = 0.67 > 0.8/1.5 after both are seen
