@@ -2,7 +2,10 @@
 
 import sys
 
-__all__ = ["StepProgress"]
+__all__ = ["StepProgress", "stop_all"]
+
+#: bars being shown (stop_all ends them when a signal stops the command line)
+_ACTIVE = set()
 
 
 class StepProgress:
@@ -48,10 +51,12 @@ class StepProgress:
     def __enter__(self):
         if self.active:
             self.progress.start()
+            _ACTIVE.add(self)
         return self
 
     def __exit__(self, *exc):
         if self.active:
+            _ACTIVE.discard(self)
             self.progress.stop()
 
     def step(self, text):
@@ -78,3 +83,13 @@ class StepProgress:
             self.progress.update(task, completed=done, total=total)
 
         return update
+
+
+def stop_all():
+    """End every bar being shown (the terminal gets its cursor back), e.g. before exiting on Ctrl-C."""
+    for bar in list(_ACTIVE):
+        _ACTIVE.discard(bar)
+        try:
+            bar.progress.stop()
+        except Exception:  # noqa: BLE001 - best effort on the way out
+            pass

@@ -424,3 +424,39 @@ def test_signal_during_report_leaves_no_folder(small_results, tmp_path, signum):
     assert stopped < STOP_SECONDS, f"took {stopped:.2f} s to stop"
     assert err.strip() == "emostats: interrupted", err
     assert os.listdir(target.parent) == []
+
+
+def test_ctrl_c_in_a_terminal_restores_the_cursor(big_study, tmp_path):
+    # with a progress bar on a terminal (which hides the cursor), Ctrl-C inside the kernel ends the bar first
+    pty = pytest.importorskip("pty")
+    import select
+
+    out = tmp_path / "r.nc"
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.environ["PYTHONPATH"] = str(ROOT)
+        os.chdir(ROOT)
+        os.execv(sys.executable, [sys.executable, "-m", "emostats", "run", str(big_study), "-o", str(out),
+                                  *[a for a in KERNEL_RUN if a != "--no-progress"]])
+    seen, sent, deadline = b"", None, time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if sent is None and b"profile" in seen and (_cpu_seconds(pid) or 0) >= 3.0:
+            os.kill(pid, signal.SIGINT)
+            sent = time.monotonic()
+        ready, _, _ = select.select([fd], [], [], 0.05)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # the terminal closed: the process is gone
+                break
+            if not chunk:
+                break
+            seen += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert sent is not None, f"the run ended before the signal: {seen[-500:]!r}"
+    assert os.waitstatus_to_exitcode(status) == 130, seen[-500:]
+    assert time.monotonic() - sent < STOP_SECONDS + 1  # + reading the terminal's last output
+    tail = seen[seen.rfind(b"\x1b[?25l"):]  # after the bar hid the cursor ...
+    assert b"\x1b[?25h" in tail and tail.rstrip().endswith(b"emostats: interrupted"), tail[-300:]  # ... shown again
+    assert _temp_files(tmp_path) == [] and not out.exists()

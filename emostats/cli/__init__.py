@@ -118,9 +118,10 @@ _ABANDONED = []
 
 def _interrupted(code):
     """Remove the temporary files of a command stopped by a signal; exit at once if its thread still runs."""
-    from .. import _atomic
+    from .. import _atomic, _progress
 
     _atomic.abandon()
+    _progress.stop_all()  # a progress bar hides the cursor until it is stopped
     print("emostats: interrupted", file=sys.stderr)
     worker = _ABANDONED.pop() if _ABANDONED else None
     if worker is not None:
