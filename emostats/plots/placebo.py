@@ -1,6 +1,6 @@
 """Each headline number against its placebo (negative-control) distribution (issue 14).
 
-:func:`plot_placebo` takes the result of :func:`emostats.placebo_nulls` (the
+:func:`plot_placebo` takes the result of :func:`emostats.inference.placebo_nulls` (the
 ``placebo`` step) and draws one small panel per statistic that has a study
 value: a histogram of the placebo draws of every kind of placebo probe set
 (isotropic, covariance-shaped) or of the random spans, the study's value as a
@@ -102,7 +102,7 @@ def plot_placebo(placebo, fig=None, ncols=3, bins=30, labels=None, reported=None
     Parameters
     ----------
     placebo : xarray.Dataset
-        The result of :func:`emostats.placebo_nulls` with ``observed`` (as the
+        The result of :func:`emostats.inference.placebo_nulls` with ``observed`` (as the
         ``placebo`` step writes it): ``draws(kind, draw, statistic)``,
         ``placebo_pct``, ``placebo_p`` and optionally ``span_*``.
     fig : matplotlib Figure, optional
