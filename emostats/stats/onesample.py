@@ -83,6 +83,15 @@ def sign_test_p(k, n, alt=2):
     """
     k = np.asarray(k, dtype=np.float64)
     n = np.asarray(n, dtype=np.float64)
+    # counts go to SciPy as integers (a float n is deprecated there); n < 1 (or NaN) is NaN below
+    valid = np.isfinite(k) & np.isfinite(n) & (n >= 1)
+    k_int = np.where(valid, k, 0).astype(np.int64)
+    n_int = np.where(valid, n, 1).astype(np.int64)
+    p = _sign_p(k_int, n_int, alt)
+    return np.where(valid, p, np.nan)
+
+
+def _sign_p(k, n, alt):
     with np.errstate(invalid="ignore"):
         if alt == 1:
             p = special.bdtr(k, n, 0.5)
@@ -90,7 +99,7 @@ def sign_test_p(k, n, alt=2):
             p = np.where(k == 0, 1.0, special.bdtrc(np.maximum(k - 1, 0), n, 0.5))
         else:
             p = np.where(2 * k == n, 1.0, np.minimum(1.0, 2.0 * special.bdtr(np.minimum(k, n - k), n, 0.5)))
-    return np.where(n < 1, np.nan, p)
+    return p
 
 
 def _row(x, popmean, alt, opts):
