@@ -77,7 +77,7 @@ def _observed(ctx):
 @step("placebo", "placebo probe sets and random spans", order=11.6, needs=("moments", "probes/vector"),
       params=(LAG, N_PLACEBO, N_MATCHED, MATCH_STAT), random=True)
 def placebo(ctx):
-    """Random probe sets (isotropic, covariance-shaped) and random spans through the same chain, from /moments."""
+    """Random probe sets (isotropic, covariance-shaped, rotated copies of the probes) and random spans through the same chain, from /moments."""
     from ...inference.placebo import placebo_nulls
 
     return placebo_nulls(ctx.study, lag=ctx.params["lag"], n_draws=ctx.params["n_placebo"],
