@@ -67,8 +67,8 @@ def test_bench_run(benchmark, report, study_path):
     res = benchmark.pedantic(once, rounds=1, iterations=1, warmup_rounds=0)
     times = {k[len("time_"):]: float(v) for k, v in res.attrs.items() if k.startswith("time_")}
     report(**{f"s_{k}": v for k, v in times.items()})
-    # synthetic studies have no /tokens repeat_share (looping); the bootstrap needs two conversations
-    assert set(res.attrs["steps_skipped"].split()) <= {"looping", "bootstrap"}, res.attrs["steps_skipped"]
+    # synthetic studies have no /tokens repeat_share (looping) nor a judge calibration; the bootstrap needs two conversations
+    assert set(res.attrs["steps_skipped"].split()) <= {"looping", "bootstrap", "judge_calibration"}, res.attrs["steps_skipped"]
 
 
 def test_bench_report_from_results(benchmark, report, results_path, tmp_path):

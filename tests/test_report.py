@@ -134,8 +134,8 @@ def synthetic_results(tmp_path_factory):
 
 def test_report_from_synthetic_has_every_section_and_figure(synthetic_results):
     _, results, written = synthetic_results
-    # every step runs on a synthetic study but looping, which needs /tokens repeat_share (synth has none yet)
-    assert set(results.attrs["steps_skipped"].split()) <= {"looping"}, results.attrs["steps_skipped"]
+    # synth has no n-gram repeat share and its /evaluations no judge calibration check
+    assert set(results.attrs["steps_skipped"].split()) <= {"looping", "judge_calibration"}, results.attrs["steps_skipped"]
     assert "results" not in written  # made from a results file: nothing to save
     assert written["failed_figures"] == {}
     from emostats.report.figures import FIGURES
