@@ -53,6 +53,10 @@ def _open_one(path, chunks):
     """One study file as a DataTree; every failure closes what was opened and is one line."""
     path = Path(path)
     check_study_file(path)
+    # A handle to this file that xarray still caches (a lazily opened tree of the caller's, say)
+    # can crash netCDF-C/HDF5 when the file is opened again and that handle is finalised later;
+    # closed here, xarray reopens it on the caller's next access.
+    evict(path)
     tree = None
     try:
         with warnings.catch_warnings():
