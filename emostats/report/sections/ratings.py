@@ -41,7 +41,7 @@ def _calibration_text(results):
     judge = ca.attrs.get("judge_model", "the judge")
     n = ""
     if "n_emotional" in ca and "n_neutral" in ca:
-        n = f" on {f.count(value_of(ca, 'n_emotional'))} emotional and {f.count(value_of(ca, 'n_neutral'))} neutral texts"
+        n = f" of {f.count(value_of(ca, 'n_emotional'))} emotional and {f.count(value_of(ca, 'n_neutral'))} neutral texts"
     text = (f"Before rating, the judge ({literal(str(judge))}) rated a labelled calibration set{n}: "
             f"AUC {f.num(value_of(ca, 'calibration_auc'))}, Spearman {f.rho(value_of(ca, 'calibration_spearman'))}")
     if "calibration_threshold" in ca.attrs:
