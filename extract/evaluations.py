@@ -34,7 +34,6 @@ study file and writes the study with the group placed.
 """
 
 import argparse
-import hashlib
 import re
 import sys
 from pathlib import Path
@@ -42,6 +41,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import xarray as xr
+
+from emostats.io import sha256
 
 from .judge import CALIBRATION_FILE, CALIBRATION_THRESHOLD, MAX_STRENGTH, TOOL_NAME, Judge, calibrate, load_calibration
 from .protocols import EVAL_PROMPTS, count_mentions, generate_steered, self_steering, text_evaluation
@@ -79,10 +80,6 @@ def _top_features(study, n):
     order = np.lexsort((np.arange(len(counts)), -counts))
     order = order[counts[order] > 0]
     return order[:n].astype(np.int64), counts
-
-
-def _sha256(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def evaluate(study, sae=None, *, model=None, loaded=None, layer=None, features=None, n_features=16,
@@ -172,7 +169,7 @@ def evaluate(study, sae=None, *, model=None, loaded=None, layer=None, features=N
             f"expected value of the judge's answer 0..{scale} under its next-token log-probabilities over the "
             f"digit tokens after the pre-fill {judge.prefill!r}, times {100 / scale:g} (extract.judge.Judge)"),
         "rating_scale": int(scale), "calibration_file": CALIBRATION_FILE.name if calibration is None else "given",
-        "calibration_sha256": _sha256(CALIBRATION_FILE) if calibration is None else "",
+        "calibration_sha256": sha256(CALIBRATION_FILE) if calibration is None else "",
         "calibration_threshold": float(threshold), "calibration_rater": "judge" if rater is None else "given rater",
         "layer": int(layer), "decoder_source": decoder_source, "seed": int(seed),
         "mentions_source": "the model's own turns of the self-steering transcripts (whole words, any case)",

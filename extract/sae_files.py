@@ -328,14 +328,20 @@ def _sparsify_layers(folder):
                   key=lambda p: (hook_block(p.name) is None, hook_block(p.name) or 0, p.name))
 
 
-def sae_layers(path):
-    """Check that ``path`` is an SAE folder :func:`load_sae` reads (configs parsed, weights not loaded);
-    returns the decoder blocks it has SAEs for (None = not known from the layout)."""
+def _folder(path):
+    """The SAE folder of ``path`` (a folder, or a file inside one); one-line error if there is none."""
     path = Path(path)
     if path.is_file():
         path = path.parent
     if not path.is_dir():
         raise SAEFormatError(f"{path}: no such SAE folder")
+    return path
+
+
+def sae_layers(path):
+    """Check that ``path`` is an SAE folder :func:`load_sae` reads (configs parsed, weights not loaded);
+    returns the decoder blocks it has SAEs for (None = not known from the layout)."""
+    path = _folder(path)
     if (path / CFG).exists() and (path / WEIGHTS).exists():
         settings = _saelens_settings(_read_cfg(path / CFG), path / CFG)
         hook = settings["metadata"].get("hook_name") or settings["metadata"].get("hf_hook_name")
@@ -368,11 +374,7 @@ def load_sae(path, layer=None):
         With ``format`` ("SAELens" or "sparsify"), ``metadata`` and, when the
         folder has it, ``log_sparsity``.
     """
-    path = Path(path)
-    if path.is_file():
-        path = path.parent
-    if not path.is_dir():
-        raise SAEFormatError(f"{path}: no such SAE folder")
+    path = _folder(path)
     if (path / CFG).exists() and (path / WEIGHTS).exists():
         return _load_saelens(path)
     if (path / CFG).exists() and (path / SPARSIFY_WEIGHTS).exists():

@@ -133,10 +133,26 @@ def test_layer_attrs_record_what_was_hooked(loaded, layer):
 
 # ----------------------------------------------------------------------------- steering
 
+def _teacher_forced(model, full, read_hook, steer_hook, steer, mask):
+    """{"steered", "plain"}: (read block's output, KV cache) of one forward pass over ``full``,
+    with ``steer`` added by ``steer_hook`` at the ``mask`` positions, and without it."""
+    from transformers import DynamicCache
+
+    outs = {}
+    for name, s in (("steered", steer), ("plain", None)):
+        cache = DynamicCache()
+        read_hook.record = True
+        steer_hook.steer, steer_hook.steer_mask = s, (mask if s is not None else None)
+        with torch.inference_mode():
+            model(full, past_key_values=cache, use_cache=True)
+        outs[name] = (read_hook.pop()[0], cache)
+        read_hook.record, steer_hook.steer, steer_hook.steer_mask = False, None, None
+    return outs
+
+
 def test_steering_pulse_positions_and_cache(loaded):
     """Steering adds alpha*v to block L's output at exactly the pulse positions (the first 5
     tokens of the model turn); the cache keeps the steered keys/values of later blocks."""
-    from transformers import DynamicCache
 
     from extract.generate import generate
     model, tok, hook, *_ = loaded
@@ -155,14 +171,7 @@ def test_steering_pulse_positions_and_cache(loaded):
         P = len(prompts[row])
         mask = torch.zeros(full.shape, dtype=torch.bool)
         mask[0, P:P + pulse] = True  # the first `pulse` tokens of the model turn
-        outs = {}
-        for name, s in (("steered", steer[row:row + 1]), ("plain", None)):
-            cache = DynamicCache()
-            hook.record, hook.steer, hook.steer_mask = True, s, (mask if s is not None else None)
-            with torch.inference_mode():
-                model(full, past_key_values=cache, use_cache=True)
-            outs[name] = (hook.pop()[0], cache)
-            hook.record, hook.steer, hook.steer_mask = False, None, None
+        outs = _teacher_forced(model, full, hook, hook, steer[row:row + 1], mask)
         h_st, c_st = outs["steered"]
         h_pl, c_pl = outs["plain"]
         # the recording of generation (fed tokens P .. P+8) equals the teacher-forced steered pass
@@ -194,7 +203,6 @@ def test_upstream_injection_reaches_the_read_block(loaded):
     teacher-forced pass with the same pulse at block 14; block 20 differs from the unsteered pass
     at the pulse positions already (unlike injection at the read block, the read block's own
     keys and values at the pulse are steered), and not before them."""
-    from transformers import DynamicCache
 
     from extract.generate import generate
     from extract.model import LayerHook
@@ -211,15 +219,7 @@ def test_upstream_injection_reaches_the_read_block(loaded):
         P = len(prompt)
         mask = torch.zeros(full.shape, dtype=torch.bool)
         mask[0, P:P + pulse] = True
-        outs = {}
-        for name, s in (("steered", steer), ("plain", None)):
-            cache = DynamicCache()
-            hook.record = True
-            ih.steer, ih.steer_mask = s, (mask if s is not None else None)
-            with torch.inference_mode():
-                model(full, past_key_values=cache, use_cache=True)
-            outs[name] = (hook.pop()[0], cache)
-            hook.record, ih.steer, ih.steer_mask = False, None, None
+        outs = _teacher_forced(model, full, hook, ih, steer, mask)
     h_st, c_st = outs["steered"]
     h_pl, c_pl = outs["plain"]
     torch.testing.assert_close(res["hidden"][0], h_st[P:P + pulse + n_after], rtol=1e-4, atol=2e-3)

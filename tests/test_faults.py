@@ -72,18 +72,7 @@ def test_signal_during_save(tmp_path, signum, delay, group):
     time.sleep(delay)
     if proc.poll() is not None:
         pytest.fail("the save finished before the signal; make the tree larger")
-    sent = time.monotonic()
-    if group:
-        os.killpg(proc.pid, signum)  # the writer child gets it too, as with Ctrl-C in a terminal
-    else:
-        os.kill(proc.pid, signum)
-    try:
-        code = proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail("hung after the signal")
-    stopped = time.monotonic() - sent
-    err = proc.stderr.read()
+    code, stopped, err = _stop(proc, signum, group)  # with group, the writer child gets it too
     assert code == (130 if signum == signal.SIGINT else 143), err
     assert stopped < STOP_SECONDS, f"took {stopped:.2f} s to stop"
     assert err.strip() == "emostats: interrupted", err

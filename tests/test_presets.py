@@ -189,26 +189,6 @@ def test_plots_of_the_preset(analysis):
 
     from emostats.plots.nullmodels import plot_pc_residuals, plot_random_vs_probes, plot_residuals
 
-    out = {name: analysis[name].to_dataset() for name in analysis.children}
-    fig, axes = plt.subplots(1, 3)
-    assert plot_random_vs_probes(out["persistence"], out["random_directions"], ax=axes[0]) is axes[0]
-    assert plot_residuals(out["variance_matched"], ax=axes[1]) is axes[1]
-    assert plot_pc_residuals(out["emotion_pcs"], ax=axes[2]) is axes[2]
-    assert "persistence" in axes[0].get_xlabel() and "positive" in axes[1].get_title()
-    assert "Spearman" in axes[2].get_title()
-    ax = plot_pc_residuals(out["emotion_pcs"].drop_vars(["residual", "rank_rho"]))
-    assert "scores" in ax.get_ylabel()
-    plt.close("all")
-
-
-def test_plots(analysis):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from emostats.plots.nullmodels import plot_pc_residuals, plot_random_vs_probes, plot_residuals
-
     out = {name: analysis[name].to_dataset(inherit=False) for name in analysis.children}
     fig, axes = plt.subplots(1, 3)
     assert plot_random_vs_probes(out["persistence"], out["random_directions"], ax=axes[0]) is axes[0]
