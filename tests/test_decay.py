@@ -5,7 +5,7 @@ import pytest
 import xarray as xr
 
 import emostats as es
-from emostats import decay
+from emostats import decay, decay_bootstrap
 from emostats.errors import EmostatsError
 
 TAU = np.arange(0, 201)
@@ -116,16 +116,16 @@ def test_bootstrap_replicate_of_one_conversation_is_that_conversation(study):
     offsets = es.segments_of(act)
     conv = act.conversation.values[offsets[:-1]]
     _, groups = np.unique(conv, return_inverse=True)
-    from emostats.persistence import moments_of
+    from emostats.persistence_stats import moments_of
 
     M = moments_of(act, offsets, "profile", 20, groups=groups)
     G = M.shape[0]
-    everyone = decay._profile_replicates(M, np.ones((1, G)))[0]
+    everyone = decay_bootstrap._profile_replicates(M, np.ones((1, G)))[0]
     np.testing.assert_allclose(everyone, prof.r.values, rtol=1e-10, atol=1e-12)
     pick = np.zeros((1, G))
     pick[0, 3] = 2.0  # conversation 3 drawn twice: r of conversation 3 alone
     alone = es.lag_profile(act.where(act.conversation == np.unique(conv)[3], drop=True), max_lag=20)
-    np.testing.assert_allclose(decay._profile_replicates(M, pick)[0], alone.r.values, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(decay_bootstrap._profile_replicates(M, pick)[0], alone.r.values, rtol=1e-9, atol=1e-12)
 
 
 def test_profile_fit_with_bootstrap_brackets_the_planted_half_lives(study):

@@ -20,7 +20,8 @@ LAYERS = [
     ("numpy", ["_threads", "_lagstats", "segments", "stats", "_chunks"]),
     ("xarray", ["persistence", "decay", "sae", "geometry", "ratings", "steering", "nullmodels", "affect",
                 "inference", "probe_check", "repetition", "validation", "_validate_groups", "_validate_values",
-                "_join", "_cf"]),
+                "_join", "_cf",
+                "persistence_stats", "decay_bootstrap"]),  # split out of persistence and decay by topic
     ("files", ["io", "synth"]),
     ("pipeline", ["pipeline"]),
     ("interface", ["report", "plots", "cli", "__main__", ""]),  # "" = the package root emostats/__init__
