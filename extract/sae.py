@@ -34,7 +34,8 @@ import math
 import numpy as np
 import torch
 
-from .sae_files import SAEFormatError, load_sae, save_sae
+from .sae_common import SAEFormatError
+from .sae_files import load_sae, save_sae
 
 __all__ = ["SAE", "SAEFormatError", "load_sae", "save_sae", "train_topk_sae", "ARCHITECTURES",
            "NORMALISATIONS"]

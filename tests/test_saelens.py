@@ -16,7 +16,8 @@ torch = pytest.importorskip("torch", reason="torch is not installed (the extract
 pytest.importorskip("safetensors", reason="safetensors is not installed (the extract extra installs it)")
 
 from extract.sae import SAE, SAEFormatError, load_sae, save_sae, train_topk_sae  # noqa: E402
-from extract.sae_files import ENCODING_KEYS, NO_EFFECT_KEYS, hook_block  # noqa: E402
+from extract.sae_common import hook_block  # noqa: E402
+from extract.sae_saelens import ENCODING_KEYS, NO_EFFECT_KEYS  # noqa: E402
 
 D_IN, D_SAE = 12, 40
 
