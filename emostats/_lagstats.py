@@ -1,7 +1,7 @@
 """NumPy-level lag statistics: validate, call the kernels, merge sufficient statistics.
 
-This is the layer between the Numba kernels (``emostats._kernels.lag`` and
-``emostats._kernels.trajectory``) and the xarray functions of
+This is the layer between the Numba kernels (``emostats._kernels.lag``,
+``emostats._kernels.profile`` and ``emostats._kernels.trajectory``) and the xarray functions of
 :mod:`emostats.persistence`, which re-exports the public names. Everything here
 takes plain arrays: ``x`` is ``(n_tokens, n_series)`` float32/float64 and
 ``offsets`` the CSR segment starts (see :mod:`emostats.segments`).
@@ -11,7 +11,7 @@ Sufficient statistics
 :func:`lag_moments` and :func:`profile_moments` return float64 arrays of shape
 ``(n_groups, 6, n_lags, n_series)`` holding, per group, lag and series, the
 number of valid pairs, the two means and the three centred co-moments (layout
-in ``emostats._kernels.lag``). Two such arrays merge *exactly* (up to rounding)
+in ``emostats._kernels.moments``). Two such arrays merge *exactly* (up to rounding)
 with :func:`merge_moments` (Chan, Golub and LeVeque's pairwise update), so any
 split of the tokens, e.g. dask chunks that each count the pairs starting in
 them, gives the same r as one pass over everything.
@@ -23,6 +23,7 @@ import numpy as np
 
 from . import defaults as D
 from ._kernels import lag as _lag
+from ._kernels import profile as _profile
 from ._kernels import trajectory as _traj
 from .errors import DegenerateWarning, EmostatsError
 
@@ -137,7 +138,7 @@ def profile_moments(x, offsets, max_lag, *, groups=None, n_groups=None, first_st
     acc = np.zeros((n_groups, 6, x.shape[1], max_lag + 1))  # lag-last inside the kernel
     ref = _lag.reference(x)
     # arithmetic-bound: split over probes (all segments each); measured faster than pieces of segments here
-    run_ranges(_lag.profile_range, x.shape[1], threads, (x, offsets, groups, max_lag, stop, ref, acc, 0,
+    run_ranges(_profile.profile_range, x.shape[1], threads, (x, offsets, groups, max_lag, stop, ref, acc, 0,
                                                          offsets.shape[0] - 1), work=x.size * (max_lag + 1))
     return _add_reference(np.ascontiguousarray(acc.transpose(0, 1, 3, 2)), ref)
 

@@ -21,7 +21,8 @@ LAYERS = [
     ("xarray", ["persistence", "decay", "sae", "geometry", "ratings", "steering", "nullmodels", "affect",
                 "inference", "probe_check", "repetition", "validation", "_validate_groups", "_validate_values",
                 "_join", "_cf",
-                "persistence_stats", "decay_bootstrap"]),  # split out of persistence and decay by topic
+                "persistence_stats", "decay_bootstrap",  # split out of persistence and decay by topic
+                "sae_matched"]),  # split out of sae (Figure 7)
     ("files", ["io", "synth"]),
     ("pipeline", ["pipeline"]),
     ("interface", ["report", "plots", "cli", "__main__", ""]),  # "" = the package root emostats/__init__

@@ -17,6 +17,7 @@ import pytest
 
 from emostats._kernels import decay as kdecay
 from emostats._kernels import lag as klag
+from emostats._kernels import profile as kprofile
 from emostats._kernels import trajectory as ktraj
 from emostats._kernels import warm
 
@@ -43,12 +44,12 @@ def test_lag_and_trajectory_warmers_compile_what_the_wrappers_call(threads):
 
     for topic in ("lag", "trajectory"):
         warm.WARMERS[topic]()
-    before = {**_signatures(klag), **{f"t.{k}": v for k, v in _signatures(ktraj).items()}}
+    before = {**_signatures(klag), **_signatures(kprofile), **{f"t.{k}": v for k, v in _signatures(ktraj).items()}}
     x, offsets = _study_like()
     _lagstats.lag_moments(x, offsets, 100, threads=threads)
     _lagstats.profile_moments(x, offsets, 200, threads=threads)
     _lagstats.trajectory_sums(x, offsets, x.mean(0), x.std(0), max_lag=200, threads=threads)
-    after = {**_signatures(klag), **{f"t.{k}": v for k, v in _signatures(ktraj).items()}}
+    after = {**_signatures(klag), **_signatures(kprofile), **{f"t.{k}": v for k, v in _signatures(ktraj).items()}}
     # the entry kernels the warmer compiled gained nothing (helpers may be specialised inside them)
     for name in ("lag_range", "profile_range", "reference", "merge_arrays", "t.trajectory_range"):
         assert not after[name] - before[name], f"{name}: the wrapper used a signature the warmer did not compile"

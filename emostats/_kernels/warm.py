@@ -38,7 +38,7 @@ WAIT_S = 300.0
 
 
 def _warm_lag():
-    from . import lag
+    from . import lag, profile
 
     x = np.zeros((8, 2), dtype=np.float32)
     offsets = np.array([0, 5, 8], dtype=np.int64)
@@ -48,8 +48,8 @@ def _warm_lag():
     lag.lag_range(x, offsets, groups, 1, 8, ref, acc, 0, 2, 0, 2)
     lag.merge_arrays(acc, np.zeros_like(acc))
     prof = np.zeros((1, 6, 2, 3))
-    lag.profile_range(x, offsets, groups, 2, 8, ref, prof, 0, 2, 0, 2)
-    return lag.profile_range
+    profile.profile_range(x, offsets, groups, 2, 8, ref, prof, 0, 2, 0, 2)
+    return profile.profile_range
 
 
 def _warm_trajectory():
@@ -98,7 +98,7 @@ WARMERS = {"lag": _warm_lag, "trajectory": _warm_trajectory, "decay": _warm_deca
 STEP_TOPICS = {"persistence": "lag", "profile": "lag", "trajectories": "trajectory", "decay": "decay",
                "decay_profile": "decay", "sae_persistence": "firing", "sae_density": "firing"}
 #: the kernel whose cache index marks a topic as compiled
-_LAST = {"lag": ("lag", "profile_range"), "trajectory": ("trajectory", "trajectory_range"),
+_LAST = {"lag": ("profile", "profile_range"), "trajectory": ("trajectory", "trajectory_range"),
          "decay": ("decay", "fit_range"), "firing": ("firing", "firing_counts")}
 
 
