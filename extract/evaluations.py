@@ -19,7 +19,7 @@ the ratings as ``/features`` ``text_rating`` / ``self_rating``, which
    log-probability rating (:class:`extract.judge.Judge`) is the feature's ``text_rating``.
 3. **Self-steering**: the model is told it has the tool ``steer_sae("ID", STRENGTH)``
    (strength -100..100, 100 = ``norm_factor`` median token norms) that steers the
-   feature in itself. Its output is parsed strictly (:func:`extract.judge.parse_tool_call`);
+   feature in itself. Its output is parsed strictly (:func:`extract.tool_calls.parse_tool_call`);
    a call ends the turn, the tool answers, and every later token (the tool's answer
    included) is generated with ``strength / 100 * norm_factor * median norm * d`` added
    at the hooked block: the transcript is re-read with the same per-token steering, so
@@ -44,8 +44,9 @@ import xarray as xr
 
 from emostats.io import sha256
 
-from .judge import CALIBRATION_FILE, CALIBRATION_THRESHOLD, MAX_STRENGTH, TOOL_NAME, Judge, calibrate, load_calibration
+from .judge import CALIBRATION_FILE, CALIBRATION_THRESHOLD, Judge, calibrate, load_calibration
 from .protocols import EVAL_PROMPTS, count_mentions, generate_steered, self_steering, text_evaluation
+from .tool_calls import MAX_STRENGTH, TOOL_NAME
 
 __all__ = ["evaluate", "place", "text_evaluation", "self_steering", "generate_steered", "count_mentions",
            "EVAL_PROMPTS", "main"]

@@ -29,22 +29,25 @@ rating and label are stored with the ratings.
 
 ``python -m extract.judge [--model PATH] [--scale 10]`` calibrates a model and
 prints the numbers.
+
+Which vocabulary tokens spell numbers is :mod:`extract.number_tokens`; the
+self-steering tool's call format, which the judge's model is also offered in the
+self-steering protocol, is :mod:`extract.tool_calls`.
 """
 
 import argparse
 import json
 import math
-import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-__all__ = ["Judge", "ToolCall", "ToolCallError", "auc", "calibrate", "load_calibration", "parse_tool_call",
-           "find_tool_call", "CALIBRATION_THRESHOLD", "CALIBRATION_FILE", "RATE_PROMPT",
-           "TOOL_NAME"]
+from .number_tokens import NumberTokens
+
+__all__ = ["Judge", "auc", "calibrate", "load_calibration", "CALIBRATION_THRESHOLD", "CALIBRATION_FILE",
+           "RATE_PROMPT"]
 
 #: the calibration gate: ratings are written only when the judge's AUC on the calibration set reaches this
 CALIBRATION_THRESHOLD = 0.75
@@ -58,67 +61,6 @@ RATE_PROMPT = ("How emotional is the following text? Rate the emotion it express
 SYSTEM_PROMPT = "You are a careful rater of texts. You answer with a single number."
 #: the pre-filled start of the judge's answer; the number's first digit is the next token
 PREFILL = "Rating: "
-#: the self-steering tool
-TOOL_NAME = "steer_sae"
-#: strengths the tool accepts (inclusive bound on |strength|)
-MAX_STRENGTH = 100.0
-
-
-# --------------------------------------------------------------------------- number tokens
-_TEXTS = {}
-
-
-def _token_texts(tok):
-    """The text each vocabulary id adds when it follows another token (so leading spaces survive)."""
-    key = (id(tok), len(tok))
-    if key not in _TEXTS:
-        _TEXTS[key] = _decode_each(tok)
-    return _TEXTS[key]
-
-
-def _decode_each(tok):
-    anchor = tok.encode("a", add_special_tokens=False)[:1]
-    base = tok.decode(anchor)
-    n = len(tok)
-    texts = tok.batch_decode([anchor + [i] for i in range(n)], skip_special_tokens=False,
-                             clean_up_tokenization_spaces=False)
-    return [t[len(base):] if t.startswith(base) else t for t in texts]
-
-
-def _lead_digits(text):
-    m = re.match(r"[0-9]*", text)
-    return m.group(0)
-
-
-class _NumberTokens:
-    """Which tokens spell digits: ``pure`` (text all digits), ``mixed`` (digits then other text) and
-    ``stop`` (text not starting with a digit: the number ends before it)."""
-
-    def __init__(self, tok):
-        texts = _token_texts(tok)
-        self.pure = {}   # digit string -> list of ids
-        self.mixed = {}  # leading digit string -> list of ids (the number ends inside the token)
-        stop = np.ones(len(texts), dtype=bool)
-        for i, t in enumerate(texts):
-            lead = _lead_digits(t)
-            if not lead:
-                continue
-            stop[i] = False
-            (self.pure if lead == t else self.mixed).setdefault(lead, []).append(i)
-        self.stop = torch.as_tensor(stop)
-        self.pure_ids = sorted(i for ids in self.pure.values() for i in ids)
-        self.mixed_ids = sorted(i for ids in self.mixed.values() for i in ids)
-        self.text = {i: texts[i] for i in self.pure_ids + self.mixed_ids}
-
-    def segmentations(self, s):
-        """Every sequence of pure-digit token ids whose texts concatenate to ``s``."""
-        if not s:
-            return [[]]
-        out = []
-        for k in range(1, len(s) + 1):
-            for i in self.pure.get(s[:k], ()):
-                out.extend([i] + rest for rest in self.segmentations(s[k:]))
-        return out
 
 
 # --------------------------------------------------------------------------- the judge
@@ -152,7 +94,7 @@ class Judge:
         self.scale = int(scale)
         self.batch_size = int(batch_size)
         self.prefill = prefill
-        self.numbers = _NumberTokens(tok)
+        self.numbers = NumberTokens(tok)
         self.ratings = [str(r) for r in range(self.scale + 1)]
         self.paths = {r: self.numbers.segmentations(r) for r in self.ratings}
         missing = [r for r, p in self.paths.items() if not p]
@@ -380,90 +322,6 @@ def calibrate(rate, texts=None, labels=None, threshold=CALIBRATION_THRESHOLD):
         f"(Spearman {rho:+.3f}), so no ratings were written")
     return {"auc": a, "spearman": rho, "spearman_p": p, "passed": passed, "threshold": float(threshold),
             "ratings": ratings, "mass": mass, "labels": labels, "texts": list(texts), "reason": reason}
-
-
-# --------------------------------------------------------------------------- the self-steering tool
-@dataclass(frozen=True)
-class ToolCall:
-    """One parsed call ``steer_sae("FEATURE", STRENGTH)``."""
-
-    feature: int
-    strength: float
-
-    def __str__(self):
-        return f'{TOOL_NAME}("{self.feature}", {self.strength:g})'
-
-
-class ToolCallError(ValueError):
-    """A line that starts a tool call but does not follow the strict format (or asks for what is not allowed)."""
-
-
-_CALL = re.compile(TOOL_NAME + r'\("(\d{1,12})", (-?\d{1,3}(?:\.\d{1,3})?)\)')
-
-
-def parse_tool_call(line, feature=None, max_strength=MAX_STRENGTH):
-    """Parse one output line as a call of the steering tool, strictly.
-
-    The only accepted form is the whole (stripped) line ``steer_sae("ID", STRENGTH)``:
-    the id in double quotes, one comma and one space, a decimal strength with at most 3
-    decimals, nothing before or after. A line that does not start with ``steer_sae`` is
-    not a call (None). A line that starts with it but breaks the format, names another
-    feature than ``feature``, or has ``|strength| > max_strength`` raises
-    :class:`ToolCallError` with the reason (the tool answers with it).
-
-    Examples
-    --------
-    >>> parse_tool_call('steer_sae("42", 60)', feature=42)
-    ToolCall(feature=42, strength=60.0)
-    >>> parse_tool_call("I feel calm.") is None
-    True
-    >>> parse_tool_call('steer_sae(42, 60)')
-    Traceback (most recent call last):
-    ...
-    extract.judge.ToolCallError: malformed call 'steer_sae(42, 60)'; expected steer_sae("ID", STRENGTH)
-    """
-    s = line.strip()
-    if not s.startswith(TOOL_NAME):
-        return None
-    m = _CALL.fullmatch(s)
-    if m is None:
-        raise ToolCallError(f"malformed call {s[:80]!r}; expected {TOOL_NAME}(\"ID\", STRENGTH)")
-    fid, strength = int(m.group(1)), float(m.group(2))
-    if feature is not None and fid != int(feature):
-        raise ToolCallError(f"feature {fid} is not the feature under study; only feature {int(feature)} can be steered")
-    if abs(strength) > max_strength:
-        raise ToolCallError(f"strength {strength:g} out of range; expected -{max_strength:g} to {max_strength:g}")
-    return ToolCall(fid, strength)
-
-
-def find_tool_call(text, feature=None, final=True):
-    """The first call attempt in a model's output: (end, call, error) or None.
-
-    ``end`` is the character index just after the attempt's line (its newline not
-    included); ``call`` the :class:`ToolCall` or None; ``error`` the reason of a bad
-    attempt. With ``final=False`` (text still being generated) an unfinished last line is
-    an attempt only once it is a complete, valid call.
-
-    Examples
-    --------
-    >>> find_tool_call('Let me try.\\nsteer_sae("7", -20)\\nOh.', feature=7)
-    (31, ToolCall(feature=7, strength=-20.0), None)
-    """
-    start = 0
-    lines = text.split("\n")
-    for k, line in enumerate(lines):
-        end = start + len(line)
-        last = k == len(lines) - 1
-        try:
-            call = parse_tool_call(line, feature)
-        except ToolCallError as exc:
-            if last and not final:
-                return None
-            return end, None, str(exc)
-        if call is not None:
-            return end, call, None
-        start = end + 1
-    return None
 
 
 # --------------------------------------------------------------------------- command line

