@@ -275,7 +275,7 @@ def _child_write(writer, tmp, w):
     """In the child: write, report an exception through the pipe, never return."""
     code = 0
     try:
-        if "dask" in sys.modules:  # a tree with dask arrays: no thread pool survives fork
+        if sys.modules.get("dask") is not None:  # a tree with dask arrays: no thread pool survives fork (None: the CLI hid dask)
             sys.modules["dask"].config.set(scheduler="synchronous")
         writer(tmp)
         payload = b""

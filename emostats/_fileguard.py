@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .errors import StudyError
 
-__all__ = ["check_study_file", "evict", "PROBE_TIMEOUT"]
+__all__ = ["check_study_file", "start_probes", "evict", "PROBE_TIMEOUT"]
 
 _HDF5 = b"\x89HDF\r\n\x1a\n"
 _NETCDF3 = (b"CDF\x01", b"CDF\x02", b"CDF\x05")
@@ -103,23 +103,54 @@ def _head(path):
     return st, head
 
 
-def _probe(path, st):
-    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-    if key in _PROBED:
-        return _PROBED[key]
+def _key(st):
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _spawn(path):
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     env.pop("PYTHONFAULTHANDLER", None)  # a crash is the verdict, not a report to print
+    return subprocess.Popen([sys.executable, "-c", _PROBE_CODE, os.fspath(path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, stdin=subprocess.DEVNULL)
+
+
+def start_probes(paths):
+    """Start the header probe of each regular file among ``paths`` now, in the background.
+
+    The command line calls this right after parsing, so the child reads the
+    header while this process imports xarray; :func:`check_study_file` then
+    takes the child's verdict. Anything odd about a path is left for
+    :func:`check_study_file` to report.
+    """
+    for path in paths:
+        with contextlib.suppress(Exception):
+            st = os.stat(path)
+            if stat.S_ISREG(st.st_mode) and _key(st) not in _PROBED and _key(st) not in _STARTED:
+                _STARTED[_key(st)] = _spawn(path)
+
+
+#: probes started by :func:`start_probes`, by file key, not yet read
+_STARTED = {}
+
+
+def _probe(path, st):
+    key = _key(st)
+    if key in _PROBED:
+        return _PROBED[key]
     try:
-        proc = subprocess.run([sys.executable, "-c", _PROBE_CODE, os.fspath(path)], capture_output=True,
-                              text=True, timeout=PROBE_TIMEOUT, env=env, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        verdict = f"reading its header took more than {PROBE_TIMEOUT} s; the file is damaged or not NetCDF-4"
+        proc = _STARTED.pop(key, None) or _spawn(path)
     except OSError as exc:  # cannot start a process (limits): fall back to opening in this process
         if exc.errno in (errno.EAGAIN, errno.ENOMEM, errno.EMFILE):
             return None
         raise
+    try:
+        stdout, stderr = proc.communicate(timeout=PROBE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        verdict = f"reading its header took more than {PROBE_TIMEOUT} s; the file is damaged or not NetCDF-4"
     else:
-        verdict = _verdict(proc)
+        verdict = _verdict(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr))
     _PROBED[key] = verdict
     return verdict
 

@@ -10,13 +10,41 @@ _DESCRIPTION = ("Make a study file from a real language model (a Hugging Face ca
 def register(sub):
     p = sub.add_parser("extract", help="make a study file from a Hugging Face causal LM (needs emostats[extract])",
                        description=_DESCRIPTION)
+    # extract.cli imports the extractor's pipeline (0.3-0.6 s): only when this command is parsed
+    p.__class__ = _lazy_parser(type(p))
+    p.set_defaults(func=_main)
+
+
+def _add_arguments(parser):
+    """The extractor's options on ``parser`` (once), or the error command when the package is missing."""
+    if getattr(parser, "_extract_ready", False):
+        return
+    parser._extract_ready = True
     try:
         from extract.cli import add_arguments
     except ImportError:  # the extract package is missing (not torch: extract.cli does not import it)
-        p.set_defaults(func=_missing)
+        parser.set_defaults(func=_missing)
         return
-    add_arguments(p)
-    p.set_defaults(func=_main)
+    add_arguments(parser)
+
+
+def _lazy_parser(base):
+    """A subclass of ``base`` that adds the extractor's options when it parses or prints its help."""
+
+    class LazyExtractParser(base):
+        def parse_known_args(self, args=None, namespace=None):
+            _add_arguments(self)
+            return super().parse_known_args(args, namespace)
+
+        def format_help(self):
+            _add_arguments(self)
+            return super().format_help()
+
+        def format_usage(self):
+            _add_arguments(self)
+            return super().format_usage()
+
+    return LazyExtractParser
 
 
 def _missing(args):
