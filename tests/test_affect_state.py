@@ -1,11 +1,16 @@
 """AffectState (issue 18): the pattern's rules as properties, the ledger's replay, JSON and its schema."""
 
+import ast
 import json
 import math
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
 
 import jsonschema
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from emostats.affect import AffectState, schema
@@ -95,6 +100,41 @@ def test_two_decay_steps_equal_one_bitwise_on_whole_seconds(axes, events, a, b):
 
 
 @SETTINGS
+@given(axes_st, caps_st, events_st, st.floats(0.0, 1e7))
+def test_two_steps_of_half_dt_equal_one_of_dt_bit_for_bit(axes, caps, events, dt):
+    # any float dt (not only whole seconds): the clock is exact, so the two states cannot differ at all
+    assume(dt / 2 * 2 == dt)  # dt / 2 is exact (not a subnormal)
+    s = _make(axes, caps)
+    for e in events:
+        _apply(s, e)
+    one = AffectState.replay(s.ledger)
+    s.decay(dt / 2)
+    s.decay(dt / 2)
+    one.decay(dt)
+    assert s.values == one.values and s.components() == one.components() and s.time == one.time
+    probe = (s.axes[0], 0.15)
+    assert s.bump(*probe) == one.bump(*probe)  # and they carry on alike
+    assert s.values == one.values
+
+
+@SETTINGS
+@given(axes_st, caps_st, events_st, st.floats(1.0, 1e5), st.floats(0.05, 1.0), st.floats(0.0, 1e4))
+def test_without_events_decay_is_the_half_life_rule_bit_for_bit(axes, caps, events, offset, level, dt):
+    s = _make(axes, caps)
+    for e in events:
+        _apply(s, e)
+    s.decay(offset)  # a clock that is not a whole number: clock + dt rounds
+    s.reflect({name: level for name in s.axes})  # an event: the components are stored at the current clock
+    start = s.components()
+    s.decay(dt)
+    for name, p in s.parameters.items():
+        fast, slow = start[name]
+        want = (fast * 2.0 ** (-dt / p["half_life_fast_s"]), slow * 2.0 ** (-dt / p["half_life_slow_s"]))
+        assert s.components()[name] == want  # ==, not approx: decay(dt) ages by exactly dt
+        assert s.values[name] == min(1.0, max(0.0, want[0] + want[1]))
+
+
+@SETTINGS
 @given(axes_st, caps_st, events_st, st.floats(0.0, 1e6))
 def test_without_events_each_component_decays_with_its_half_life(axes, caps, events, dt):
     s = _make(axes, caps)
@@ -117,31 +157,80 @@ def test_one_half_life_halves_the_scalar(v, h, k):
     assert s.values["a"] == pytest.approx(v * 2.0 ** -k, rel=1e-13)
 
 
+#: (kind, delta, dt as a fraction of the window, axis): fractions like 0.5 put bumps exactly a window apart
+agent_events_st = st.lists(st.tuples(st.sampled_from(["decay", "bump"]),
+                                     st.one_of(st.floats(-1e6, 1e6), st.sampled_from([-1.0, -0.25, 0.25, 1.0])),
+                                     st.one_of(st.floats(0.0, 1.5), st.sampled_from([0.25, 0.5, 1.0])),
+                                     st.integers(0, 2)), max_size=60)
+
+
+#: one axis, caps (0.3, 0.4, 1000 s): the cases at the edges of the window and of the caps
+ONE_AXIS = {"a": {"half_life_fast_s": 1e4, "half_life_slow_s": 1e5, "share_fast": 0.5}}
+CAPS = (0.3, 0.4, 1000.0)
+
+
 @SETTINGS
-@given(axes_st, caps_st, st.lists(st.tuples(st.sampled_from(["decay", "bump"]), st.floats(-1e6, 1e6),
-                                            st.floats(0.0, 3e3), st.integers(0, 2)), max_size=60))
+@given(axes_st, caps_st, agent_events_st)
+@example(ONE_AXIS, CAPS, [("bump", 1.0, 0.0, 0), ("decay", 0, 0.5, 0), ("decay", 0, 0.5, 0), ("bump", 1.0, 0.0, 0)])
 def test_agent_bumps_within_a_window_move_a_scalar_by_at_most_the_cap(axes, caps, events):
     event_cap, window_cap, window = caps
     s = _make(axes, caps)
     assert (s.event_cap, s.window_cap, s.window_seconds) == caps
-    snaps = [(s.time, s.values)]
-    for kind, delta, dt, i in events:
+    clock = Fraction(0)  # the test's own exact clock: which snapshots share a window does not depend on rounding
+    snaps = [(clock, s.values)]
+    for kind, delta, u, i in events:
         name = s.axes[i % len(s.axes)]
         if kind == "decay":
-            s.decay(dt)
+            s.decay(u * window)
+            clock += Fraction(u * window)
         else:
             entry = s.bump(name, delta)
             assert abs(entry["applied"]) <= event_cap
-            assert abs(entry["after"][name] - entry["before"][name]) <= event_cap + CAP_SLACK
-        snaps.append((s.time, s.values))
+            # the ledger's applied delta is what happened to the scalar
+            assert entry["after"][name] - entry["before"][name] == pytest.approx(entry["applied"], abs=CAP_SLACK)
+        snaps.append((clock, s.values))
     for i, (t0, v0) in enumerate(snaps):
         for t1, v1 in snaps[i + 1:]:
-            if t1 - t0 > window:
+            if t1 - t0 > Fraction(window):
                 break
             for name in s.axes:
                 # decay only lowers a scalar, so every rise comes from bumps in [t0, t1]; drops are capped too
                 # but decay adds to them, so only the rise is bounded by the cap
                 assert v1[name] - v0[name] <= window_cap + CAP_SLACK
+
+
+@settings(SETTINGS, max_examples=150)
+@given(axes_st, st.one_of(caps_st, st.tuples(st.floats(0.05, 1.0), st.floats(0.05, 0.95), st.floats(1.0, 1e4))),
+       events_st, st.floats(0.0, 1.0), agent_events_st, st.lists(st.floats(0.0, 1.0), min_size=3, max_size=3))
+@example(ONE_AXIS, CAPS, [], 0.9, [("bump", -1.0, 0.0, 0)] * 3, [0.0] * 3)
+@example(ONE_AXIS, CAPS, [], 0.1, [("bump", 1.0, 0.0, 0)] * 3 + [("decay", 0, 1.0, 0), ("bump", 1.0, 0.0, 0)], [1.0] * 3)
+def test_only_reflect_resets(axes, caps, setup, level, events, targets):
+    """Within a window agent bumps keep every scalar within window_cap of where decay alone takes it; reflect
+    sets any value at once."""
+    event_cap, window_cap, window = caps
+    s = _make(axes, caps)
+    for e in setup:
+        _apply(s, e)
+    s.reflect({name: level for name in s.axes})
+    alone = AffectState.replay(s.ledger)  # the same state, left to decay
+    elapsed = Fraction(0)
+    for kind, delta, u, i in events:
+        if kind == "decay":
+            dt = u * window
+            if elapsed + Fraction(dt) > Fraction(window):
+                continue  # stay within one window
+            elapsed += Fraction(dt)
+            s.decay(dt)
+            alone.decay(dt)
+        else:
+            s.bump(s.axes[i % len(s.axes)], delta, source="agent")
+        for name in s.axes:
+            assert abs(s.values[name] - alone.values[name]) <= window_cap + CAP_SLACK
+    resets = {name: targets[i] for i, name in enumerate(s.axes)}
+    entry = s.reflect(resets, source="consolidation")
+    assert entry["event"] == "reflect" and entry["resets"] == resets
+    for name, v in resets.items():
+        assert s.values[name] == pytest.approx(v, abs=1e-15)  # however far from the bumps' reach
 
 
 def test_the_drop_cap_holds_and_reflect_alone_resets():
@@ -301,3 +390,107 @@ def test_badge_is_one_line():
     b = s.badge()
     assert "\n" not in b and b.startswith("affect t+2d03h07m: fear ") and b.endswith("joy 0.00")
     assert math.isclose(float(b.split("fear ")[1].split(",")[0]), s.values["fear"], abs_tol=0.005)
+
+
+#: what the runtime (state, ledger, calibration) may import: the standard library without clocks or randomness
+RUNTIME = ("__init__.py", "state.py", "_ledger.py", "calibration.py")
+RUNTIME_IMPORTS = {"__future__", "json", "math", "fractions", "collections", "typing", "statistics", "os", "pathlib",
+                   "importlib"}
+RUNTIME_RELATIVE = {"defaults", "errors", "_version", "state", "_ledger", "calibration"}
+#: names that read a clock or a random source
+CLOCK_NAMES = {"perf_counter", "monotonic", "process_time", "time_ns", "now", "utcnow", "today", "urandom",
+               "random", "getrandbits", "uuid4"}
+
+
+def test_the_runtime_reads_no_clock_and_imports_only_the_standard_library():
+    import emostats.affect
+
+    root = Path(emostats.affect.__file__).parent
+    for name in RUNTIME:
+        tree = ast.parse((root / name).read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                assert {a.name.split(".")[0] for a in node.names} <= RUNTIME_IMPORTS, (name, ast.dump(node))
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                assert node.module.split(".")[0] in RUNTIME_IMPORTS, (name, node.module)
+            elif isinstance(node, ast.ImportFrom):
+                mods = [node.module] if node.module else [a.name for a in node.names]
+                assert {m.split(".")[0] for m in mods} <= RUNTIME_RELATIVE, (name, mods)
+            elif isinstance(node, (ast.Name, ast.Attribute)):
+                assert getattr(node, "id", getattr(node, "attr", None)) not in CLOCK_NAMES, (name, ast.dump(node))
+
+
+DAY = """
+import sys
+from emostats.affect import AffectState
+s = AffectState({"fear": {"half_life_fast_s": 1800, "half_life_slow_s": 14400, "share_fast": 0.5},
+                 "joy": {"half_life_fast_s": 600, "half_life_slow_s": 7200, "share_fast": 0.3}})
+for i in range(50):
+    s.decay(61.7 * (i % 7))
+    s.bump(("fear", "joy")[i % 2], 0.13 * (-1) ** (i // 3), source=f"event {i}")
+s.reflect({"fear": 0.1}, source="reflection")
+print(s.ledger_jsonl(), end="")
+print(sorted(m for m in ("numpy", "xarray", "scipy", "pandas") if m in sys.modules))
+"""
+
+
+def test_runs_are_deterministic_and_need_no_analysis_stack():
+    outs = [subprocess.run([sys.executable, "-c", DAY], capture_output=True, text=True, check=True,
+                           env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"}).stdout for seed in ("1", "2")]
+    assert outs[0] == outs[1]  # another process, another hash seed, another wall-clock time: the same ledger
+    assert outs[0].splitlines()[-1] == "[]"
+    assert len(outs[0].splitlines()) == 1 + 100 + 1 + 1
+
+
+def test_the_ledger_appends_to_a_jsonl_file(tmp_path):
+    s = AffectState(_axes_one_half_life())
+    path = tmp_path / "ledger.jsonl"
+    written = 0
+    for i in range(5):
+        s.bump("a", 0.05, source=f"event {i}")
+        s.decay(30.0)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(s.ledger_jsonl(written))
+        written = len(s.ledger)
+    assert path.read_text(encoding="utf-8") == s.ledger_jsonl()
+    assert AffectState.replay(path.read_text(encoding="utf-8")) == s
+    with pytest.raises(ArgumentError, match="start must be an entry number in 0..11"):
+        s.ledger_jsonl(12)
+
+
+@pytest.mark.parametrize("ledger, match", [
+    ("not json\n", "ledger line 1 is not JSON"),
+    ([1, 2], "ledger entry 0 must be a JSON object, got int"),
+    (42, "must be a list of entries or JSON Lines text, got int"),
+    (lambda led: led[:1] + [{**led[1], "requested": "x"}], r"entry 1 \(bump\): bump of 'a': delta must be a number"),
+    (lambda led: led[:1] + [{**led[1], "axis": "nope"}], r"entry 1 \(bump\): unknown affect axis 'nope'"),
+    (lambda led: led[:2] + [{**led[2], "dt": -1.0}], r"entry 2 \(decay\): decay: dt_seconds must be a finite"),
+    (lambda led: led[:1] + [{k: v for k, v in led[1].items() if k != "source"}], "entry 1 .bump. lacks field 'source'"),
+    (lambda led: [{**led[0], "config": {**led[0]["config"], "event_cap": "big"}}], "init entry is malformed"),
+    (lambda led: led + [{**led[1], "event": "edit"}], "entry 3 has event 'edit'"),
+])
+def test_a_bad_ledger_is_a_one_line_error(ledger, match):
+    s = AffectState(_axes_one_half_life())
+    s.bump("a", 0.1)
+    s.decay(5.0)
+    if callable(ledger):
+        ledger = ledger(s.ledger)
+    with pytest.raises(EmostatsError, match=match) as err:
+        AffectState.replay(ledger)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda d: d.pop("axes"), "malformed .KeyError..axes"),
+    (lambda d: d.update(time=-1.0), "from_json: time must be a finite number"),
+    (lambda d: d["axes"]["a"].update(recent_bumps=[[0.0, 5.0]]), "recent bump must be a finite number"),
+    (lambda d: d.update(axes=[]), "malformed"),
+])
+def test_a_malformed_saved_state_is_a_one_line_error(edit, match):
+    s = AffectState(_axes_one_half_life())
+    s.bump("a", 0.1)
+    doc = json.loads(s.to_json())
+    edit(doc)
+    with pytest.raises(EmostatsError, match=match) as err:
+        AffectState.from_json(json.dumps(doc), verify=False)
+    assert "\n" not in str(err.value)

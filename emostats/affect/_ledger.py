@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
@@ -51,10 +52,20 @@ def _same(a: Any, b: Any) -> bool:
 
 def replay_ledger(cls, ledger: Iterable[Mapping[str, Any]] | str):
     """A ``cls`` state rebuilt from ``ledger``, every entry checked (see ``AffectState.replay``)."""
-    if isinstance(ledger, str):
-        entries = [json.loads(line) for line in ledger.splitlines() if line.strip()]
-    else:
-        entries = [dict(e) for e in ledger]
+    entries = []
+    lines = [line for line in ledger.splitlines() if line.strip()] if isinstance(ledger, str) else ledger
+    if not isinstance(lines, Iterable) or isinstance(lines, Mapping):
+        raise EmostatsError(f"replay: the ledger must be a list of entries or JSON Lines text, got "
+                            f"{type(ledger).__name__}")
+    for i, e in enumerate(lines):
+        if isinstance(e, str):
+            try:
+                e = json.loads(e)
+            except ValueError as err:
+                raise EmostatsError(f"replay: ledger line {i + 1} is not JSON ({err})") from None
+        if not isinstance(e, Mapping):
+            raise EmostatsError(f"replay: ledger entry {i} must be a JSON object, got {type(e).__name__}")
+        entries.append(dict(e))
     if not entries or entries[0].get("event") != "init" or "config" not in entries[0]:
         raise EmostatsError("replay: the ledger must start with its 'init' entry (which holds the configuration)")
     cfg = entries[0]["config"]
@@ -63,12 +74,13 @@ def replay_ledger(cls, ledger: Iterable[Mapping[str, Any]] | str):
                     window_seconds=cfg["window_seconds"], calibration=cfg.get("calibration"),
                     source=entries[0].get("source", "init"))
         state._comp = {n: [float(c[0]), float(c[1])] for n, c in cfg["components"].items()}
-        state._clock = state._t0 = float(entries[0]["time"])
+        state._clock = state._t0 = Fraction(_number(entries[0]["time"], "replay: init time", 0.0))
+        state._age = 0.0
         state._lines = []
         state._log({**{k: entries[0][k] for k in ("time", "event", "before")}, "after": state.values,
                     "source": entries[0].get("source", "init"), "config": state._config()})
-    except (KeyError, TypeError, IndexError) as err:
-        raise EmostatsError(f"replay: the ledger's init entry is malformed ({err!r})") from None
+    except (KeyError, TypeError, IndexError, AttributeError, EmostatsError) as err:
+        raise EmostatsError(f"replay: the ledger's init entry is malformed ({err})") from None
     if not _same(state.ledger[0], entries[0]):
         raise EmostatsError("replay: ledger entry 0 (init): its values do not match its configuration")
     for i, e in enumerate(entries[1:], start=1):
@@ -85,6 +97,8 @@ def replay_ledger(cls, ledger: Iterable[Mapping[str, Any]] | str):
                                     f"{', '.join(LEDGER_EVENTS[1:])}")
         except KeyError as err:
             raise EmostatsError(f"replay: ledger entry {i} ({event}) lacks field {err.args[0]!r}") from None
+        except ArgumentError as err:
+            raise EmostatsError(f"replay: ledger entry {i} ({event}): {err}") from None
         if not _same(json.loads(state._lines[-1]), e):
             raise EmostatsError(f"replay: ledger entry {i} ({event} at t={e.get('time')}) does not replay: the "
                                 f"recorded entry differs from the recomputed one (edited or from another platform)")
@@ -104,13 +118,15 @@ def load_state(cls, text: str, *, verify: bool = True):
         axes = {n: {k: a[k] for k in _AXIS_KEYS} for n, a in doc["axes"].items()}
         state = cls(axes, event_cap=doc["event_cap"], window_cap=doc["window_cap"],
                     window_seconds=doc["window_seconds"], calibration=doc.get("calibration"))
-        state._clock = _number(doc["time"], "from_json: time", 0.0)
-        state._t0 = _number(doc["components_time"], "from_json: components_time", 0.0)
+        state._clock = Fraction(_number(doc["time"], "from_json: time", 0.0))
+        state._t0 = Fraction(_number(doc["components_time"], "from_json: components_time", 0.0, float(state._clock)))
+        state._age = float(state._clock - state._t0)
         for n, a in doc["axes"].items():
             fast = _number(a["fast"], f"from_json: axis {n!r} fast", 0.0, 1.0)
             slow = _number(a["slow"], f"from_json: axis {n!r} slow", 0.0, 1.0 - fast)
             state._comp[n] = [fast, slow]
-            state._recent[n] = [[float(t), float(v)] for t, v in a["recent_bumps"]]
+            state._recent[n] = [[Fraction(_number(t, f"from_json: axis {n!r} recent bump time", 0.0)),
+                                 _number(v, f"from_json: axis {n!r} recent bump", -1.0, 1.0)] for t, v in a["recent_bumps"]]
         state._lines = [_dumps(e) for e in doc["ledger"]]
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         if isinstance(err, ArgumentError):
@@ -118,9 +134,11 @@ def load_state(cls, text: str, *, verify: bool = True):
         raise EmostatsError(f"from_json: the saved state is malformed ({err!r})") from None
     if verify:
         replayed = replay_ledger(cls, doc["ledger"]) if doc["ledger"] else None
-        if replayed is None or replayed._document() != state._document():
+        mine = {**json.loads(replayed.to_json()), "emostats_version": doc.get("emostats_version")} if replayed else None
+        if mine is None or not _same(mine, doc):  # saved by any version: the state itself must replay
             raise EmostatsError("from_json: the saved ledger does not replay to the saved state (edited file?); "
                                 "pass verify=False to load it anyway")
+        return replayed  # the same state, with the exact clock of the ledger's steps (the JSON has floats)
     return state
 
 
@@ -142,18 +160,24 @@ class LedgerMixin:
         """
         return [json.loads(line) for line in self._lines]
 
-    def ledger_jsonl(self) -> str:
-        """The ledger as JSON Lines text (one entry per line).
+    def ledger_jsonl(self, start: int = 0) -> str:
+        """The ledger as JSON Lines text (one entry per line), from entry ``start`` on.
+
+        An agent that keeps its ledger in a file appends ``ledger_jsonl(n)``,
+        ``n`` the number of entries already written: the file then holds the
+        whole ledger, written append-only.
 
         Examples
         --------
         >>> from emostats.affect import AffectState
         >>> s = AffectState({"joy": {"half_life_fast_s": 60, "half_life_slow_s": 600, "share_fast": 0.5}})
         >>> s.decay(5)
-        >>> s.ledger_jsonl().splitlines()[1]
-        '{"time":5.0,"event":"decay","before":{"joy":0.0},"after":{"joy":0.0},"source":"clock","dt":5.0}'
+        >>> s.ledger_jsonl(start=1)
+        '{"time":5.0,"event":"decay","before":{"joy":0.0},"after":{"joy":0.0},"source":"clock","dt":5.0}\\n'
         """
-        return "".join(line + "\n" for line in self._lines)
+        if isinstance(start, bool) or not isinstance(start, int) or not 0 <= start <= len(self._lines):
+            raise ArgumentError(f"ledger_jsonl: start must be an entry number in 0..{len(self._lines)}, got {start!r}")
+        return "".join(line + "\n" for line in self._lines[start:])
 
     @classmethod
     def replay(cls, ledger: Iterable[Mapping[str, Any]] | str) -> AffectState:
@@ -173,11 +197,11 @@ class LedgerMixin:
         return replay_ledger(cls, ledger)
 
     def _document(self) -> dict[str, Any]:
-        return {"schema": STATE_SCHEMA, "emostats_version": __version__, "time": self._clock,
-                "components_time": self._t0, "values": self.values,
+        return {"schema": STATE_SCHEMA, "emostats_version": __version__, "time": float(self._clock),
+                "components_time": float(self._t0), "values": self.values,
                 "event_cap": self._event_cap, "window_cap": self._window_cap, "window_seconds": self._window_s,
                 "axes": {n: {**self._axes[n], "fast": self._comp[n][0], "slow": self._comp[n][1],
-                             "recent_bumps": [list(e) for e in self._recent[n]]} for n in self._axes},
+                             "recent_bumps": [[float(t), v] for t, v in self._recent[n]]} for n in self._axes},
                 "calibration": self._calibration, "ledger": self.ledger}
 
     def to_json(self, indent: int | None = None) -> str:
@@ -197,6 +221,12 @@ class LedgerMixin:
     @classmethod
     def from_json(cls, text: str, *, verify: bool = True) -> AffectState:
         """A state saved by :meth:`to_json`; with ``verify`` the ledger must replay to the saved state.
+
+        With ``verify`` (the default) the state returned is the ledger's replay,
+        which carries on bit for bit as the saved one would. ``verify=False``
+        trusts the saved fields instead; its clock is then the saved float
+        ``time`` (the exact clock is a sum of the ``dt`` steps), so its values may
+        differ from the saved ones in the last bits.
 
         Examples
         --------

@@ -9,11 +9,15 @@ and its value is their sum, in [0, 1]. Between events every component decays
 as ``c(t) = c(t0) 2^(-(t - t0) / h)`` with its own half-life ``h`` (seconds).
 The state keeps its own clock, advanced only by :meth:`AffectState.decay`
 (there is no wall clock inside), and stores the components at the last event
-time ``t0``: values are evaluated in closed form from ``t0`` and the clock, so
-``decay(a); decay(b)`` gives the same state as ``decay(a + b)`` whenever the
-clock sums round alike (always, for instance, for whole seconds below 2**53);
-otherwise the two differ by the rounding of one addition to the clock (relative
-1e-15 on the values).
+time ``t0``: values are evaluated in closed form from ``t0`` and the clock.
+The clock is kept exactly (a :class:`fractions.Fraction`, the exact sum of the
+``dt`` given to :meth:`~AffectState.decay`; every float is a dyadic rational),
+and the age ``t - t0`` is rounded to a float once, when a value is evaluated.
+So ``decay(dt)`` is exact for any ``dt``: the components after it are
+``c 2^(-dt / h)`` evaluated once, and any steps that add up to ``dt`` exactly
+(two steps of ``dt / 2``, or whole seconds) give the same state bit for bit.
+Steps whose float sum ``a + b`` is rounded decay by their exact total, which
+differs from ``decay(a + b)`` by that rounding (relative 1e-16 of the time).
 
 Events
 ------
@@ -44,6 +48,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from fractions import Fraction
 from typing import Any
 
 from .. import defaults as _d
@@ -115,22 +120,22 @@ class AffectState(_ledger.LedgerMixin):
         self._window_cap = _number(window_cap, "window_cap", 0.0, 1.0)
         self._window_s = _number(window_seconds, "window_seconds", 0.0)
         self._calibration = json.loads(_dumps(dict(calibration or {})))
-        self._clock = 0.0
-        self._t0 = 0.0
+        self._clock = self._t0 = Fraction(0)  # exact (see the module docstring)
+        self._age = 0.0  # float(clock - t0), the age of the stored components
         self._comp: dict[str, list[float]] = {n: [0.0, 0.0] for n in self._axes}
-        self._recent: dict[str, list[list[float]]] = {n: [] for n in self._axes}
+        self._recent: dict[str, list[list]] = {n: [] for n in self._axes}  # [[exact time, applied delta]]
         self._lines: list[str] = []
         for name, value in (initial or {}).items():
             self._check_axis(name)
             self._set(name, _number(value, f"initial value of {name!r}", 0.0, 1.0))
-        self._log({"time": self._clock, "event": "init", "before": None, "after": self.values,
+        self._log({"time": self.time, "event": "init", "before": None, "after": self.values,
                    "source": str(source), "config": self._config()})
 
     # ------------------------------------------------------------------ construction helpers
 
     @classmethod
     def from_profile(cls, profile: Mapping[str, Any] | str, vocabulary: Mapping[str, list[str]] | str | None = None,
-                     *, seconds_per_token: float = _d.AFFECT_SECONDS_PER_TOKEN, event_cap: float = _d.AFFECT_EVENT_CAP,
+                     seconds_per_token: float = _d.AFFECT_SECONDS_PER_TOKEN, *, event_cap: float = _d.AFFECT_EVENT_CAP,
                      window_cap: float = _d.AFFECT_WINDOW_CAP, window_seconds: float = _d.AFFECT_WINDOW_S,
                      source: str = "from_profile") -> AffectState:
         """A state whose half-lives are calibrated from an affect profile (:func:`emostats.affect_profile`).
@@ -200,7 +205,7 @@ class AffectState(_ledger.LedgerMixin):
     @property
     def time(self) -> float:
         """The state clock (seconds since the state was made; advanced only by :meth:`decay`)."""
-        return self._clock
+        return float(self._clock)
 
     @property
     def axes(self) -> tuple[str, ...]:
@@ -231,7 +236,7 @@ class AffectState(_ledger.LedgerMixin):
 
     def _at(self, name: str) -> tuple[float, float]:
         c, p = self._comp[name], self._axes[name]
-        age = self._clock - self._t0
+        age = self._age
         if age == 0:
             return c[0], c[1]
         return c[0] * 2.0 ** (-age / p["half_life_fast_s"]), c[1] * 2.0 ** (-age / p["half_life_slow_s"])
@@ -250,7 +255,7 @@ class AffectState(_ledger.LedgerMixin):
         ...             initial={"joy": 0.5}).badge()
         'affect t+0m: joy 0.50'
         """
-        minutes = int(self._clock // 60)
+        minutes = int(self._clock // 60)  # exact floor
         clock = f"{minutes // 1440}d{minutes // 60 % 24:02d}h{minutes % 60:02d}m" if minutes >= 1440 else \
             f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
         return f"affect t+{clock}: " + ", ".join(f"{n} {v:.{digits}f}" for n, v in self.values.items())
@@ -266,7 +271,7 @@ class AffectState(_ledger.LedgerMixin):
         if self._clock != self._t0:
             for n in self._axes:
                 self._comp[n] = list(self._at(n))
-            self._t0 = self._clock
+            self._t0, self._age = self._clock, 0.0
 
     def _set(self, name: str, value: float) -> None:
         q = self._axes[name]["share_fast"]
@@ -290,8 +295,9 @@ class AffectState(_ledger.LedgerMixin):
         """
         dt = _number(dt_seconds, "decay: dt_seconds", 0.0)
         before = self.values
-        self._clock += dt
-        self._log({"time": self._clock, "event": "decay", "before": before, "after": self.values,
+        self._clock += Fraction(dt)
+        self._age = float(self._clock - self._t0)  # rounded once: the same for any steps adding up exactly
+        self._log({"time": self.time, "event": "decay", "before": before, "after": self.values,
                    "source": str(source), "dt": dt})
 
     def bump(self, name: str, delta: float, *, source: str = "agent") -> dict[str, Any]:
@@ -318,7 +324,8 @@ class AffectState(_ledger.LedgerMixin):
         size = abs(requested)
         if size > self._event_cap:
             size, capped_by = self._event_cap, ["event"]
-        recent = [e for e in self._recent[name] if e[0] >= self._clock - self._window_s]
+        start = self._clock - Fraction(self._window_s)  # exact: both ends of the window included
+        recent = [e for e in self._recent[name] if e[0] >= start]
         used = sum(a for _, a in recent if (a > 0) == (requested > 0))
         used = abs(used)
         room = max(self._window_cap - used, 0.0)
@@ -327,7 +334,7 @@ class AffectState(_ledger.LedgerMixin):
         edge = 1.0 - value if requested > 0 else value
         if size > edge:
             size, capped_by = max(edge, 0.0), capped_by + ["range"]
-        applied = size if requested > 0 else -size
+        applied = 0.0 if size == 0 else size if requested > 0 else -size
         if applied > 0:
             q = self._axes[name]["share_fast"]
             fast, slow = self._comp[name]
@@ -340,7 +347,7 @@ class AffectState(_ledger.LedgerMixin):
         if applied != 0:
             recent.append([self._clock, applied])
         self._recent[name] = recent
-        return self._log({"time": self._clock, "event": "bump", "before": before, "after": self.values,
+        return self._log({"time": self.time, "event": "bump", "before": before, "after": self.values,
                           "source": str(source), "axis": name, "requested": requested, "applied": applied,
                           "capped_by": capped_by})
 
@@ -366,7 +373,7 @@ class AffectState(_ledger.LedgerMixin):
         before = self.values
         for name, value in checked.items():
             self._set(name, value)
-        return self._log({"time": self._clock, "event": "reflect", "before": before, "after": self.values,
+        return self._log({"time": self.time, "event": "reflect", "before": before, "after": self.values,
                           "source": str(source), "resets": checked})
 
     def __repr__(self) -> str:
