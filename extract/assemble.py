@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .pipeline import _times, portable, portable_command, round_mantissa
+from .storage import portable, portable_command, round_mantissa
+from .workdir import read_times
 
 __all__ = ["assemble", "repeat_share_per_token"]
 
@@ -252,7 +253,7 @@ def assemble(cfg, workdir, output, force=False, command=""):
             end_of_turn="blocked, so every row has pulse_tokens + tokens_after tokens")
         groups["steering"] = steering
 
-    times = _times(workdir)
+    times = read_times(workdir)
     times["assemble"] = time.time() - t0
     root = {
         "emostats_format": 1, "source": "extract", "model": portable(str(c["model"])),

@@ -11,6 +11,8 @@ run in separate processes (``--stage``):
 
 ``stories`` and ``conversations`` are independent; ``steering`` needs
 ``stories``; ``sae`` needs both (it trains on both kinds of activations).
+
+The work folder's files (results, shards, locks, times) are :mod:`extract.workdir`.
 """
 
 import dataclasses
@@ -20,7 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Config", "run_stage", "run_all", "STAGES", "round_mantissa", "portable", "portable_command"]
+from .workdir import cached, claim, gather_shards, record_time, save_npz, shard_bounds, shard_path
+
+__all__ = ["Config", "run_stage", "run_all", "STAGES"]
 
 STAGES = ("stories", "conversations", "sae", "steering", "assemble")
 
@@ -109,51 +113,6 @@ class Config:
         return json.dumps({f: getattr(self, f) for f in fields[stage]}, sort_keys=True, default=list)
 
 
-def portable(path):
-    """A path as it may be stored in a shared file: relative to the working folder when below it, else
-    its name (a file made on one machine names no folder of that machine)."""
-    import os
-    path = str(path)
-    if not path or not os.path.isabs(path):
-        return path
-    rel = os.path.relpath(path)
-    return rel if not rel.startswith("..") else os.path.basename(path.rstrip("/"))
-
-
-def portable_command(command):
-    """``command`` with every absolute path argument (also ``--opt=/path``) made :func:`portable`."""
-    import shlex
-    out = []
-    for arg in shlex.split(command):
-        opt, eq, value = arg.partition("=")
-        out.append(f"{opt}={portable(value)}" if eq and opt.startswith("-") else portable(arg))
-    return " ".join(shlex.quote(a) for a in out)
-
-
-def round_mantissa(a, bits):
-    """Round float values to ``bits`` mantissa bits (round half away from zero), keeping the dtype.
-
-    The relative rounding error is at most ``2**-(bits+1)``; the zeroed low bits
-    make zlib compression effective. ``bits = 0`` returns ``a`` unchanged.
-    """
-    a = np.ascontiguousarray(a)
-    if not bits:
-        return a
-    if a.dtype == np.float32:
-        drop, ui = 23 - bits, np.uint32
-    elif a.dtype == np.float64:
-        drop, ui = 52 - bits, np.uint64
-    else:
-        raise TypeError(f"round_mantissa needs float32 or float64, got {a.dtype}")
-    if drop <= 0:
-        return a
-    u = a.view(ui)
-    half = ui(1) << ui(drop - 1)
-    mask = ~((ui(1) << ui(drop)) - ui(1))
-    out = ((u + half) & mask).view(a.dtype)
-    return np.where(np.isfinite(a), out, a)
-
-
 class _Ctx:
     """Model, tokenizer and hook, loaded once per process on first use."""
 
@@ -178,85 +137,29 @@ class _Ctx:
         return self._loaded
 
 
-def _save(path, **arrays):
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
-
-
-def _cached(workdir, stage, cfg):
-    path = Path(workdir) / f"{stage}.npz"
-    if path.exists():
-        with np.load(path, allow_pickle=True) as z:
-            if str(z["key"]) == cfg.key(stage):
-                return path
-    return None
-
-
-def _shard_bounds(n, shards, k):
-    edges = np.linspace(0, n, shards + 1).round().astype(int)
-    return int(edges[k]), int(edges[k + 1])
-
-
-def _shard_path(workdir, stage, k, n):
-    return Path(workdir) / f"{stage}.shard{k}of{n}.npz"
-
-
-def _gather_shards(cfg, ctx, workdir, stage, n, make):
-    """Paths of all ``n`` shards of ``stage``: make the missing, unclaimed ones here, wait for
-    the ones another process has claimed (a ``.lock`` file beside the shard)."""
-    key = cfg.key(stage)
-
-    def ready(k):
-        path = _shard_path(workdir, stage, k, n)
-        if path.exists():
-            with np.load(path, allow_pickle=True) as z:
-                return str(z["key"]) == key
-        return False
-
-    for k in range(n):
-        lock = _shard_path(workdir, stage, k, n).with_suffix(".lock")
-        if not ready(k) and not lock.exists():
-            make(cfg, ctx, workdir, k)
-    waited = 0
-    while not all(ready(k) for k in range(n)):
-        if waited % 300 == 0:
-            ctx.log(f"{stage}: waiting for shards made by other processes "
-                    f"(delete stale {stage}.shard*.lock files if none is running)")
-        time.sleep(10)
-        waited += 10
-    return [_shard_path(workdir, stage, k, n) for k in range(n)]
-
-
-def _claim(path):
-    lock = path.with_suffix(".lock")
-    lock.write_text(str(__import__("os").getpid()))
-    return lock
-
-
 def _stage_story_shard(cfg, ctx, workdir, k):
     """Generate shard ``k`` of the stories (a contiguous block of the prompt list)."""
     from .probes import generate_stories, load_emotions, story_prompts
-    path = _shard_path(workdir, "stories", k, cfg.story_shards)
+    path = shard_path(workdir, "stories", k, cfg.story_shards)
     key = cfg.key("stories")
     if path.exists():
         with np.load(path, allow_pickle=True) as z:
             if str(z["key"]) == key:
                 ctx.log(f"stories shard {k}: cached")
                 return path
-    lock = _claim(path)
+    lock = claim(path)
     model, tok, hook, desc, attrs = ctx.get()
     emotions = load_emotions()[:cfg.n_emotions]
     prompts = story_prompts(emotions, cfg.stories_per_emotion, seed=cfg.seed)
-    lo, hi = _shard_bounds(len(prompts), cfg.story_shards, k)
+    lo, hi = shard_bounds(len(prompts), cfg.story_shards, k)
     st = generate_stories(model, tok, hook, prompts[lo:hi], max_new_tokens=cfg.story_tokens,
                           start=cfg.story_start, batch_size=cfg.story_batch, seed=cfg.seed * 1009 + k,
                           temperature=cfg.temperature, top_p=cfg.top_p, progress=ctx.log)
     lengths = np.array([t.shape[0] for t in st["tokens"]])
-    _save(path, key=key, texts=np.array(st["texts"], dtype=object), acts=st["acts"],
-          n_tokens=st["n_tokens"], n_used=st["n_used"], mentions=st["mentions"],
-          token_acts=np.concatenate(st["tokens"]).astype(np.float32), lengths=lengths, model=desc,
-          attrs=json.dumps(attrs))
+    save_npz(path, key=key, texts=np.array(st["texts"], dtype=object), acts=st["acts"],
+             n_tokens=st["n_tokens"], n_used=st["n_used"], mentions=st["mentions"],
+             token_acts=np.concatenate(st["tokens"]).astype(np.float32), lengths=lengths, model=desc,
+             attrs=json.dumps(attrs))
     lock.unlink(missing_ok=True)
     return path
 
@@ -267,7 +170,7 @@ def _stage_stories(cfg, ctx, workdir, shard=None):
         _stage_story_shard(cfg, ctx, workdir, shard)
         return False  # not the whole stage
     parts = [dict(np.load(p, allow_pickle=True)) for p in
-             _gather_shards(cfg, ctx, workdir, "stories", cfg.story_shards, _stage_story_shard)]
+             gather_shards(cfg, ctx, workdir, "stories", cfg.story_shards, _stage_story_shard)]
     emotions = load_emotions()[:cfg.n_emotions]
     prompts = story_prompts(emotions, cfg.stories_per_emotion, seed=cfg.seed)
     texts = [str(t) for p in parts for t in p["texts"]]
@@ -275,25 +178,25 @@ def _stage_stories(cfg, ctx, workdir, shard=None):
     emb = embed_texts(texts)
     labels = [p[0] for p in prompts]
     pv = probe_vectors(acts, labels, emb, emotions, n_pcs=cfg.n_pcs, ridge=cfg.ridge)
-    _save(Path(workdir) / "stories.npz", key=cfg.key("stories"), emotions=np.array(emotions),
-          vectors=pv["vectors"], r2=pv["r2"], n_pcs=pv["n_pcs"], emb_var=pv["embedding_variance"],
-          labels=np.array(labels), texts=np.array(texts, dtype=object),
-          prompts=np.array([p[3] for p in prompts], dtype=object),
-          n_tokens=np.concatenate([p["n_tokens"] for p in parts]),
-          n_used=np.concatenate([p["n_used"] for p in parts]),
-          mentions=sum(int(p["mentions"]) for p in parts), story_acts=acts,
-          token_acts=np.concatenate([p["token_acts"] for p in parts]), model=str(parts[0]["model"]),
-          attrs=str(parts[0]["attrs"]))
+    save_npz(Path(workdir) / "stories.npz", key=cfg.key("stories"), emotions=np.array(emotions),
+             vectors=pv["vectors"], r2=pv["r2"], n_pcs=pv["n_pcs"], emb_var=pv["embedding_variance"],
+             labels=np.array(labels), texts=np.array(texts, dtype=object),
+             prompts=np.array([p[3] for p in prompts], dtype=object),
+             n_tokens=np.concatenate([p["n_tokens"] for p in parts]),
+             n_used=np.concatenate([p["n_used"] for p in parts]),
+             mentions=sum(int(p["mentions"]) for p in parts), story_acts=acts,
+             token_acts=np.concatenate([p["token_acts"] for p in parts]), model=str(parts[0]["model"]),
+             attrs=str(parts[0]["attrs"]))
     return True
 
 
 def _stage_conv_shard(cfg, ctx, workdir, k):
     """Generate shard ``k`` of the conversations (a contiguous block of conversation numbers)."""
     from .conversations import generate_conversations
-    path = _shard_path(workdir, "conversations", k, cfg.conv_shards)
-    lock = _claim(path)
+    path = shard_path(workdir, "conversations", k, cfg.conv_shards)
+    lock = claim(path)
     model, tok, hook, desc, attrs = ctx.get()
-    lo, hi = _shard_bounds(cfg.n_conversations, cfg.conv_shards, k)
+    lo, hi = shard_bounds(cfg.n_conversations, cfg.conv_shards, k)
     conv = generate_conversations(model, tok, hook, n_conversations=hi - lo, first=lo,
                                   n_turns=cfg.n_turns, min_turn_tokens=cfg.min_turn_tokens,
                                   max_turn_tokens=cfg.max_turn_tokens, max_user_tokens=cfg.max_user_tokens,
@@ -308,11 +211,11 @@ def _stage_conv_shard(cfg, ctx, workdir, k):
     hidden = np.concatenate([t[3] for t in turns]).astype(np.float32)
     text = np.array([tok.decode([int(i)]) for i in ids], dtype=object)
     capped = np.concatenate([np.full(len(t[2]), t[4], dtype=bool) for t in turns])
-    _save(path, key=cfg.key("conversations"), conversation=conversation,
-          turn=turn, position=position, ids=ids, hidden=hidden, text=text, capped=capped,
-          meta=np.array([json.dumps(m) for m in conv["meta"]]),
-          transcripts=np.array([json.dumps(m) for m in conv["messages"]]), model=desc,
-          attrs=json.dumps(attrs))
+    save_npz(path, key=cfg.key("conversations"), conversation=conversation,
+             turn=turn, position=position, ids=ids, hidden=hidden, text=text, capped=capped,
+             meta=np.array([json.dumps(m) for m in conv["meta"]]),
+             transcripts=np.array([json.dumps(m) for m in conv["messages"]]), model=desc,
+             attrs=json.dumps(attrs))
     lock.unlink(missing_ok=True)
     return path
 
@@ -322,12 +225,12 @@ def _stage_conversations(cfg, ctx, workdir, shard=None):
         _stage_conv_shard(cfg, ctx, workdir, shard)
         return False
     parts = [dict(np.load(p, allow_pickle=True)) for p in
-             _gather_shards(cfg, ctx, workdir, "conversations", cfg.conv_shards, _stage_conv_shard)]
+             gather_shards(cfg, ctx, workdir, "conversations", cfg.conv_shards, _stage_conv_shard)]
     cat = {name: np.concatenate([p[name] for p in parts])
            for name in ("conversation", "turn", "position", "ids", "hidden", "text", "capped", "meta",
                         "transcripts")}
-    _save(Path(workdir) / "conversations.npz", key=cfg.key("conversations"), model=str(parts[0]["model"]),
-          attrs=str(parts[0]["attrs"]), **cat)
+    save_npz(Path(workdir) / "conversations.npz", key=cfg.key("conversations"), model=str(parts[0]["model"]),
+             attrs=str(parts[0]["attrs"]), **cat)
     return True
 
 
@@ -342,7 +245,7 @@ def _sae_metadata(attrs, model, n_train):
 def _pretrained_sae(cfg, attrs, d_in):
     """The SAE of ``cfg.sae``, checked against the hooked layer and width."""
     from .sae import SAEFormatError, load_sae
-    from .sae_files import hook_block
+    from .sae_common import hook_block
     sae = load_sae(cfg.sae, layer=attrs["layer"])
     if sae.d_in != d_in:
         raise SAEFormatError(f"{cfg.sae}: the SAE reads d_in = {sae.d_in} but block {attrs['layer']} "
@@ -360,7 +263,7 @@ def _stage_sae(cfg, ctx, workdir):
     torch.set_num_threads(max(1, int(cfg.threads)))
     workdir = Path(workdir)
     deadline = time.time() + 3 * 3600
-    while _cached(workdir, "stories", cfg) is None:  # made by another process
+    while cached(workdir, "stories", cfg) is None:  # made by another process
         if time.time() > deadline:
             raise RuntimeError(f"sae: {workdir}/stories.npz did not appear; run the stories stage first")
         ctx.log("sae: waiting for stories.npz (made by another process)")
@@ -374,8 +277,8 @@ def _stage_sae(cfg, ctx, workdir):
     if cfg.sae:
         sae = _pretrained_sae(cfg, attrs, acts.shape[1])
         save_sae(sae, workdir / "sae")
-        _save(workdir / "sae.npz", key=cfg.key("sae"), fvu=np.nan, dead=-1, scale=np.nan, n_train=-1,
-              source=str(Path(cfg.sae).name), source_format=sae.format)
+        save_npz(workdir / "sae.npz", key=cfg.key("sae"), fvu=np.nan, dead=-1, scale=np.nan, n_train=-1,
+                 source=str(Path(cfg.sae).name), source_format=sae.format)
         return
     if cfg.sae_data == "both":
         with np.load(workdir / "conversations.npz", allow_pickle=True) as c:
@@ -384,8 +287,8 @@ def _stage_sae(cfg, ctx, workdir):
                                 batch_size=cfg.sae_batch, lr=cfg.sae_lr, seed=cfg.seed, progress=ctx.log,
                                 meta=_sae_metadata(attrs, model, acts.shape[0]))
     save_sae(sae, workdir / "sae")
-    _save(workdir / "sae.npz", key=cfg.key("sae"), fvu=stats["fvu"], dead=stats["dead"],
-          scale=stats["scale"], n_train=acts.shape[0], source="trained", source_format="SAELens")
+    save_npz(workdir / "sae.npz", key=cfg.key("sae"), fvu=stats["fvu"], dead=stats["dead"],
+             scale=stats["scale"], n_train=acts.shape[0], source="trained", source_format="SAELens")
 
 
 def inject_block(cfg, attrs):
@@ -423,13 +326,13 @@ def _stage_steering(cfg, ctx, workdir):
                            sweep_emotions=sweep_rows, sweep_samples=cfg.sweep_samples,
                            sweep_after=min(cfg.sweep_after, cfg.steer_after), progress=ctx.log)
     sweep = sweep_summary(res, unit, emotions, pick) if "sweep_steered" in res else []
-    _save(Path(workdir) / "steering.npz", key=cfg.key("steering"), pick=pick, inject_layer=inject,
-          steered=res["steered"], baseline=res["baseline"], alpha=res["alpha"],
-          inject_median_norm=res["inject_median_norm"], read_median_norm=res["read_median_norm"],
-          prompts=np.array(res["prompts"], dtype=object), steered_prompt=res["steered_prompt"],
-          baseline_prompt=res["baseline_prompt"], steered_repeat_share=res["steered_repeat_share"],
-          baseline_repeat_share=res["baseline_repeat_share"], steered_text=res["steered_text"],
-          baseline_text=res["baseline_text"], sweep=json.dumps(sweep))
+    save_npz(Path(workdir) / "steering.npz", key=cfg.key("steering"), pick=pick, inject_layer=inject,
+             steered=res["steered"], baseline=res["baseline"], alpha=res["alpha"],
+             inject_median_norm=res["inject_median_norm"], read_median_norm=res["read_median_norm"],
+             prompts=np.array(res["prompts"], dtype=object), steered_prompt=res["steered_prompt"],
+             baseline_prompt=res["baseline_prompt"], steered_repeat_share=res["steered_repeat_share"],
+             baseline_repeat_share=res["baseline_repeat_share"], steered_text=res["steered_text"],
+             baseline_text=res["baseline_text"], sweep=json.dumps(sweep))
 
 
 _RUN = {"stories": _stage_stories, "conversations": _stage_conversations, "sae": _stage_sae,
@@ -447,7 +350,7 @@ def run_stage(stage, cfg, workdir, log=print, ctx=None, shard=None):
     workdir.mkdir(parents=True, exist_ok=True)
     if stage == "assemble":
         raise ValueError("use assemble() for the last stage")
-    if _cached(workdir, stage, cfg):
+    if cached(workdir, stage, cfg):
         log(f"{stage}: cached in {workdir}")
         return 0.0
     t0 = time.time()
@@ -457,23 +360,14 @@ def run_stage(stage, cfg, workdir, log=print, ctx=None, shard=None):
             raise ValueError(f"shard {shard}: stage {stage} has shards 0..{n - 1}")
         _RUN[stage](cfg, ctx or _Ctx(cfg, log), workdir, shard=shard)
         dt = time.time() - t0
-        times = _times(workdir)
-        times[f"{stage}_shard{shard}"] = dt
-        (workdir / "times.json").write_text(json.dumps(times))
+        record_time(workdir, f"{stage}_shard{shard}", dt)
         log(f"{stage} shard {shard}: done in {dt:.0f} s")
         return dt
     _RUN[stage](cfg, ctx or _Ctx(cfg, log), workdir)
     dt = time.time() - t0
-    times = _times(workdir)
-    times[stage] = dt
-    (workdir / "times.json").write_text(json.dumps(times))
+    record_time(workdir, stage, dt)
     log(f"{stage}: done in {dt:.0f} s")
     return dt
-
-
-def _times(workdir):
-    p = Path(workdir) / "times.json"
-    return json.loads(p.read_text()) if p.exists() else {}
 
 
 def run_all(cfg, workdir, output, force=False, stages=STAGES, log=print, command="", loaded=None,

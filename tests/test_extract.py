@@ -432,7 +432,7 @@ def test_probe_vectors_method():
 
 @pytest.mark.parametrize("dtype,bits", [(np.float32, 10), (np.float32, 4), (np.float64, 20)])
 def test_round_mantissa(dtype, bits):
-    from extract.pipeline import round_mantissa
+    from extract.storage import round_mantissa
     rng = np.random.default_rng(0)
     a = (rng.normal(size=5000) * 10.0 ** rng.integers(-5, 5, 5000)).astype(dtype)
     a[:3] = [0.0, -0.0, np.inf]
@@ -566,7 +566,7 @@ def test_provenance_names_the_hook_and_no_machine_path(tiny_study, tmp_path):
 
 
 def test_portable_command(monkeypatch, tmp_path):
-    from extract.pipeline import portable, portable_command
+    from extract.storage import portable, portable_command
     monkeypatch.chdir(tmp_path)
     assert portable(str(tmp_path / "a" / "study.nc")) == "a/study.nc"
     assert portable("/elsewhere/models/m.gguf") == "m.gguf"
