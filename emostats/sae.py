@@ -12,6 +12,8 @@ Feature ids are positions along ``/features``' ``feature`` dim: id ``i`` is the
 ``/features`` when they are known.
 """
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import xarray as xr
 
@@ -79,10 +81,21 @@ def _count_block(index, offsets, lag, n_features, base, own_from, threads):
     note_compile(_kernel.firing_counts)  # first use with a cold cache: say so, or wait for a warm child's entry
     _check_range(index, base, n_features)  # the kernel trusts its ids
     # one piece per thread, but no piece smaller than MIN_PIECE rows: below that a
-    # parallel region costs more than it saves (counts are the same either way)
-    pieces = max(1, min(n_threads(threads), (base + index.shape[0] - own_from) // MIN_PIECE))
-    return _kernel.firing_counts(index, offsets, -1 if lag is None else int(lag), int(n_features),
-                                 int(base), int(own_from), pieces)
+    # thread costs more than it saves (counts are the same either way)
+    n_own = base + index.shape[0] - own_from
+    pieces = max(1, min(n_threads(threads), n_own // MIN_PIECE))
+    args = (offsets, -1 if lag is None else int(lag), int(n_features), int(base))
+    if pieces == 1:
+        return _kernel.firing_counts(index, *args, int(own_from), 1)
+    # the kernel releases the GIL: piece c counts rows [lo, hi) of index[:hi - base] (its rows before lo are
+    # context); integer counts summed in piece order
+    bounds = [(own_from + n_own * c // pieces, own_from + n_own * (c + 1) // pieces) for c in range(pieces)]
+    with ThreadPoolExecutor(max_workers=pieces, thread_name_prefix="emostats") as pool:
+        futures = [pool.submit(_kernel.firing_counts, index[:hi - base], *args, int(lo), 1) for lo, hi in bounds]
+        counts = futures[0].result()
+        for future in futures[1:]:
+            counts += future.result()
+    return counts
 
 
 def firing_counts(index, offsets, lag=100, n_features=None, threads=None):

@@ -30,10 +30,13 @@ callers check the whole block first with :func:`index_range`, one vectorised
 pass at memory bandwidth.
 Memory: about 44 bytes x n_features per chunk (int64 totals, int32 scratch).
 
-Parallelism: the owned rows are split into ``n_chunks`` contiguous pieces (a
-``prange`` over pieces); each piece has its own count and marker buffers, which
-are summed afterwards in chunk order. Counts are integers, so the result is the
-same for any number of chunks or threads.
+Parallelism: the owned rows are split into ``n_chunks`` contiguous pieces, each
+with its own count and marker buffers, summed afterwards in chunk order. The
+kernel itself is serial (``nogil``): the NumPy layer (``emostats.sae``) runs
+pieces on Python threads, one call per piece. A ``prange`` over the pieces
+(``parallel=True``) compiled in 20.4 s against 9.1 s for the serial kernel
+(cold cache, load ~10), for no gain in speed. Counts are integers, so the result
+is the same for any number of chunks or threads.
 
 Rows ``[base, own_from)`` of the global token axis are context only (read as
 predecessors, never counted): a block of a dask array is passed together with
@@ -43,7 +46,7 @@ the ``lag`` rows before it, and the counts of all blocks add up exactly.
 import numba
 import numpy as np
 
-from ._config import JIT, PJIT
+from ._config import JIT
 
 __all__ = ["firing_counts", "index_range", "n_valid_pairs"]
 
@@ -142,7 +145,7 @@ def _count_piece(index, offsets, lag, n_features, base, start, stop, counts, sta
         counts[N_BOTH, f] += both[f]
 
 
-@numba.njit(**PJIT)
+@numba.njit(**JIT)
 def firing_counts(index, offsets, lag, n_features, base, own_from, n_chunks):
     """Per-feature firing counts of ``index`` at ``lag`` (see the module docstring).
 
@@ -162,7 +165,7 @@ def firing_counts(index, offsets, lag, n_features, base, own_from, n_chunks):
         Global token of row 0, and the first global token whose row is counted;
         the caller passes ``base == 0`` or ``own_from - base >= lag`` rows of context.
     n_chunks : int
-        Number of independent pieces (each with its own buffers).
+        Number of independent pieces (each with its own buffers), done one after the other.
 
     Returns
     -------
@@ -178,10 +181,10 @@ def firing_counts(index, offsets, lag, n_features, base, own_from, n_chunks):
     states = np.zeros((n_chunks, n_features, 2), dtype=np.int32)
     states[:, :, 0] = -1
     boths = np.zeros((n_chunks, n_features), dtype=np.int32)
-    if n_chunks == 1:  # no parallel region (its idle threads would only spin)
+    if n_chunks == 1:
         _count_piece(index, offsets, lag, n_features, base, own_from, stop, buffers[0], states[0], boths[0])
         return buffers[0]
-    for c in numba.prange(n_chunks):
+    for c in range(n_chunks):
         lo = own_from + (n_own * c) // n_chunks
         hi = own_from + (n_own * (c + 1)) // n_chunks
         _count_piece(index, offsets, lag, n_features, base, lo, hi, buffers[c], states[c], boths[c])
