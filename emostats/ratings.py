@@ -207,7 +207,7 @@ def rating_analyses(features, persistence=None, n=D.N_MATCHED, stat=D.RATING_STA
     >>> str(res["pair"].values[0]), int(res["n"].sel(pair="self_rating:text_rating")) == res.sizes["feature"]
     ('subspace_fraction:self_rating', True)
     """
-    from .sae import _aligned, feature_table, matched_residuals
+    from .feature_matching import aligned_to_table, feature_table, matched_residuals
 
     table = feature_table(features, probe_vectors)
     if not any(r in table for r in RATINGS):
@@ -215,7 +215,7 @@ def rating_analyses(features, persistence=None, n=D.N_MATCHED, stat=D.RATING_STA
                                 "analyses need at least one rating per feature (NaN = unrated)")
     columns = {name: table[name] for name in table.data_vars}
     if persistence is not None:
-        persistence = _aligned(persistence, table)
+        persistence = aligned_to_table(persistence, table)
         vm = matched_residuals(persistence, table, n=n, stat=stat, threads=threads)
         columns["residual"] = xr.DataArray(vm["residual"].values, dims="feature", coords={"feature": table["feature"]})
         columns["persistence"] = persistence["persistence"].astype(np.float64)

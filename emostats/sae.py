@@ -1,5 +1,5 @@
 """SAE features: firing persistence at a lag, feature density, and (re-exported from
-:mod:`emostats.sae_matched`) the variance-matched residual persistence of Figure 7 (SPEC.md analyses 7 and 8).
+:mod:`emostats.feature_matching`) the variance-matched residual persistence of Figure 7 (SPEC.md analyses 7 and 8).
 
 A feature *fires* at a token when its id is among the token's active top-k ids
 in ``sae_index(token, slot)`` (``-1`` = empty slot). An id that appears in more
@@ -23,7 +23,7 @@ from ._kernels._config import n_threads
 from ._threads import note_compile
 from ._safetensors import read_sparsity
 from .errors import MissingGroupError, StudyError
-from .sae_matched import feature_table, matched_residuals, sae_matched
+from .feature_matching import feature_table, matched_residuals, sae_matched
 from .segments import segments_of
 
 __all__ = ["firing_counts", "firing_persistence", "feature_density", "read_sparsity", "sae_matched", "feature_table",

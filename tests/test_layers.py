@@ -22,7 +22,7 @@ LAYERS = [
                 "inference", "probe_check", "repetition", "validation", "_validate_groups", "_validate_values",
                 "_join", "_cf",
                 "persistence_stats", "decay_bootstrap",  # split out of persistence and decay by topic
-                "sae_matched"]),  # split out of sae (Figure 7)
+                "feature_matching"]),  # split out of sae (Figure 7)
     ("files", ["io", "synth"]),
     ("pipeline", ["pipeline"]),
     ("interface", ["report", "plots", "cli", "__main__", ""]),  # "" = the package root emostats/__init__

@@ -11,7 +11,7 @@ import xarray as xr
 
 from .errors import MissingGroupError, StudyError
 
-__all__ = ["feature_table", "matched_residuals", "sae_matched"]
+__all__ = ["feature_table", "aligned_to_table", "matched_residuals", "sae_matched"]
 
 
 def _features_group(features):
@@ -62,7 +62,9 @@ def feature_table(features, probe_vectors=None, need=("variance_explained", "sub
     return table
 
 
-def _aligned(persistence, table):
+def aligned_to_table(persistence, table):
+    """``persistence`` (of :func:`emostats.sae.firing_persistence`) checked to hold the features of
+    ``table`` in the same order; a :class:`StudyError` naming both feature sets if not."""
     if not isinstance(persistence, xr.Dataset) or "persistence" not in persistence or "included" not in persistence:
         raise StudyError("persistence must be the Dataset of firing_persistence (persistence, included)")
     if persistence.sizes["feature"] != table.sizes["feature"] or not np.array_equal(
@@ -136,7 +138,7 @@ def sae_matched(persistence, features, n=20, stat="median", *, probe_vectors=Non
     from .stats import spearman
 
     table = feature_table(features, probe_vectors)
-    persistence = _aligned(persistence, table)
+    persistence = aligned_to_table(persistence, table)
     vm = matched_residuals(persistence, table, n=n, stat=stat, threads=threads)
     residual = xr.DataArray(vm["residual"].values, dims="feature", coords={"feature": table["feature"].values})
     sp = spearman(residual, table["subspace_fraction"], dim="feature")
