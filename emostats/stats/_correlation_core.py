@@ -22,9 +22,10 @@ import numpy as np
 from scipy import special
 
 from .._kernels._config import n_threads
-from .._kernels.ranks import (correlate_rows, correlate_rows_serial, correlation_permutations,
-                              correlation_permutations_serial, kendall_rows, kendall_rows_serial,
-                              pearson_rows, pearson_rows_serial, ranks_from_order, ranks_from_order_serial)
+from .._kernels.correlation import (correlate_rows, correlate_rows_serial, correlation_permutations,
+                                    correlation_permutations_serial, pearson_rows, pearson_rows_serial)
+from .._kernels.rank_tests import kendall_rows, kendall_rows_serial
+from .._kernels.ranks import ranks_from_order, ranks_from_order_serial
 from ..errors import ArgumentError
 from ._common import check_n_perm, stream_key
 from ._nulldist import PRHO_EXACT_MAX, kendall_cdf, kendall_sf, prho

@@ -13,7 +13,7 @@ import math
 import numpy as np
 from scipy import special, stats
 
-from .._kernels.ranks import signed_rank_z
+from .._kernels.rank_tests import signed_rank_z
 from ._nulldist import psignrank, qsignrank
 
 __all__ = ["signed_rank", "zeroin", "WILCOXON_METHODS"]
