@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import emostats as es
 from emostats import defaults as D
@@ -229,3 +231,123 @@ def test_worked_example_script_runs_small(tmp_path, capsys):
                                                                    for e in bumps)
     reflect = [e for e in state.ledger if e["event"] == "reflect"]
     assert len(reflect) == 1 and reflect[0]["after"]["fear"] == 0.0
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda p: p.update(emotions=[]), "the profile's emotions must be a JSON object"),
+    (lambda p: p["emotions"].update(afraid={"fit_ok": True}), "emotion 'afraid' lacks n_components, weight_fast"),
+    (lambda p: p["emotions"].update(afraid=3), "emotion 'afraid' must be a JSON object"),
+    (lambda p: p.update(pcs={"pc1": {}}), "PC 'pc1' lacks fit_ok"),
+    (lambda p: p.update(pcs=[1]), "the profile's pcs must be a JSON object"),
+])
+def test_a_malformed_profile_is_a_one_line_error(example_profile, edit, match):
+    prof = json.loads(json.dumps(example_profile))
+    edit(prof)
+    with pytest.raises(ArgumentError, match=match) as err:
+        AffectState.from_profile(prof, "pcs" if "pc" in match else {"fear": ["afraid"]})
+    assert "\n" not in str(err.value)
+
+
+def test_bad_vocabulary_and_profile_files_are_one_line_errors(example_profile, tmp_path):
+    for vocabulary, match in [({"fear": ["afraid", 3]}, "must list emotion names"), ({}, "non-empty dict"),
+                              ({"fear": []}, "must list emotion names"), ({"": ["afraid"]}, "non-empty strings"),
+                              (["afraid"], "non-empty dict")]:
+        with pytest.raises(ArgumentError, match=match) as err:
+            AffectState.from_profile(example_profile, vocabulary)
+        assert "\n" not in str(err.value)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ArgumentError, match="the profile file is not JSON"):
+        AffectState.from_profile(bad)
+    with pytest.raises(ArgumentError, match="cannot read the profile .*missing.json"):
+        AffectState.from_profile(tmp_path / "missing.json")
+
+
+def test_schemas_ship_in_the_wheel():
+    import fnmatch
+    import tomllib
+
+    root = Path(__file__).parents[1]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["emostats"]
+    files = sorted((root / "emostats" / "affect" / "schemas").glob("*.json"))
+    assert [f.name for f in files] == ["affect_profile.schema.json", "affect_state.schema.json"]
+    for f in files:
+        rel = f.relative_to(root / "emostats").as_posix()
+        assert any(fnmatch.fnmatch(rel, p) for p in patterns), rel
+        jsonschema.Draft202012Validator.check_schema(json.loads(f.read_text()))
+
+
+def _cli_error(capsys, argv):
+    code = main([str(a) for a in argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("emostats: error:"), err
+    return err[0]
+
+
+def test_affect_profile_command_refuses_to_overwrite_and_writes_atomically(small_study, tmp_path, capsys,
+                                                                          monkeypatch):
+    out = tmp_path / "profile.json"
+    out.write_text("precious\n")
+    args = ["affect-profile", small_study, "-o", out, "--max-lag", "20", "--n-boot", "0", "--n-pcs", "1", "-q"]
+    assert "exists" in _cli_error(capsys, args) and "--force" in _cli_error(capsys, args)
+    assert out.read_text() == "precious\n"
+
+    real = Path.write_text
+
+    def half_then_fail(self, text, *a, **k):  # the disk goes away halfway through the write
+        real(self, text[:len(text) // 2], *a, **k)
+        raise RuntimeError("write failed")
+
+    monkeypatch.setattr(Path, "write_text", half_then_fail)
+    with pytest.raises(RuntimeError, match="write failed"):
+        main([str(a) for a in args + ["--force"]])
+    monkeypatch.undo()
+    assert out.read_text() == "precious\n" and sorted(p.name for p in tmp_path.iterdir()) == ["profile.json"]
+    assert main([str(a) for a in args + ["--force"]]) == 0
+    PROFILE.validate(json.loads(out.read_text()))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["profile.json"]
+
+
+def test_affect_profile_command_bad_input_is_one_line(small_study, tmp_path, capsys):
+    out = tmp_path / "p.json"
+    assert "max_lag" in _cli_error(capsys, ["affect-profile", small_study, "-o", out, "--max-lag", "2"])
+    assert "--lag" in _cli_error(capsys, ["affect-profile", small_study, "-o", out, "--lag", "-3"])
+    _cli_error(capsys, ["affect-profile", tmp_path / "missing.nc", "-o", out])
+    not_a_study = tmp_path / "x.nc"
+    not_a_study.write_text("hello")
+    _cli_error(capsys, ["affect-profile", not_a_study, "-o", out])
+    assert not out.exists()
+
+
+def _ar_study(phis, lengths, seed):
+    """Probes that are AR(1) series with coefficients ``phis``, restarted per conversation."""
+    rng = np.random.default_rng(seed)
+    conv = np.repeat(np.arange(len(lengths)), lengths)
+    x = np.zeros((conv.size, len(phis)))
+    for t in range(conv.size):
+        prev = x[t - 1] if t and conv[t] == conv[t - 1] else 0.0
+        x[t] = np.asarray(phis) * prev + rng.normal(size=len(phis))
+    return _act(x, conv)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.floats(0.0, 0.99), min_size=2, max_size=4), st.lists(st.integers(30, 200), min_size=3, max_size=6),
+       st.integers(0, 2**32 - 1), st.integers(4, 30), st.floats(0.5, 6.0), st.floats(0.0, 5.0), st.integers(0, 3),
+       st.floats(0.5, 100.0))
+def test_any_profile_and_its_states_validate_against_the_schemas(phis, lengths, seed, max_lag, saturation_z,
+                                                                 noise_tokens, n_pcs, seconds_per_token):
+    act = _ar_study(phis, lengths, seed)
+    prof = affect_profile(act, max_lag=max_lag, lag=min(5, max_lag), n_boot=0, n_pcs=n_pcs,
+                          saturation_z=saturation_z, noise_tokens=noise_tokens)
+    PROFILE.validate(json.loads(json.dumps(prof, allow_nan=False)))
+    names = list(prof["emotions"])
+    vocabularies = [{"all": names}, {"first": names[:1], "rest": names[1:]}] + (["pcs"] if prof["pcs"] else [])
+    for vocabulary in vocabularies:
+        state = AffectState.from_profile(prof, vocabulary, seconds_per_token)
+        for rec in state.calibration["axes"].values():
+            for c in ("fast", "slow"):
+                if rec[f"half_life_{c}"]["source"] == "measured":  # never an artefact
+                    assert noise_tokens <= rec[f"half_life_{c}"]["tokens"] <= max_lag
+        state.bump(state.axes[0], 0.3)
+        state.decay(1234.5)
+        STATE.validate(json.loads(state.to_json()))

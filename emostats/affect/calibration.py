@@ -65,6 +65,19 @@ DEFAULT_VOCABULARY: dict[str, list[str]] = {
 }
 
 _LEVELS = ("level_q50", "level_q90", "level_q99", "level_between_conversation_sd")
+#: the fields of a profile entry that calibration reads
+_NEEDS = ("fit_ok", "n_components", "weight_fast", "half_life_fast_tokens", "half_life_slow_tokens",
+          *(f"half_life_{c}_{k}" for c in ("fast", "slow") for k in ("noise", "extrapolated", "at_bound")))
+
+
+def _entry(kind: str, name: str, e: Any) -> Mapping[str, Any]:
+    """Profile entry ``e`` of emotion (or PC) ``name``, checked to hold what calibration reads."""
+    if not isinstance(e, Mapping):
+        raise ArgumentError(f"from_profile: the profile's {kind} {name!r} must be a JSON object, got {e!r}")
+    missing = [k for k in _NEEDS if k not in e]
+    if missing:
+        raise ArgumentError(f"from_profile: the profile's {kind} {name!r} lacks {', '.join(missing)}")
+    return e
 
 
 def _load(profile: Mapping[str, Any] | str | PathLike) -> Mapping[str, Any]:
@@ -183,6 +196,8 @@ def calibrate(profile: Mapping[str, Any] | str | PathLike, vocabulary: Mapping[s
     params = {"noise_half_life_tokens": params.get("noise_half_life_tokens", _d.AFFECT_NOISE_TOKENS),
               "window_tokens": params.get("window_tokens")}
     emotions = prof.get("emotions", {})
+    if not isinstance(emotions, Mapping):
+        raise ArgumentError(f"from_profile: the profile's emotions must be a JSON object, got {type(emotions).__name__}")
     record: dict[str, Any] = {
         "method": "emostats.affect.calibrate: measured token half-lives x seconds_per_token; artefacts (token-level "
                   "noise, extrapolations beyond the fitted window) replaced by the defaults",
@@ -198,12 +213,14 @@ def calibrate(profile: Mapping[str, Any] | str | PathLike, vocabulary: Mapping[s
             raise ArgumentError(f"from_profile: vocabulary must be a dict {{axis: [emotions]}}, 'pcs' or None, "
                                 f"got {vocabulary!r}")
         pcs = prof.get("pcs") or {}
+        if not isinstance(pcs, Mapping):
+            raise ArgumentError(f"from_profile: the profile's pcs must be a JSON object, got {type(pcs).__name__}")
         if not pcs:
             raise ArgumentError("from_profile: vocabulary='pcs' but the profile has no emotion-space PCs "
                                 "(write it with n_pcs >= 1)")
         record["vocabulary"] = "pcs"
         for name, e in pcs.items():
-            groups[name] = [(name, e)]
+            groups[name] = [(name, _entry("PC", name, e))]
             extra[name] = {"variance_ratio": e.get("variance_ratio"), "top_loadings": e.get("top_loadings"),
                            "loadings": e.get("loadings")}
     else:
@@ -214,13 +231,15 @@ def calibrate(profile: Mapping[str, Any] | str | PathLike, vocabulary: Mapping[s
                                 f"got {vocabulary!r}")
         record["vocabulary"] = "user" if user else "default"
         for axis, names in vocab.items():
-            if isinstance(names, str) or not isinstance(names, (list, tuple)) or not names:
+            if isinstance(names, str) or not isinstance(names, (list, tuple)) or not names \
+                    or not all(isinstance(n, str) for n in names):
                 raise ArgumentError(f"from_profile: vocabulary axis {axis!r} must list emotion names, got {names!r}")
             missing = [n for n in names if n not in emotions]
             if missing and user:
                 raise ArgumentError(f"from_profile: vocabulary axis {axis!r} names {len(missing)} emotion(s) the "
                                     f"profile lacks: {', '.join(map(repr, missing[:5]))}")
-            groups[axis] = [(n, emotions[n]) for n in names if n in emotions and emotions[n].get("fit_ok")]
+            present = [(n, _entry("emotion", n, emotions[n])) for n in names if n in emotions]
+            groups[axis] = [(n, e) for n, e in present if e["fit_ok"]]
             if missing:
                 extra[axis] = {"members_not_in_profile": missing}
     axes, rec_axes = {}, {}
