@@ -9,20 +9,24 @@ in turns of 50-1,500 tokens. Figures reported with the ``report`` fixture:
 - the whole profile L = 0..200 (goal: under 2 s on 2 cores);
 - trajectories (Figure 2) for tau = 0..200.
 
-Goals on 2 cores: lag 100 >= 50x the masked NumPy way and >= 0.6 of copy
-bandwidth; profile < 2 s. Tests never assert on time.
+Goals on 2 cores (issue 15): lag 100 >= 50x the masked NumPy way and >= 0.8 of
+the two-thread read floor (reading the input once on two threads, measured in
+the same run); profile <= 0.6 s. Tests never assert on time. Every report
+carries the load average (``load``) at the time of the measurement.
 
 Besides wall-clock times (``*_s``), the figures include process CPU seconds
 (``*_cpu_s``, summed over threads): on a shared, loaded machine the wall clock
 mostly measures waiting for a core, while CPU seconds show the work done.
 """
 
+import os
 import time
 
 import numpy as np
 import pytest
 
 from benchmarks.conftest import FULL, best_time, copy_bandwidth, scale
+from benchmarks.track import fma_rate, read_floor
 from emostats import persistence as P
 from tests.naive import lag as naive
 
@@ -79,7 +83,9 @@ def test_lag100(benchmark, report, data):
     c_numpy = cpu_time(masked_numpy, x, offsets, LAG, repeat=reps)
     out = np.empty_like(x)
     c_copy = cpu_time(np.copyto, out, x, repeat=5)
-    report(n_tokens=N_TOKENS, n_probes=N_PROBES, lag=LAG, kernel_s=t_kernel, masked_numpy_s=t_numpy,
+    t_read2 = read_floor(x)[0]  # the input read once, two threads each reducing half of it
+    report(load=os.getloadavg()[0], n_tokens=N_TOKENS, n_probes=N_PROBES, lag=LAG, kernel_s=t_kernel,
+           masked_numpy_s=t_numpy, read_floor_2thread_s=t_read2, fraction_of_2thread_read_floor=t_read2 / t_kernel,
            per_turn_s=t_turns, speedup_vs_masked_numpy=t_numpy / t_kernel, speedup_vs_per_turn=t_turns / t_kernel,
            kernel_gb_s=x.nbytes / t_kernel / 1e9, copy_gb_s=bandwidth / 1e9,
            fraction_of_copy_bandwidth=x.nbytes / t_kernel / bandwidth,
@@ -95,9 +101,12 @@ def test_profile(benchmark, report, data):
     t_profile = best_time(P.lag_correlation_profile, x, offsets, MAX_LAG, repeat=2)
     t_single = best_time(P.lag_correlation, x, offsets, LAG, repeat=3)
     c_profile = cpu_time(P.lag_correlation_profile, x, offsets, MAX_LAG, repeat=1)
-    report(n_tokens=N_TOKENS, n_probes=N_PROBES, max_lag=MAX_LAG, profile_s=t_profile, profile_cpu_s=c_profile,
-           one_lag_s=t_single, lags_per_single_lag_time=(MAX_LAG + 1) * t_single / t_profile,
-           under_2_s=bool(t_profile < 2.0))
+    fmas = float(n_pairs.sum()) * x.shape[1]  # one multiply-add per pair and probe
+    rate = fma_rate()[0]  # float64 multiply-adds per second of a BLAS matrix product, all threads
+    report(load=os.getloadavg()[0], n_tokens=N_TOKENS, n_probes=N_PROBES, max_lag=MAX_LAG, profile_s=t_profile,
+           profile_cpu_s=c_profile, one_lag_s=t_single, lags_per_single_lag_time=(MAX_LAG + 1) * t_single / t_profile,
+           gfma_per_s=fmas / t_profile / 1e9, dgemm_gfma_per_s=rate / 1e9,
+           fraction_of_dgemm_rate=fmas / t_profile / rate, under_0_6_s=bool(t_profile <= 0.6))
 
 
 def test_trajectories(benchmark, report, data):
