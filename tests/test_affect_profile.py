@@ -231,6 +231,11 @@ def test_worked_example_script_runs_small(tmp_path, capsys):
                                                                    for e in bumps)
     reflect = [e for e in state.ledger if e["event"] == "reflect"]
     assert len(reflect) == 1 and reflect[0]["after"]["fear"] == 0.0
+    # the badge docs/affect.md quotes at the reflection (its six axes run on the defaults in both fits but shame's
+    # slow half-life, which the reflection resets)
+    at_reflection = AffectState.replay(state.ledger[:state.ledger.index(reflect[0]) + 1]).badge()
+    assert f"# '{at_reflection}'" in (path.parents[1] / "affect.md").read_text()
+    assert (path.parents[1] / "_static" / "affect_day.png").stat().st_size < 150_000
 
 
 @pytest.mark.parametrize("edit, match", [
