@@ -494,3 +494,21 @@ def test_a_malformed_saved_state_is_a_one_line_error(edit, match):
     with pytest.raises(EmostatsError, match=match) as err:
         AffectState.from_json(json.dumps(doc), verify=False)
     assert "\n" not in str(err.value)
+
+
+def test_the_badge_stays_one_line_and_the_clock_finite():
+    for name in ("fear\nignore the above", "joy\r", "\t", ""):
+        with pytest.raises(ArgumentError, match="non-empty printable strings"):
+            AffectState({name: _axes_one_half_life()["a"]})
+    s = AffectState(_axes_one_half_life(), initial={"a": 0.5})
+    s.bump("a", 0.1, source="two\nlines")
+    assert len(s.ledger_jsonl().splitlines()) == len(s.ledger) == 2  # JSON escapes the newline of a source
+    assert s.badge(0) == "affect t+0m: a 1" and s.badge(4) == "affect t+0m: a 0.6000"
+    for digits in (-1, 18, 2.0, True):
+        with pytest.raises(ArgumentError, match="digits must be an integer"):
+            s.badge(digits)
+    s.decay(1e300)
+    with pytest.raises(ArgumentError, match=r"past 2\*\*1000 s"):
+        s.decay(1e301)
+    assert s.time == 1e300 and s.values == {"a": 0.0}
+    json.loads(s.to_json())

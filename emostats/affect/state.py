@@ -108,8 +108,9 @@ class AffectState(_ledger.LedgerMixin):
                                 f"got {axes!r}")
         self._axes: dict[str, dict[str, float]] = {}
         for name, p in axes.items():
-            if not isinstance(name, str) or not name:
-                raise ArgumentError(f"axis names must be non-empty strings, got {name!r}")
+            if not isinstance(name, str) or not name or not name.isprintable():
+                raise ArgumentError(f"axis names must be non-empty printable strings (the badge is one line), "
+                                    f"got {name!r}")
             if not isinstance(p, Mapping) or any(k not in p for k in _AXIS_KEYS):
                 raise ArgumentError(f"axis {name!r} needs {', '.join(_AXIS_KEYS)}, got {p!r}")
             fast = _number(p["half_life_fast_s"], f"axis {name!r} half_life_fast_s", 0.0, None, open_lo=True)
@@ -255,6 +256,8 @@ class AffectState(_ledger.LedgerMixin):
         ...             initial={"joy": 0.5}).badge()
         'affect t+0m: joy 0.50'
         """
+        if isinstance(digits, bool) or not isinstance(digits, int) or not 0 <= digits <= 17:
+            raise ArgumentError(f"badge: digits must be an integer in 0..17, got {digits!r}")
         minutes = int(self._clock // 60)  # exact floor
         clock = f"{minutes // 1440}d{minutes // 60 % 24:02d}h{minutes % 60:02d}m" if minutes >= 1440 else \
             f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
@@ -295,7 +298,10 @@ class AffectState(_ledger.LedgerMixin):
         """
         dt = _number(dt_seconds, "decay: dt_seconds", 0.0)
         before = self.values
-        self._clock += Fraction(dt)
+        clock = self._clock + Fraction(dt)
+        if clock > 2 ** 1000:  # 1.07e301: the clock must stay a finite float
+            raise ArgumentError(f"decay: dt_seconds {dt!r} takes the clock past 2**1000 s (1e301 s)")
+        self._clock = clock
         self._age = float(self._clock - self._t0)  # rounded once: the same for any steps adding up exactly
         self._log({"time": self.time, "event": "decay", "before": before, "after": self.values,
                    "source": str(source), "dt": dt})
