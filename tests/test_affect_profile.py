@@ -255,7 +255,7 @@ def test_a_malformed_profile_is_a_one_line_error(example_profile, edit, match):
 
 def test_bad_vocabulary_and_profile_files_are_one_line_errors(example_profile, tmp_path):
     for vocabulary, match in [({"fear": ["afraid", 3]}, "must list emotion names"), ({}, "non-empty dict"),
-                              ({"fear": []}, "must list emotion names"), ({"": ["afraid"]}, "non-empty strings"),
+                              ({"fear": []}, "must list emotion names"), ({"": ["afraid"]}, "non-empty printable strings"),
                               (["afraid"], "non-empty dict")]:
         with pytest.raises(ArgumentError, match=match) as err:
             AffectState.from_profile(example_profile, vocabulary)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from emostats.affect import AffectState, schema
 from emostats.errors import ArgumentError, EmostatsError
 
-#: values are sums of two products: one decay step against two agrees to a few ulps of the clock
+#: 2^(-(a + b)/h) against 2^(-a/h) 2^(-b/h), or a step of a float sum a + b against steps a and b: a few ulps
 DECAY_RTOL = 1e-12
 #: a cap is compared with a sum of applied deltas (float additions): slack of a few ulps
 CAP_SLACK = 1e-12

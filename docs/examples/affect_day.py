@@ -44,7 +44,7 @@ def simulate(profile: dict, seconds_per_token: float = 10.0) -> tuple[AffectStat
     """Run the day; returns the state, the sample times (hours) and the values of each axis at those times."""
     state = AffectState.from_profile(profile, seconds_per_token=seconds_per_token, source="affect_day example")
     state.decay(START * 3600)  # the day starts at 07:00 on the state clock
-    # whole seconds on the clock: then every sum of decay steps is exact (see emostats.affect.state)
+    # events at whole seconds, on the 120-s sampling grid or between its points
     queue = sorted([(round(h * 3600), "bump", a, d, why) for h, a, d, why in EVENTS]
                    + [(round(REFLECTION[0] * 3600), "reflect", None, None, None)])
     hours, series = [], {a: [] for a in state.axes}
