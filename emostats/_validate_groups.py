@@ -159,12 +159,17 @@ def _covariance(name, cov, where=""):
     trace = float(np.trace(cov))
     if not trace > 0:
         return f"/moments: {name}{where} has trace {trace:g}; a covariance has a positive trace"
-    asym = np.abs(cov - cov.T)
+    # in place, one hidden x hidden temporary at a time (at hidden 7,168 each is 411 MB; np.eye was one more)
+    asym = np.subtract(cov, cov.T)
+    np.abs(asym, out=asym)
     if asym.max() > SYM_RTOL * trace:
         i, j = np.unravel_index(int(np.argmax(asym)), asym.shape)
         return (f"/moments: {name}{where} is not symmetric: [{i}, {j}] is {cov[i, j]:.6g} but [{j}, {i}] is "
                 f"{cov[j, i]:.6g} (tolerance {SYM_RTOL:g} x trace); a covariance is symmetric")
-    shifted = (cov + cov.T) / 2 + PSD_RTOL * trace * np.eye(cov.shape[0])
+    del asym
+    shifted = np.add(cov, cov.T)
+    shifted *= 0.5  # the bits of (cov + cov.T) / 2
+    shifted.flat[::cov.shape[0] + 1] += PSD_RTOL * trace  # + PSD_RTOL * trace * eye, without the eye
     try:
         np.linalg.cholesky(shifted)
     except np.linalg.LinAlgError:

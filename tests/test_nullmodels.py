@@ -266,6 +266,41 @@ def test_eigenspace_stored_or_cached_is_never_decomposed_again(rng, monkeypatch)
         store_eigenspace(mom, k=13)
 
 
+def test_eigenspace_disk_cache_gives_the_first_decomposition_bits(rng, monkeypatch, tmp_path):
+    import emostats.nullmodels.eigenspace as eigen_module
+    from emostats.nullmodels import clear_eigenspace_cache, leading_eigenspace
+
+    monkeypatch.setenv("EMOSTATS_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(eigen_module, "DISK_CACHE_MIN_HIDDEN", 8)
+    a = rng.normal(size=(40, 12))
+    cov = a.T @ a / 40
+    clear_eigenspace_cache()
+    calls = []
+    real = eigen_module._decompose
+    monkeypatch.setattr(eigen_module, "_decompose", lambda c: calls.append(1) or real(c))
+    w, q = leading_eigenspace(cov, 5)
+    files = list((tmp_path / "eigenspace").glob("*.npz"))
+    assert calls == [1] and len(files) == 1
+    with np.load(files[0]) as f:  # the sweep's columns are kept, not just the 5 asked for
+        assert f["eigenvectors"].shape == (12, eigen_module.sweep_k(12))
+    clear_eigenspace_cache()  # a new process: read back, not decomposed
+    w2, q2 = leading_eigenspace(cov, 5)
+    assert calls == [1]
+    np.testing.assert_array_equal(w2, w)
+    np.testing.assert_array_equal(q2, q)
+    clear_eigenspace_cache()
+    files[0].write_bytes(b"damaged")  # unreadable: computed again and rewritten
+    np.testing.assert_array_equal(leading_eigenspace(cov, 5)[1], q)
+    assert calls == [1, 1]
+    clear_eigenspace_cache()
+    leading_eigenspace(cov + np.eye(12), 2)  # another covariance: another file
+    assert len(list((tmp_path / "eigenspace").glob("*.npz"))) == 2
+    monkeypatch.setenv("EMOSTATS_CACHE_DIR", "off")
+    clear_eigenspace_cache()
+    leading_eigenspace(cov * 2, 2)
+    assert len(list((tmp_path / "eigenspace").glob("*.npz"))) == 2
+
+
 def test_random_directions_unit_seeded_and_in_eigenspace(rng):
     a = rng.normal(size=(12, 12))
     cov = a @ a.T
