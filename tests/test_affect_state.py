@@ -233,6 +233,32 @@ def test_only_reflect_resets(axes, caps, setup, level, events, targets):
         assert s.values[name] == pytest.approx(v, abs=1e-15)  # however far from the bumps' reach
 
 
+@SETTINGS
+@given(st.floats(1.0, 1e5), st.floats(1.0, 1e5), st.floats(0.0, 1.0),
+       st.lists(st.tuples(st.floats(0.0, 5e3), st.floats(0.0, 0.05)), min_size=1, max_size=20),
+       st.floats(0.0, 1e4), st.floats(0.0, 1.0))
+def test_bumps_superpose_per_component(h1, h2, q, bumps, dt, cut):
+    """Each bump's share decays with its component's half-life from its own time; a drop scales both components."""
+    hf, hs = min(h1, h2), max(h1, h2)
+    s = AffectState({"a": {"half_life_fast_s": hf, "half_life_slow_s": hs, "share_fast": q}}, event_cap=1.0,
+                    window_cap=1.0)  # 20 bumps of at most 0.05: no cap binds
+    times, t = [], 0.0
+    for wait, delta in bumps:
+        s.decay(wait)
+        t += wait
+        times.append(t)
+        assert s.bump("a", delta)["capped_by"] == []
+    s.decay(dt)
+    t += dt
+    fast = math.fsum(q * d * 2.0 ** (-(t - ti) / hf) for ti, (_, d) in zip(times, bumps))
+    slow = math.fsum((d - q * d) * 2.0 ** (-(t - ti) / hs) for ti, (_, d) in zip(times, bumps))
+    assert s.components()["a"] == pytest.approx((fast, slow), rel=1e-9, abs=1e-15)
+    value = s.values["a"]
+    applied = s.bump("a", -cut * value)["applied"]
+    keep = (value + applied) / value if value else 1.0
+    assert s.components()["a"] == pytest.approx((fast * keep, slow * keep), rel=1e-9, abs=1e-15)
+
+
 def test_the_drop_cap_holds_and_reflect_alone_resets():
     s = AffectState(_axes_one_half_life(1e9), event_cap=0.2, window_cap=0.3, window_seconds=3600)
     s.reflect({"a": 0.9}, source="consolidation")
