@@ -101,7 +101,8 @@ def replay_ledger(cls, ledger: Iterable[Mapping[str, Any]] | str):
             raise EmostatsError(f"replay: ledger entry {i} ({event}): {err}") from None
         if not _same(json.loads(state._lines[-1]), e):
             raise EmostatsError(f"replay: ledger entry {i} ({event} at t={e.get('time')}) does not replay: the "
-                                f"recorded entry differs from the recomputed one (edited or from another platform)")
+                                f"recorded entry differs from the recomputed one (edited, removed or reordered entries, "
+                                f"or another platform)")
     return state
 
 
@@ -173,7 +174,7 @@ class LedgerMixin:
         >>> s = AffectState({"joy": {"half_life_fast_s": 60, "half_life_slow_s": 600, "share_fast": 0.5}})
         >>> s.decay(5)
         >>> s.ledger_jsonl(start=1)
-        '{"time":5.0,"event":"decay","before":{"joy":0.0},"after":{"joy":0.0},"source":"clock","dt":5.0}\\n'
+        '{"seq":1,"time":5.0,"event":"decay","before":{"joy":0.0},"after":{"joy":0.0},"source":"clock","dt":5.0}\\n'
         """
         if isinstance(start, bool) or not isinstance(start, int) or not 0 <= start <= len(self._lines):
             raise ArgumentError(f"ledger_jsonl: start must be an entry number in 0..{len(self._lines)}, got {start!r}")

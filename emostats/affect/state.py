@@ -37,8 +37,8 @@ Events
 - :meth:`~AffectState.decay` advances the clock.
 
 Every change is appended to the provenance ledger (one JSON object per line:
-``time``, ``event``, ``before``, ``after``, ``source`` and the event's
-arguments); the first entry (``init``) holds the whole configuration, so
+``seq`` (0, 1, ...), ``time``, ``event``, ``before``, ``after``, ``source`` and
+the event's arguments); the first entry (``init``) holds the whole configuration, so
 :meth:`AffectState.replay` rebuilds the state from the ledger alone, bit for
 bit (on one platform: ``2 ** x`` comes from the C library), and refuses a
 ledger whose recorded values it does not reproduce.
@@ -282,7 +282,7 @@ class AffectState(_ledger.LedgerMixin):
         self._comp[name] = [fast, min(max(value - fast, 0.0), 1.0 - fast)]
 
     def _log(self, entry: dict[str, Any]) -> dict[str, Any]:
-        line = _dumps(entry)
+        line = _dumps({"seq": len(self._lines), **entry})  # seq: a removed or reordered entry does not replay
         self._lines.append(line)
         return json.loads(line)
 
