@@ -321,6 +321,9 @@ def test_affect_profile_command_bad_input_is_one_line(small_study, tmp_path, cap
     not_a_study = tmp_path / "x.nc"
     not_a_study.write_text("hello")
     _cli_error(capsys, ["affect-profile", not_a_study, "-o", out])
+    assert "does not exist" in _cli_error(capsys, ["affect-profile", small_study, "-o", tmp_path / "no" / "p.json"])
+    assert "is a folder" in _cli_error(capsys, ["affect-profile", small_study, "-o", tmp_path, "--force"])
+    assert "also an input" in _cli_error(capsys, ["affect-profile", small_study, "-o", small_study, "--force"])
     assert not out.exists()
 
 
