@@ -4,9 +4,10 @@ Layout of the moments, valid pairs, shifts and the merge: :mod:`emostats._kernel
 
 Speed
 -----
-The profile transposes one segment and a block of probes at a time into
-float64 and computes every lagged cross-product with a register-blocked loop
-(eight lags per sweep); the sums of ``x[t]`` and their squares come from prefix
+The profile copies one segment and a block of 16 probes at a time into a
+float64 buffer of 16 lanes and computes every lagged cross-product with a
+register tile of 4 first tokens x 8 lags vectorised over the lanes
+(:func:`_xcorr_lanes`); the sums of ``x[t]`` and their squares come from prefix
 sums, those of ``x[t + L]`` from suffix sums (so that, without ``first_stop``,
 none is a difference). A (segment, probe) with a non-finite value is redone on
 a masked path. The NumPy layer splits the work over probes (it is bound by
@@ -18,58 +19,68 @@ import numba
 import numpy as np
 
 from ._config import JIT
-from .moments import BLOCK, SHIFT_SAMPLE, _max_segment, finite, shift_of, shifts
+from .moments import SHIFT_SAMPLE, _max_segment, finite, shift_of, shifts
+
+
+#: probes per lane block of the profile kernel (the width of its vectorised loop)
+LANES = 16
 
 
 @numba.njit(**JIT)
-def _xcorr(d, n, f, max_lag, out):
-    """out[L] = sum over t < min(n - L, f) of d[t] d[t + L], for L = 0..min(max_lag, n - 1).
+def _xcorr_lanes(d, m0, L0, out):
+    """``out[16 (L0 + k) + q]`` = sum over t < m0 of d[t, q] d[t + L0 + k, q], for k = 0..7 and 16 lanes q.
 
-    Eight lags share each sweep over ``t`` so that ``d[t]`` is loaded once per
-    eight multiply-adds (the loop is bound by loads, not arithmetic).
+    ``d`` is a flat (rows, 16) float64 buffer: lane q holds one probe of the segment, zero
+    beyond its last token (so lag L0 + k needs no bound of its own: its pairs past the
+    segment multiply a zero). A register tile of 4 first tokens x 8 lags loads 4 + 11 rows
+    for 32 multiply-adds per lane, and the loop over the lanes vectorises (unsigned indices:
+    no negative-index wraparound, which kept LLVM from vectorising). Compared with eight
+    lags per sweep over one contiguous probe (unaligned loads of ``d[t + L]``, one per
+    multiply-add): 0.30 against 0.50 CPU-s for 200k tokens x 171 probes, lags 0..200.
     """
-    top = min(max_lag, n - 1)
-    L0 = 0
-    while L0 + 7 <= top:
-        m = min(n - L0 - 7, f)
-        s0 = 0.0
-        s1 = 0.0
-        s2 = 0.0
-        s3 = 0.0
-        s4 = 0.0
-        s5 = 0.0
-        s6 = 0.0
-        s7 = 0.0
-        for t in range(m):
-            a = d[t]
-            s0 += a * d[t + L0]
-            s1 += a * d[t + L0 + 1]
-            s2 += a * d[t + L0 + 2]
-            s3 += a * d[t + L0 + 3]
-            s4 += a * d[t + L0 + 4]
-            s5 += a * d[t + L0 + 5]
-            s6 += a * d[t + L0 + 6]
-            s7 += a * d[t + L0 + 7]
-        out[L0] = s0
-        out[L0 + 1] = s1
-        out[L0 + 2] = s2
-        out[L0 + 3] = s3
-        out[L0 + 4] = s4
-        out[L0 + 5] = s5
-        out[L0 + 6] = s6
-        out[L0 + 7] = s7
-        for k in range(8):  # the last few first tokens of the shorter lags
-            L = L0 + k
-            s = 0.0
-            for t in range(m, min(n - L, f)):
-                s += d[t] * d[t + L]
-            out[L] += s
-        L0 += 8
-    for L in range(L0, top + 1):
-        s = 0.0
-        for t in range(min(n - L, f)):
-            s += d[t] * d[t + L]
-        out[L] = s
+    UW = np.uint64(16)
+    ob = np.uint64(16 * L0)
+    for i in range(np.uint64(128)):
+        out[ob + i] = 0.0
+    t = 0
+    while t + 4 <= m0:
+        ia = np.uint64(16 * t)
+        ib = np.uint64(16 * (t + L0))
+        for q in range(UW):
+            qa = ia + q
+            qb = ib + q
+            a0 = d[qa + np.uint64(0)]
+            a1 = d[qa + np.uint64(16)]
+            a2 = d[qa + np.uint64(32)]
+            a3 = d[qa + np.uint64(48)]
+            b0 = d[qb + np.uint64(0)]
+            b1 = d[qb + np.uint64(16)]
+            b2 = d[qb + np.uint64(32)]
+            b3 = d[qb + np.uint64(48)]
+            b4 = d[qb + np.uint64(64)]
+            b5 = d[qb + np.uint64(80)]
+            b6 = d[qb + np.uint64(96)]
+            b7 = d[qb + np.uint64(112)]
+            b8 = d[qb + np.uint64(128)]
+            b9 = d[qb + np.uint64(144)]
+            b10 = d[qb + np.uint64(160)]
+            out[ob + np.uint64(0) + q] += a0 * b0 + a1 * b1 + a2 * b2 + a3 * b3
+            out[ob + np.uint64(16) + q] += a0 * b1 + a1 * b2 + a2 * b3 + a3 * b4
+            out[ob + np.uint64(32) + q] += a0 * b2 + a1 * b3 + a2 * b4 + a3 * b5
+            out[ob + np.uint64(48) + q] += a0 * b3 + a1 * b4 + a2 * b5 + a3 * b6
+            out[ob + np.uint64(64) + q] += a0 * b4 + a1 * b5 + a2 * b6 + a3 * b7
+            out[ob + np.uint64(80) + q] += a0 * b5 + a1 * b6 + a2 * b7 + a3 * b8
+            out[ob + np.uint64(96) + q] += a0 * b6 + a1 * b7 + a2 * b8 + a3 * b9
+            out[ob + np.uint64(112) + q] += a0 * b7 + a1 * b8 + a2 * b9 + a3 * b10
+        t += 4
+    while t < m0:
+        ia = np.uint64(16 * t)
+        for k in range(8):
+            ib = np.uint64(16 * (t + L0 + k))
+            ko = ob + np.uint64(16 * k)
+            for q in range(UW):
+                out[ko + q] += d[ia + q] * d[ib + q]
+        t += 1
 
 
 @numba.njit(**JIT)
@@ -165,13 +176,15 @@ def profile_range(x, offsets, group, max_lag, first_stop, ref, acc, s0, s1, p0, 
     """
     nl = max_lag + 1
     longest = _max_segment(offsets)
-    B = min(BLOCK, max(p1 - p0, 1))
-    d = np.empty((B, longest))
-    c1 = np.empty(longest + 1)
-    c2 = np.empty(longest + 1)
-    e1 = np.empty(longest + 1)
-    e2 = np.empty(longest + 1)
-    xc = np.empty(nl)
+    B = LANES
+    d = np.zeros((longest + 16) * B)  # lanes of the current (segment, probe block); rows past the segment stay 0
+    xl = np.empty((nl + 8) * B)
+    # prefix (c) and suffix (e) sums of the lanes and of their squares, lane-interleaved like d
+    c1 = np.empty((longest + 1) * B)
+    c2 = np.empty((longest + 1) * B)
+    e1 = np.empty((longest + 1) * B)
+    e2 = np.empty((longest + 1) * B)
+    UB = np.uint64(B)
     h = np.empty(B)
     dz = np.empty(longest)
     mk = np.empty(longest)
@@ -193,38 +206,51 @@ def profile_range(x, offsets, group, max_lag, first_stop, ref, acc, s0, s1, p0, 
         for q0 in range(p0, p1, B):
             nb = min(B, p1 - q0)
             shifts(x, a, a + n, q0, q0 + nb, h, buf)
+            # unsigned indices below: no negative-index wraparound, so the loops over lanes vectorise
             for t in range(n):
                 xr = x[a + t, q0:q0 + nb]  # a row view vectorises; x[a + t, q0 + j] does not
-                for j in range(nb):
-                    d[j, t] = np.float64(xr[j]) - h[j]
+                r = np.uint64(B * t)
+                for j in range(np.uint64(nb)):
+                    d[r + j] = np.float64(xr[j]) - h[j]
+                for j in range(np.uint64(nb), UB):
+                    d[r + j] = 0.0
+            for i in range(np.uint64(B * n), np.uint64(B * (n + 16))):
+                d[i] = 0.0
+            for L0 in range(0, top + 1, 8):
+                _xcorr_lanes(d, min(n - L0, f), L0, xl)
+            # prefix sums for the x side, suffix sums for the y side: with no first_stop neither
+            # is a difference, so a spike at a segment's first or last token cancels no digits
+            for j in range(UB):
+                c1[j] = 0.0
+                c2[j] = 0.0
+                e1[np.uint64(B * n) + j] = 0.0
+                e2[np.uint64(B * n) + j] = 0.0
+            for t in range(n):
+                r = np.uint64(B * t)
+                for j in range(UB):
+                    v = d[r + j]
+                    c1[r + UB + j] = c1[r + j] + v
+                    c2[r + UB + j] = c2[r + j] + v * v
+            for t in range(n - 1, -1, -1):
+                r = np.uint64(B * t)
+                for j in range(UB):
+                    v = d[r + j]
+                    e1[r + j] = e1[r + UB + j] + v
+                    e2[r + j] = e2[r + UB + j] + v * v
             for j in range(nb):
                 p = q0 + j
-                row = d[j]
-                # prefix sums for the x side, suffix sums for the y side: with no first_stop neither
-                # is a difference, so a spike at a segment's first or last token cancels no digits
-                c1[0] = 0.0
-                c2[0] = 0.0
-                for t in range(n):
-                    c1[t + 1] = c1[t] + row[t]
-                    c2[t + 1] = c2[t] + row[t] * row[t]
-                e1[n] = 0.0
-                e2[n] = 0.0
-                for t in range(n - 1, -1, -1):
-                    e1[t] = e1[t + 1] + row[t]
-                    e2[t] = e2[t + 1] + row[t] * row[t]
-                if not finite(c2[n]):
+                if not finite(c2[B * n + j]):
                     hp = _masked_profile(x, a, n, f, p, max_lag, dz, mk, M, SX, SY, SXX, SYY, SXY)
                     _merge_lags(acc, g, p, hp - ref[p], M, SX, SY, SXX, SYY, SXY)
                     continue
-                _xcorr(row, n, f, max_lag, xc)
                 for L in range(top + 1):
                     m = min(n - L, f)
                     M[L] = m
-                    SX[L] = c1[m]
-                    SY[L] = e1[L] - e1[m + L]
-                    SXX[L] = c2[m]
-                    SYY[L] = e2[L] - e2[m + L]
-                    SXY[L] = xc[L]
+                    SX[L] = c1[B * m + j]
+                    SY[L] = e1[B * L + j] - e1[B * (m + L) + j]
+                    SXX[L] = c2[B * m + j]
+                    SYY[L] = e2[B * L + j] - e2[B * (m + L) + j]
+                    SXY[L] = xl[B * L + j]
                 for L in range(top + 1, nl):
                     M[L] = 0.0
                     SX[L] = 0.0
