@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import EmostatsError
 
 __all__ = ["single_threaded_blas", "merge_weighted", "r_from", "within_from_segments", "merge_within", "within_r",
-           "merge_matrices", "merge_variances"]
+           "merge_matrices", "merge_variances", "PackedMerge"]
 
 
 def single_threaded_blas():
@@ -188,3 +188,63 @@ def merge_variances(n, mean, m2, W):
         mu = A / N[:, None]
     S = W @ m2 + W @ (n[:, None] * d * d) - N[:, None] * mu * mu
     return N, ref + mu, S
+
+
+class PackedMerge:
+    """Several per-group cross-product matrices merged for many weight rows in one product.
+
+    Each entry is ``(n (G,), mean_x (G, P), mean_y (G, P), C (G, P, P))``, centred
+    sums about the group means, as for :func:`merge_matrices`. The term
+    ``K_g = C_g + n_g dx_g dy_g'`` (deviations from the all-group means) is
+    formed once; a replicate is then ``W K - N m_x m_y'``, the arithmetic of
+    :func:`merge_matrices`. The results are only used in quadratic forms, so
+    each is symmetrised and kept as its upper triangle: one product of
+    ``W`` with (G, about 2 P^2) numbers gives every matrix of a block.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> n, m = np.array([4.0, 6.0]), rng.normal(size=(2, 3))
+    >>> C = np.stack([a @ a.T for a in rng.normal(size=(2, 3, 3))])
+    >>> W = np.array([[1.0, 2.0], [0.0, 2.0]])
+    >>> _, (got,) = PackedMerge([(n, m, m, C)]).merge(W)
+    >>> bool(np.allclose(got, merge_matrices(n, m, m, C, W)[3]))
+    True
+    """
+
+    def __init__(self, entries):
+        self.P = entries[0][3].shape[1]
+        self.iu = np.triu_indices(self.P)
+        cols, self.spans = [], []
+        for n, mx, my, C in entries:
+            n = np.asarray(n, dtype=np.float64)
+            tot = n.sum()
+            with np.errstate(invalid="ignore", divide="ignore"):  # no valid token at all: every entry NaN
+                ref_x, ref_y = (n[:, None] * mx).sum(0) / tot, (n[:, None] * my).sum(0) / tot
+            dx, dy = mx - ref_x, my - ref_y
+            K = np.asarray(C, dtype=np.float64) + n[:, None, None] * dx[:, :, None] * dy[:, None, :]
+            K = (K + K.transpose(0, 2, 1)) / 2
+            start = sum(c.shape[1] for c in cols)
+            cols += [n[:, None], n[:, None] * dx, n[:, None] * dy, K[:, self.iu[0], self.iu[1]]]
+            self.spans.append((start, ref_x, ref_y))
+        self.Z = np.concatenate(cols, axis=1)
+
+    def merge(self, W):
+        """``(N (R, n_entries), [C (R, P, P) symmetric centred sums per entry])`` for weight rows ``W`` (R, G)."""
+        W = np.atleast_2d(np.asarray(W, dtype=np.float64))
+        S = W @ self.Z
+        P, T = self.P, self.iu[0].size
+        Ns, out = [], []
+        for start, _, _ in self.spans:
+            N = S[:, start]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mx = S[:, start + 1:start + 1 + P] / N[:, None]
+                my = S[:, start + 1 + P:start + 1 + 2 * P] / N[:, None]
+            M = np.empty((W.shape[0], P, P))
+            M[:, self.iu[0], self.iu[1]] = S[:, start + 1 + 2 * P:start + 1 + 2 * P + T]
+            M[:, self.iu[1], self.iu[0]] = M[:, self.iu[0], self.iu[1]]
+            outer = mx[:, :, None] * my[:, None, :]
+            M -= N[:, None, None] * (outer + outer.transpose(0, 2, 1)) / 2
+            Ns.append(N)
+            out.append(M)
+        return np.stack(Ns, axis=1), out

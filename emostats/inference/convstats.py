@@ -23,7 +23,7 @@ import xarray as xr
 from .._lagstats import lag_moments
 from ..errors import EmostatsError, MissingGroupError
 from ..segments import segments_of
-from ._merge import merge_weighted, within_from_segments
+from ._merge import merge_weighted, single_threaded_blas, within_from_segments
 
 __all__ = ["ProbeStats", "HiddenStats", "FiringStats", "probe_stats", "hidden_stats", "firing_stats",
            "conversation_index", "CONV_GROUP"]
@@ -121,17 +121,23 @@ def probe_stats(probe_act, lag, matrices=True, threads=None):
     out = ProbeStats(lag=int(lag), names=names, conversations=labels, moments=M, within=Wn,
                      n_segments=np.bincount(seg_conv, minlength=G))
     if matrices:
-        _matrices(out, x, offsets, seg_conv, int(lag))
+        _matrices(out, x, offsets, seg_conv, int(lag), threads)
     return out
 
 
-def _centred(a):
-    m = a.mean(axis=0)
-    d = a - m
-    return m, d
+def _matrices(out, x, offsets, seg_conv, lag, threads=None):
+    """Per-conversation token and lag-pair matrices, conversations on ``threads`` threads (same bits for any count).
 
+    Everything is centred on the conversation's token mean ``m`` first (``D = x - m``,
+    float64). The token matrix is ``D'D``; the pair matrices follow from it:
+    ``Cxx = D'D - (sum over the valid tokens that start no pair) - n dmx dmx'``
+    with ``dmx`` the mean of ``D`` over the pairs' first tokens, ``Cyy`` alike
+    with the tokens that end no pair, ``Cxy = D_x' D_y - n dmx dmy'``. The two
+    symmetric corrections cover the turns' last (first) ``lag`` tokens only, so
+    a conversation costs about one token matrix and one cross product.
+    """
+    from .._threads import run_ranges
 
-def _matrices(out, x, offsets, seg_conv, lag):
     G = out.n_groups
     P = x.shape[1]
     tok_conv = np.repeat(seg_conv, np.diff(offsets))
@@ -141,34 +147,49 @@ def _matrices(out, x, offsets, seg_conv, lag):
     pair_ok = ok[first] & ok[first + lag]
     first = first[pair_ok]
     pair_conv = tok_conv[first]
-    arrays = {k: np.zeros((G, P)) for k in ("tok_mean", "pair_mx", "pair_my")}
-    mats = {k: np.zeros((G, P, P)) for k in ("tok_c", "pair_cxx", "pair_cyy", "pair_cxy")}
-    tok_n = np.zeros(G)
-    pair_n = np.zeros(G)
-    bounds = np.searchsorted(tok_conv, np.arange(G + 1)) if np.all(np.diff(tok_conv) >= 0) else None
-    for g in range(G):
-        if bounds is not None:
-            rows = np.arange(bounds[g], bounds[g + 1])
-            rows = rows[ok[rows]]
-        else:
-            rows = np.flatnonzero((tok_conv == g) & ok)
-        if rows.size:
-            a = x[rows].astype(np.float64)
-            tok_n[g] = rows.size
-            arrays["tok_mean"][g], d = _centred(a)
-            mats["tok_c"][g] = d.T @ d
-        f = first[pair_conv == g]
-        if f.size:
-            a = x[f].astype(np.float64)
-            b = x[f + lag].astype(np.float64)
-            pair_n[g] = f.size
-            arrays["pair_mx"][g], da = _centred(a)
-            arrays["pair_my"][g], db = _centred(b)
-            mats["pair_cxx"][g] = da.T @ da
-            mats["pair_cyy"][g] = db.T @ db
-            mats["pair_cxy"][g] = da.T @ db
-    out.tok_n, out.pair_n = tok_n, pair_n
-    for k, v in {**arrays, **mats}.items():
+    res = {k: np.zeros((G, P)) for k in ("tok_mean", "pair_mx", "pair_my")}
+    res.update({k: np.zeros((G, P, P)) for k in ("tok_c", "pair_cxx", "pair_cyy", "pair_cxy")})
+    res["tok_n"], res["pair_n"] = np.zeros(G), np.zeros(G)
+    sorted_ = bool(np.all(np.diff(tok_conv) >= 0))
+    tb = np.searchsorted(tok_conv, np.arange(G + 1)) if sorted_ else None
+    pb = np.searchsorted(pair_conv, np.arange(G + 1)) if sorted_ else None
+
+    def one(g):
+        rows = np.arange(tb[g], tb[g + 1]) if sorted_ else np.flatnonzero(tok_conv == g)
+        rows = rows[ok[rows]]
+        if not rows.size:
+            return
+        a = x[rows].astype(np.float64)
+        m = a.mean(axis=0)
+        D = a - m
+        res["tok_n"][g] = rows.size
+        res["tok_mean"][g] = m
+        res["tok_c"][g] = D.T @ D
+        f = first[pb[g]:pb[g + 1]] if sorted_ else first[pair_conv == g]
+        if not f.size:
+            return
+        pos = np.full(x.shape[0], -1, dtype=np.int64)  # token -> its row in D (within this conversation)
+        pos[rows] = np.arange(rows.size)
+        fx, fy = pos[f], pos[f + lag]
+        Dx, Dy = D[fx], D[fy]
+        dmx, dmy = Dx.mean(axis=0), Dy.mean(axis=0)
+        n = f.size
+        res["pair_n"][g] = n
+        res["pair_mx"][g], res["pair_my"][g] = m + dmx, m + dmy
+        for key, used, dm in (("pair_cxx", fx, dmx), ("pair_cyy", fy, dmy)):
+            rest = np.ones(rows.size, dtype=bool)
+            rest[used] = False
+            E = D[rest]
+            res[key][g] = res["tok_c"][g] - E.T @ E - n * np.outer(dm, dm)
+        res["pair_cxy"][g] = Dx.T @ Dy - n * np.outer(dmx, dmy)
+
+    def kernel(i0, i1):
+        for g in range(i0, i1):
+            one(g)
+
+    with single_threaded_blas():  # one BLAS thread per conversation worker
+        run_ranges(kernel, G, threads, (), work=int(x.size))
+    for k, v in res.items():
         setattr(out, k, v)
 
 

@@ -19,9 +19,10 @@ said in the results. See ``docs/inference.md``.
 
 import numpy as np
 
-from .._nan import nanmean, nanmedian
+from .._nan import nanmean
 from ..errors import EmostatsError
-from ._merge import merge_matrices, merge_weighted, merge_within, r_from, within_r
+from ._merge import PackedMerge, merge_matrices, merge_weighted, merge_within, r_from, within_r
+from ._rank import _STAT, DEGENERATE_RTOL, _nearest, rowwise_spearman
 
 __all__ = ["Headlines", "STATISTICS", "rowwise_spearman"]
 
@@ -46,84 +47,6 @@ STATISTICS = {
     "self_rating_residual": ("Spearman of self rating with residual firing persistence", 0.0),
     "text_rating_residual": ("Spearman of text rating with residual firing persistence", 0.0),
 }
-
-#: a PC with eigenvalue at most this times the largest carries only rounding noise (as emotion_pcs)
-DEGENERATE_RTOL = 1e-10
-
-
-def _nearest(variance, candidate_variance, n, threads=None):
-    """Indices (T, n) of the ``n`` candidates nearest in variance, nearest first, ties to the lower index.
-
-    The rule of :func:`emostats.nullmodels.nearest_by_variance` (whose kernel
-    is tested against it), vectorised over targets for the many small calls of
-    the replicates: the ``n`` nearest lie within ``n`` places of a target's
-    insertion point in the sorted candidates. NaN candidates never match; NaN
-    targets get ``-1``.
-    """
-    variance = np.asarray(variance, dtype=np.float64)
-    cand = np.asarray(candidate_variance, dtype=np.float64)
-    pool = np.flatnonzero(np.isfinite(cand))
-    if pool.size < n:
-        raise EmostatsError(f"variance matching: {pool.size} usable candidates for n={n} matches")
-    order = pool[np.argsort(cand[pool], kind="stable")]
-    sv = cand[order]
-    ins = np.searchsorted(sv, np.nan_to_num(variance), side="left")
-    pos = ins[:, None] + np.arange(-n - 1, n + 1)[None, :]  # one beyond the n nearest each side
-    inside = (pos >= 0) & (pos < sv.size)
-    posc = np.clip(pos, 0, sv.size - 1)
-    idx = order[posc]
-    dist = np.where(inside, np.abs(sv[posc] - variance[:, None]), np.inf)
-    by_index = np.argsort(np.where(inside, idx, np.iinfo(np.int64).max), axis=1, kind="stable")
-    idx = np.take_along_axis(idx, by_index, 1)
-    dist = np.take_along_axis(dist, by_index, 1)
-    by_dist = np.argsort(dist, axis=1, kind="stable")[:, :n]
-    out = np.take_along_axis(idx, by_dist, 1)
-    # a tie at the n-th distance may reach past the window: redo those targets with the exact kernel
-    dn = np.take_along_axis(dist, by_dist[:, -1:], 1)[:, 0]
-    edge = np.minimum(np.where(inside[:, 0], np.abs(sv[posc[:, 0]] - variance), np.inf),
-                      np.where(inside[:, -1], np.abs(sv[posc[:, -1]] - variance), np.inf))
-    redo = np.flatnonzero(np.isfinite(variance) & (edge <= dn))
-    if redo.size:
-        from ..nullmodels import nearest_by_variance
-
-        out[redo] = nearest_by_variance(variance[redo], cand, n=n, threads=1)
-    out[~np.isfinite(variance)] = -1
-    return out
-
-
-def rowwise_spearman(X, y):
-    """Spearman rho of each row of ``X`` (R, F) with ``y`` (F,), pairs with a NaN dropped per row.
-
-    Examples
-    --------
-    >>> from scipy.stats import spearmanr
-    >>> X = np.array([[1.0, 2.0, 3.0, 4.0], [4.0, 1.0, np.nan, 2.0]])
-    >>> y = np.array([1.0, 3.0, 2.0, 2.0])
-    >>> bool(np.isclose(rowwise_spearman(X, y)[0], spearmanr(X[0], y)[0]))
-    True
-    >>> bool(np.isclose(rowwise_spearman(X, y)[1], spearmanr([4, 1, 2], [1, 3, 2])[0]))
-    True
-    """
-    from scipy.stats import rankdata
-
-    X = np.atleast_2d(np.asarray(X, dtype=np.float64))
-    y = np.asarray(y, dtype=np.float64)
-    ok = np.isfinite(X) & np.isfinite(y)[None, :]
-    out = np.full(X.shape[0], np.nan)
-    uniform = (ok == ok[:1]).all() if X.shape[0] else True
-    rows = [np.arange(X.shape[0])] if uniform else [np.array([i]) for i in range(X.shape[0])]
-    for sel in rows:
-        mask = ok[sel[0]]
-        if mask.sum() < 3:
-            continue
-        rx = rankdata(X[np.ix_(sel, np.flatnonzero(mask))], axis=1)
-        ry = rankdata(y[mask])
-        rx = rx - rx.mean(axis=1, keepdims=True)
-        ry = ry - ry.mean()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[sel] = (rx @ ry) / np.sqrt((rx * rx).sum(axis=1) * (ry @ ry))
-    return out
-
 
 class Headlines:
     """Headline numbers as functions of conversation weights.
@@ -164,6 +87,7 @@ class Headlines:
         self.firing = firing
         self.sae = sae
         self.missing = {}
+        self._packed = None
         full = np.ones((1, probes.n_groups))
         self._pool_var = None
         if probes.tok_n is not None:
@@ -176,7 +100,7 @@ class Headlines:
         self._pc_norm2 = None
         if probe_vectors is not None and moments_cov is not None and self._pool_var is not None:
             V = np.asarray(probe_vectors, dtype=np.float64)
-            vsv = np.einsum("ph,hg,pg->p", V, np.asarray(moments_cov, dtype=np.float64), V)
+            vsv = ((V @ np.asarray(moments_cov, dtype=np.float64)) * V).sum(axis=1)
             with np.errstate(invalid="ignore", divide="ignore"):
                 self.scale = np.sqrt(self._pool_var / vsv)  # probe_act_i = scale_i * v_i . h
             self.pc_vectors = V
@@ -270,40 +194,52 @@ class Headlines:
         return out
 
     def _pcs(self, W, ratio, cand_r, cand_ve):
-        """PC rank Spearman per replicate (NaN without matrices, vectors, /moments or candidates)."""
+        """PC rank Spearman per replicate (NaN without matrices, vectors, /moments or candidates).
+
+        The block's four probe matrices come from one product (:class:`PackedMerge`), its PCAs from one
+        batched eigendecomposition, and the PCs' quadratic forms from one batched product.
+        """
+        R = W.shape[0]
+        if self.ps.tok_n is None or self.pc_vectors is None or self._pc_norm2 is None or cand_r is None:
+            return np.full(R, np.nan)
+        r_all, ve_all = self.pc_values(W, ratio)
+        res = self._match(r_all, ve_all, cand_r, cand_ve)
+        return rowwise_spearman(res, np.arange(1, r_all.shape[1] + 1, dtype=np.float64))
+
+    def pc_values(self, W, ratio):
+        """Lag r and variance explained (R, P) of each replicate's PCs, by decreasing eigenvalue (NaN: degenerate)."""
         ps = self.ps
         R = W.shape[0]
-        if ps.tok_n is None or self.pc_vectors is None or self._pc_norm2 is None or cand_r is None:
-            return np.full(R, np.nan)
-        N, _, _, C = merge_matrices(ps.tok_n, ps.tok_mean, ps.tok_mean, ps.tok_c, W)
-        C = C / N[:, None, None]
-        _, mx, my, Cxx = merge_matrices(ps.pair_n, ps.pair_mx, ps.pair_mx, ps.pair_cxx, W)
-        _, _, _, Cyy = merge_matrices(ps.pair_n, ps.pair_my, ps.pair_my, ps.pair_cyy, W)
-        _, _, _, Cxy = merge_matrices(ps.pair_n, ps.pair_mx, ps.pair_my, ps.pair_cxy, W)
+        if self._packed is None:
+            self._packed = PackedMerge([(ps.tok_n, ps.tok_mean, ps.tok_mean, ps.tok_c),
+                                        (ps.pair_n, ps.pair_mx, ps.pair_mx, ps.pair_cxx),
+                                        (ps.pair_n, ps.pair_my, ps.pair_my, ps.pair_cyy),
+                                        (ps.pair_n, ps.pair_mx, ps.pair_my, ps.pair_cxy)])
+        N, (C, Cxx, Cyy, Cxy) = self._packed.merge(W)
+        C /= N[:, 0, None, None]
         P = C.shape[1]
         with np.errstate(divide="ignore"):  # a constant probe has scale 0: its PCs are NaN, not an error
             inv_s = 1.0 / self.scale
-        rank = np.arange(1, P + 1, dtype=np.float64)
         r_all = np.full((R, P), np.nan)
         ve_all = np.full((R, P), np.nan)
-        for i in range(R):
-            if not np.isfinite(C[i]).all():  # a probe without valid tokens in this replicate: no PCs
-                continue
-            w, L = np.linalg.eigh((C[i] + C[i].T) / 2)
-            order = np.argsort(-w, kind="stable")
-            w, L = w[order], L[:, order]
-            deg = w <= DEGENERATE_RTOL * max(float(w.max()), 0.0)
+        ok = np.flatnonzero(np.isfinite(C).all(axis=(1, 2)))  # a probe without valid tokens: no PCs
+        if ok.size:
+            w, L = np.linalg.eigh(C[ok])
+            order = np.argsort(-w, axis=1, kind="stable")
+            w = np.take_along_axis(w, order, 1)
+            L = np.take_along_axis(L, order[:, None, :], 2)
+            deg = w <= DEGENERATE_RTOL * np.maximum(w.max(axis=1, keepdims=True), 0.0)
+            # u' Sigma u = L' D^-1 cov(probe_act) D^-1 L (probe_act_i = s_i p_i . h); |u_j|^2 = L_j' (V V') L_j
+            # with u_j = sum_i L_ij p_i, emotion_pcs's PC direction
+            Cs = C[ok] * inv_s[None, :, None] * inv_s[None, None, :]
+            G = np.broadcast_to(self._pc_norm2, Cs.shape)
+            A = np.concatenate([Cxy[ok], Cxx[ok], Cyy[ok], Cs, G], axis=1)  # (n, 5 P, P)
+            q = np.einsum("jkim,jim->jkm", np.matmul(A, L).reshape(ok.size, 5, P, P), L)
             with np.errstate(invalid="ignore", divide="ignore"):
-                num = _quad(L, Cxy[i])
-                den = np.sqrt(_quad(L, Cxx[i])) * np.sqrt(_quad(L, Cyy[i]))
-                r = np.where(deg | ~(den > 0), np.nan, num / den)
-                Ls = L * inv_s[:, None]  # u' Sigma u = L' D^-1 cov(probe_act) D^-1 L, probe_act_i = s_i p_i . h
-                usu = _quad(Ls, C[i])
-                # |u_j|^2 = L_j' (V V') L_j with u_j = sum_i L_ij p_i (emotion_pcs's PC direction)
-                ve = np.where(deg, np.nan, usu / (_quad(L, self._pc_norm2) * self._pool_trace) * ratio[i])
-            r_all[i], ve_all[i] = r, ve
-        res = self._match(r_all, ve_all, cand_r, cand_ve)
-        return rowwise_spearman(res, rank)
+                den = np.sqrt(q[:, 1]) * np.sqrt(q[:, 2])
+                r_all[ok] = np.where(deg | ~(den > 0), np.nan, q[:, 0] / den)
+                ve_all[ok] = np.where(deg, np.nan, q[:, 3] / (q[:, 4] * self._pool_trace) * ratio[ok, None])
+        return r_all, ve_all
 
     def _sae_setup(self):
         self.sae_matched = None
@@ -416,22 +352,6 @@ class Headlines:
         out["pc_spearman"] = self._pcs(W, ratio, cand_r, cand_ve)
         out.update(self._sae(W))
         return out
-
-
-def _median(x, axis):
-    return nanmedian(x, axis=axis) if np.isnan(x).any() else np.median(x, axis=axis)
-
-
-def _mean(x, axis):
-    return nanmean(x, axis=axis) if np.isnan(x).any() else np.mean(x, axis=axis)
-
-
-_STAT = {"median": _median, "mean": _mean}
-
-
-def _quad(L, A):
-    """diag(L' A L) by two matrix products."""
-    return (L * (A @ L)).sum(axis=0)
 
 
 def _diag_var(ps, W):

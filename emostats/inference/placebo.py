@@ -34,16 +34,18 @@ import numpy as np
 import xarray as xr
 
 from .. import defaults
+from .._nan import nanmean
 from ..errors import EmostatsError, MissingGroupError
 from ._merge import single_threaded_blas
+from ._rank import _STAT, DEGENERATE_RTOL, _nearest, rowwise_spearman
 from ._resample import placebo_rank
-from .headlines import _STAT, _nearest, _quad, rowwise_spearman
 
 __all__ = ["placebo_nulls", "placebo_probe_sets", "set_statistics", "KINDS"]
 
 #: kinds of placebo probe sets (the summary reports isotropic for the PC-rank row, rotated for means)
 KINDS = ("isotropic", "shaped", "rotated")
-DEGENERATE_RTOL = 1e-10
+#: memory for one batch of placebo sets' lag products (sets per batch follow from it; the draws do not)
+BLOCK_BYTES = 256e6
 
 
 def _lag_index(mom, lag):
@@ -55,7 +57,8 @@ def _lag_index(mom, lag):
 
 def _frame(vectors_e):
     """(C, r): the probe set in the eigenbasis as ``C F'`` with F an orthonormal frame of its span (rank r)."""
-    u, s, vt = np.linalg.svd(np.asarray(vectors_e, dtype=np.float64), full_matrices=False)
+    with single_threaded_blas():
+        u, s, vt = np.linalg.svd(np.asarray(vectors_e, dtype=np.float64), full_matrices=False)
     r = int((s > s.max() * 1e-12).sum()) if s.size else 0
     return u[:, :r] * s[:r], r
 
@@ -68,16 +71,16 @@ def _draw_sets(kind, n_draws, norms, w, rng, frame=None):
     ``Sigma^(1/2) g`` are ``sqrt(w) * g`` there. A rotated set is ``C F'``
     with ``F`` a uniformly random orthonormal r-frame (Q of the QR of a
     Gaussian matrix, signs fixed): ``V R`` for a Haar rotation R has that law,
-    at H r^2 per draw instead of H^3.
+    at H r^2 per draw instead of H^3. Every kind draws its Gaussians in one
+    call per block, the same stream as one call per draw.
     """
     if kind == "rotated":
         C, r = frame
-        out = np.empty((n_draws, C.shape[0], w.size))
+        g = rng.standard_normal((n_draws, w.size, r))
         with single_threaded_blas():  # a threaded QR of a tall matrix is ~60x slower on shared cores
-            for i in range(n_draws):
-                q, t = np.linalg.qr(rng.standard_normal((w.size, r)))
-                out[i] = C @ (q * np.sign(np.diag(t))).T
-        return out
+            q, t = np.linalg.qr(g)
+        q *= np.sign(np.diagonal(t, axis1=1, axis2=2))[:, None, :]
+        return C @ q.transpose(0, 2, 1)
     g = rng.standard_normal((n_draws, norms.size, w.size))
     if kind == "shaped":
         g *= np.sqrt(np.clip(w, 0, None))
@@ -86,15 +89,32 @@ def _draw_sets(kind, n_draws, norms, w, rng, frame=None):
 
 
 class _Prepared:
-    """``/moments`` in the eigenbasis of Sigma: eigenvalues, eigenvectors, lag matrices (float32), trace."""
+    """``/moments`` at one lag in the eigenbasis of Sigma.
 
-    def __init__(self, mom, lag):
+    ``w`` (eigenvalues), ``U`` (eigenvectors), ``stack`` the three lag
+    matrices ``U' C U`` side by side (hidden, 3 hidden) in ``dtype``, and the
+    trace. This is the setup of the placebo step: one eigendecomposition and
+    three basis changes (four products of hidden^3), done once for every kind
+    and draw, in ``dtype`` (float32 by default: half the time of float64).
+    """
+
+    def __init__(self, mom, lag, dtype=np.float32):
         li = _lag_index(mom, lag)
+        self.dtype = np.dtype(dtype)
         cov = np.asarray(mom["cov"].values, dtype=np.float64)
-        self.w, self.U = np.linalg.eigh((cov + cov.T) / 2)
-        self.lag_mats = [np.ascontiguousarray((self.U.T @ np.asarray(mom[k].values[li], dtype=np.float64)
-                                               @ self.U).astype(np.float32)) for k in ("lag_cxx", "lag_cyy", "lag_cxy")]
         self.trace = float(np.trace(cov))
+        self.w, self.U = np.linalg.eigh((cov + cov.T) / 2)  # threaded: large products
+        del cov
+        H = self.w.size
+        U = self.U.astype(self.dtype, copy=False)
+        self.stack = np.empty((H, 3 * H), dtype=self.dtype)
+        for k, name in enumerate(("lag_cxx", "lag_cyy", "lag_cxy")):
+            M = np.asarray(mom[name].values[li], dtype=self.dtype)
+            np.matmul(U.T, M @ U, out=self.stack[:, k * H:(k + 1) * H])
+
+    def block(self, n_probes, budget=BLOCK_BYTES):
+        """Sets per batch: their lag products (P x 3 hidden each) within ``budget`` bytes."""
+        return max(1, int(budget // (n_probes * self.stack.shape[1] * self.dtype.itemsize)))
 
 
 def set_statistics(prep, V, candidates, n_match=defaults.N_MATCHED, match_stat=defaults.MATCH_STAT):
@@ -105,50 +125,62 @@ def set_statistics(prep, V, candidates, n_match=defaults.N_MATCHED, match_stat=d
     candidates, and the Spearman of PC rank with PC residual, each as
     :func:`emostats.lag_persistence`, :func:`emostats.variance_matched` and
     :func:`emostats.emotion_pcs` give them from those activations.
+
+    Every set of the batch at once: one product of all their vectors with the
+    stacked lag matrices (n_sets P x hidden by hidden x 3 hidden), one batched
+    product per set for the P x P matrices ``V M V'`` (in ``prep.dtype``),
+    ``V Sigma V'`` and ``V V'`` (float64), batched eigendecompositions and
+    one variance matching of all targets (float64).
     """
     V = np.asarray(V, dtype=np.float64)
-    nb, P, _ = V.shape
+    nb, P, H = V.shape
+    dt = prep.dtype
     norms2 = (V * V).sum(axis=2)
     cr, cve = (np.asarray(a, dtype=np.float64) for a in candidates)
     stat = _STAT[match_stat]
-    out = {k: np.full(nb, np.nan) for k in ("probe_persistence", "residual_mean", "residual_positive",
-                                            "pc_spearman", "mean_variance_explained")}
-    rank = np.arange(1, P + 1, dtype=np.float64)
-    V32 = V.astype(np.float32)
-    flat = V32.reshape(nb * P, -1)
-    Cxx, Cyy, Cxy = ((flat @ M).reshape(nb, P, -1) @ V32.transpose(0, 2, 1) for M in prep.lag_mats)
+    Vd = V.astype(dt)
+    Vt = Vd.transpose(0, 2, 1)
+    B = (Vd.reshape(nb * P, H) @ prep.stack).reshape(nb, 3 * P, H)  # row 3 i + k: v_i' M_k
     with single_threaded_blas():
-        S = (V * prep.w) @ V.transpose(0, 2, 1)
-        Gm = V @ V.transpose(0, 2, 1)
-        for j in range(nb):
-            dS = np.diagonal(S[j])
-            dx, dy, dxy = (np.diagonal(A[j]).astype(np.float64) for A in (Cxx, Cyy, Cxy))
-            with np.errstate(invalid="ignore", divide="ignore"):
-                r = dxy / (np.sqrt(dx) * np.sqrt(dy))
-            ve = dS / (norms2[j] * prep.trace)
-            out["probe_persistence"][j] = np.nanmean(r)
-            out["mean_variance_explained"][j] = ve.mean()
-            idx = _nearest(ve, cve, n_match)
-            res = r - stat(cr[idx], axis=1)
-            out["residual_mean"][j] = np.nanmean(res)
-            out["residual_positive"][j] = float((res > 0).sum())
-            ev, L = np.linalg.eigh((S[j] + S[j].T) / 2)
-            order = np.argsort(-ev, kind="stable")
-            ev, L = ev[order], L[:, order]
-            deg = ev <= DEGENERATE_RTOL * max(float(ev.max()), 0.0)
-            cxy, cxx, cyy = (A[j].astype(np.float64) for A in (Cxy, Cxx, Cyy))
-            with np.errstate(invalid="ignore", divide="ignore"):
-                pr = _quad(L, cxy) / (np.sqrt(_quad(L, cxx)) * np.sqrt(_quad(L, cyy)))
-                pve = np.where(deg, np.nan, ev / (_quad(L, Gm[j]) * prep.trace))  # |sum_i L_ij v_i|^2 = L'VV'L
-            pr = np.where(deg, np.nan, pr)
-            idx = _nearest(pve, cve, n_match)
-            pres = np.where(idx[:, 0] >= 0, pr - stat(cr[np.maximum(idx, 0)], axis=1), np.nan)
-            out["pc_spearman"][j] = rowwise_spearman(pres[None, :], rank)[0]
-    return out
+        # A[j, i, k, :] = v_i' M_k V_j'; S = V Sigma V' (Sigma is diagonal here) and Gm = V V' in one product
+        A = np.matmul(B, Vt).reshape(nb, P, 3, P).astype(np.float64)
+        del B
+        # float64: the small eigenvalues of V Sigma V' (probes that share directions) need its digits
+        SG = np.matmul(np.concatenate([V * prep.w, V], axis=1), V.transpose(0, 2, 1))
+        S, Gm = (SG[:, :P] + SG[:, :P].transpose(0, 2, 1)) / 2, SG[:, P:]
+        dS = np.diagonal(S, axis1=1, axis2=2)
+        dx, dy, dxy = (np.diagonal(A[:, :, k], axis1=1, axis2=2) for k in range(3))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = dxy / (np.sqrt(dx) * np.sqrt(dy))
+        ve = dS / (norms2 * prep.trace)
+        res = _matched(r, ve, cr, cve, n_match, stat)
+        ev, L = np.linalg.eigh(S)
+        order = np.argsort(-ev, axis=1, kind="stable")
+        ev = np.take_along_axis(ev, order, 1)
+        L = np.take_along_axis(L, order[:, None, :], 2)
+        deg = ev <= DEGENERATE_RTOL * np.maximum(ev.max(axis=1, keepdims=True), 0.0)
+        # diag(L' A_k L) for the three lag matrices and V V' (|u_j|^2 of the PC direction u_j = sum_i L_ij v_i)
+        q = np.einsum("jikm,jim->jkm", np.matmul(A.reshape(nb, 3 * P, P), L).reshape(nb, P, 3, P), L)
+        qg = np.einsum("jim,jim->jm", Gm @ L, L)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pr = q[:, 2] / (np.sqrt(q[:, 0]) * np.sqrt(q[:, 1]))
+        pve = np.where(deg, np.nan, ev / (qg * prep.trace))
+    pr = np.where(deg, np.nan, pr)
+    pres = _matched(pr, pve, cr, cve, n_match, stat)
+    rank = np.arange(1, P + 1, dtype=np.float64)
+    return {"probe_persistence": nanmean(r, axis=1), "residual_mean": nanmean(res, axis=1),
+            "residual_positive": (res > 0).sum(axis=1).astype(np.float64),
+            "pc_spearman": rowwise_spearman(pres, rank), "mean_variance_explained": ve.mean(axis=1)}
+
+
+def _matched(values, ve, cr, cve, n_match, stat):
+    """Residual (n_sets, T) of each target over its ``n_match`` nearest candidates (one matching of all)."""
+    idx = _nearest(ve.ravel(), cve, n_match).reshape(ve.shape + (n_match,))
+    return np.where(idx[..., 0] >= 0, values - stat(cr[np.maximum(idx, 0)], axis=-1), np.nan)
 
 
 def placebo_probe_sets(mom, lag, n_probes_norms, candidates, *, kind="isotropic", n_draws=200, seed=0,
-                       n_match=defaults.N_MATCHED, match_stat=defaults.MATCH_STAT, block=16, vectors=None,
+                       n_match=defaults.N_MATCHED, match_stat=defaults.MATCH_STAT, block=None, vectors=None,
                        prepared=None):
     """Headline numbers of ``n_draws`` placebo probe sets: dict name -> (n_draws,).
 
@@ -161,6 +193,9 @@ def placebo_probe_sets(mom, lag, n_probes_norms, candidates, *, kind="isotropic"
     candidates : (r, variance_explained)
         The variance-matching population (as for the study's probes).
     kind : {"isotropic", "shaped", "rotated"}
+    block : int, optional
+        Sets per batch (default: as many as fit ``BLOCK_BYTES``);
+        the draws do not depend on it.
     vectors : array (P, hidden), optional
         The probe vectors (needed by ``rotated``).
     prepared : optional
@@ -176,8 +211,20 @@ def placebo_probe_sets(mom, lag, n_probes_norms, candidates, *, kind="isotropic"
     -----
     Everything is computed in the eigenbasis of ``Sigma`` (one decomposition):
     there ``V Sigma V'`` costs P^2 hidden per draw, and the three lag
-    matrices ``V C V'`` are products in float32 (relative error ~1e-6 on r,
-    far below the spread of the placebo draws) -- the cost that dominates.
+    matrices ``V C V'`` cost 3 P hidden^2, the floor for dense moments, as one
+    product of all the batch's sets, in float32 (relative error ~1e-6 on r,
+    far below the spread of the placebo draws).
+
+    Examples
+    --------
+    >>> import emostats as es
+    >>> study = es.open_study(es.example_study())
+    >>> mom = study["moments"].to_dataset()
+    >>> cand = (np.linspace(0, 0.5, 60), np.linspace(0, 0.01, 60))
+    >>> out = placebo_probe_sets(mom, 100, np.ones(10), cand, n_draws=3, seed=1, n_match=5)
+    >>> out["probe_persistence"].shape
+    (3,)
+    >>> study.close()
     """
     if kind not in KINDS:
         raise EmostatsError(f"placebo kind must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -187,6 +234,7 @@ def placebo_probe_sets(mom, lag, n_probes_norms, candidates, *, kind="isotropic"
     norms = np.asarray(n_probes_norms, dtype=np.float64)
     frame = _frame(np.asarray(vectors, dtype=np.float64) @ prep.U) if kind == "rotated" else None
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), KINDS.index(kind)]))
+    block = prep.block(norms.size) if block is None else int(block)
     parts = []
     for d0 in range(0, n_draws, block):
         nb = min(block, n_draws - d0)
@@ -195,16 +243,25 @@ def placebo_probe_sets(mom, lag, n_probes_norms, candidates, *, kind="isotropic"
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def _random_span_fractions(decoders, dim, n_draws, rng, block=8):
-    """(n_draws, F) subspace fraction of each decoder in random spans of dimension ``dim``."""
+def _random_span_fractions(decoders, dim, n_draws, rng, block=None):
+    """(n_draws, F) subspace fraction of each decoder in random spans of dimension ``dim``.
+
+    A span is the Q of the QR of a Gaussian (hidden, dim) matrix; a block of
+    spans is drawn in one call (the stream of one call per draw), its QRs are
+    batched and the decoders meet all its frames in one product.
+    """
     D = np.asarray(decoders, dtype=np.float64)
     norms = np.linalg.norm(D, axis=1)
-    H = D.shape[1]
-    out = np.empty((n_draws, D.shape[0]))
-    for i in range(n_draws):
-        Q, _ = np.linalg.qr(rng.standard_normal((H, dim)))
+    F, H = D.shape
+    out = np.empty((n_draws, F))
+    block = max(1, int(BLOCK_BYTES // (8 * H * max(dim, 1) + 8 * F * max(dim, 1)))) if block is None else int(block)
+    for d0 in range(0, n_draws, block):
+        nb = min(block, n_draws - d0)
+        with single_threaded_blas():  # as in _draw_sets
+            Q, _ = np.linalg.qr(rng.standard_normal((nb, H, dim)))
+        DQ = D @ Q.transpose(1, 0, 2).reshape(H, nb * dim)  # (F, nb dim)
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[i] = np.linalg.norm(D @ Q, axis=1) / norms
+            out[d0:d0 + nb] = (np.sqrt((DQ.reshape(F, nb, dim) ** 2).sum(axis=2)) / norms[:, None]).T
     return out
 
 
@@ -285,9 +342,9 @@ def placebo_nulls(study, lag=defaults.LAG, n_draws=200, seed=defaults.SEED, *, c
     feats = study["features"].to_dataset(inherit=False) if "features" in study.children else None
     if feats is not None and "decoder" in feats:
         rng = np.random.default_rng(np.random.SeedSequence([derive_seed(seed, "placebo"), 7]))
-        dim = int(np.linalg.matrix_rank(np.asarray(probes["vector"].values, dtype=np.float64)))
         with single_threaded_blas():
-            frac = _random_span_fractions(feats["decoder"].values, dim, int(n_draws), rng)
+            dim = int(np.linalg.matrix_rank(pvec))
+        frac = _random_span_fractions(feats["decoder"].values, dim, int(n_draws), rng)
         span = {"mean_subspace_fraction": frac.mean(axis=1)}
         if sae_matched is not None and "residual" in sae_matched:
             span["sae_spearman"] = rowwise_spearman(frac, sae_matched["residual"].values)
