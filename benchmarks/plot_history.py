@@ -29,22 +29,34 @@ def plot(history_dir=track.HISTORY, out=OUT):
 
     panels = [(name, fig) for name, figs in track.COMPARED.items() for fig in figs]
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.2 * len(panels)), sharex=False, squeeze=False)
-    for size, marker in (("full", "o"), ("smoke", "s")):
-        recs = track.history(size, history_dir)
+    sizes = (("full", "o"), ("smoke", "s"))
+    records = {size: track.history(size, history_dir) for size, _ in sizes}
+    # one x position per commit, shared by the sizes (commits in date order), labelled with each size's load
+    keys = {}
+    for recs in records.values():
+        for r in recs:
+            keys[r["sha"]] = min(keys.get(r["sha"], (r.get("date", ""), r.get("measured", ""))),
+                                 (r.get("date", ""), r.get("measured", "")))
+    shas = sorted(keys, key=keys.get)
+    pos = {sha: i for i, sha in enumerate(shas)}
+    loads = {sha: [f"{size[0]} {r['load_before'][0]:.1f}" for size, _ in sizes for r in records[size]
+                   if r["sha"] == sha] for sha in shas}
+    labels = [f"{sha[:7]}\nload {' '.join(loads[sha])}" for sha in shas]
+    for size, marker in sizes:
+        recs = records[size]
         if not recs:
             continue
-        labels = [f"{r['sha'][:7]}\nload {r['load_before'][0]:.1f}" for r in recs]
         for ax, (name, figname) in zip(axes[:, 0], panels):
             xs, ys, es = [], [], []
-            for i, r in enumerate(recs):
+            for r in recs:
                 v = r["figures"].get(name, {}).get(figname)
                 if v is not None:
-                    xs.append(i)
+                    xs.append(pos[r["sha"]])
                     ys.append(v["value"])
                     es.append(v["value"] * v["noise"])
             if xs:
                 ax.errorbar(xs, ys, yerr=es, marker=marker, capsize=3, label=f"{size} size")
-                ax.set_xticks(range(len(recs)), labels, fontsize=7)
+                ax.set_xticks(range(len(shas)), labels, fontsize=7)
             ax.set_title(f"{name}: {figname.replace('_', ' ')}", fontsize=9)
             ax.grid(alpha=0.3)
     for ax in axes[:, 0]:
