@@ -183,6 +183,19 @@ def test_n_features_defaults(rng):
     assert firing_persistence(da, lag=10, n_features=120).sizes["feature"] == 120
 
 
+@pytest.mark.parametrize("bad_row", [0, 3, 499, 500, 997, 999])
+def test_bad_id_found_by_any_piece(rng, small_pieces, bad_row):
+    """On threads each piece checks the rows it reads before counting them: a bad id anywhere raises,
+    naming its token, and a bad id in another piece's rows is never counted (no write outside the arrays)."""
+    index, offsets = random_case(rng, 1000, 4, 50, max_len=300)
+    for value in (50, -2, 10**6):
+        bad = index.copy()
+        bad[bad_row, 1] = value
+        for threads in (1, 2, 3):
+            with pytest.raises(StudyError, match=f"token {bad_row} holds id {value}"):
+                firing_counts(bad, offsets, lag=7, n_features=50, threads=threads)
+
+
 def test_errors():
     da = as_dataarray(np.array([[0, 1], [1, 7]], dtype=np.int32), offsets_from_lengths([2]))
     with pytest.raises(StudyError, match=r"token 1 holds id 7.*\[-1, 5\)"):
