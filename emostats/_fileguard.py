@@ -10,6 +10,11 @@ child dies from a signal or hangs, the file is refused and this process never
 opened it. The child's verdict is remembered per (device, inode, size, mtime),
 so a file is probed once per process.
 
+:func:`cache_root` is the one folder of emostats' caches on disk
+(``$EMOSTATS_CACHE_DIR``, default ``~/.cache/emostats``; ``off`` turns them
+off); :func:`remembered` / :func:`remember` keep the passing verdict of a
+costly check of a file's content there, keyed by a hash of that content.
+
 :func:`evict` removes every handle that xarray's file cache still holds for a
 path after a failed open (a handle left there is finalised later, at a random
 moment, and has crashed HDF5).
@@ -26,7 +31,7 @@ from pathlib import Path
 
 from .errors import StudyError
 
-__all__ = ["check_study_file", "start_probes", "evict", "PROBE_TIMEOUT"]
+__all__ = ["check_study_file", "start_probes", "evict", "PROBE_TIMEOUT", "cache_root", "remembered", "remember"]
 
 _HDF5 = b"\x89HDF\r\n\x1a\n"
 _NETCDF3 = (b"CDF\x01", b"CDF\x02", b"CDF\x05")
@@ -223,3 +228,37 @@ def evict(path):
                 if handle is not None:
                     with contextlib.suppress(Exception):
                         handle.close()
+
+
+def cache_root():
+    """The folder of emostats' on-disk caches, or None when ``EMOSTATS_CACHE_DIR`` is ``off`` (or empty).
+
+    Examples
+    --------
+    >>> root = cache_root()
+    >>> root is None or root.name in ("emostats", Path(os.environ.get("EMOSTATS_CACHE_DIR", "emostats")).name)
+    True
+    """
+    root = os.environ.get("EMOSTATS_CACHE_DIR")
+    if root is not None and root.strip().lower() in ("off", "0", "no", "none", ""):
+        return None
+    if root is None:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        root = os.path.join(base, "emostats")
+    return Path(root)
+
+
+def remembered(kind, key):
+    """Whether the check ``kind`` passed before on the content hashed to ``key`` (see :func:`remember`)."""
+    root = cache_root()
+    return root is not None and (root / kind / key).is_file()
+
+
+def remember(kind, key):
+    """Record that the check ``kind`` passed on the content hashed to ``key`` (skipped if it cannot be written)."""
+    root = cache_root()
+    if root is None:
+        return
+    with contextlib.suppress(OSError):
+        (root / kind).mkdir(parents=True, exist_ok=True)
+        (root / kind / key).touch()

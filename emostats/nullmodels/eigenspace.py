@@ -41,11 +41,11 @@ for every k.
 
 import hashlib
 import os
-from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
+from .._fileguard import cache_root
 from ..defaults import N_K
 from ..errors import ArgumentError, EmostatsError
 
@@ -149,13 +149,8 @@ def eigenspace_cache_dir():
     >>> folder is None or folder.name == "eigenspace"
     True
     """
-    root = os.environ.get("EMOSTATS_CACHE_DIR")
-    if root is not None and root.strip().lower() in ("off", "0", "no", "none", ""):
-        return None
-    if root is None:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        root = os.path.join(base, "emostats")
-    return Path(root) / "eigenspace"
+    root = cache_root()
+    return None if root is None else root / "eigenspace"
 
 
 def _disk_path(key, h):
