@@ -50,3 +50,22 @@ def test_profile_first_stop_splits_exactly(case):
     tail_offsets = np.concatenate(([0], offsets[offsets > cut] - cut))
     tail = _lagstats.profile_moments(x[cut:], tail_offsets, 30)
     np.testing.assert_allclose(_lagstats.merge_moments(head, tail), whole, rtol=1e-10, atol=1e-9)
+
+
+def test_profile_rows_kernel_for_long_segments(monkeypatch):
+    """A segment longer than LANE_TOKENS takes the rows kernel (a quarter of the buffers): same twin, same bits
+    for any thread split."""
+    from emostats._kernels.profile import LANE_TOKENS
+
+    rng = np.random.default_rng(5)
+    n = LANE_TOKENS + 3000
+    x = (rng.standard_normal((n, 19)).cumsum(axis=0) * 0.01 + 1e3).astype(np.float32)
+    x[17, 4] = np.nan
+    offsets = np.array([0, 1000, LANE_TOKENS + 2000, n], dtype=np.int64)
+    with np.errstate(invalid="ignore"):
+        r, _, _ = _lagstats.lag_correlation_profile(x, offsets, 6)
+        twin, _, _ = naive.profile_r(x, offsets, 6)
+    np.testing.assert_allclose(r, twin, rtol=1e-10, atol=1e-12)
+    monkeypatch.setattr(_threads, "SERIAL_WORK", 0)
+    one = _lagstats.profile_moments(x, offsets, 6, threads=1)
+    np.testing.assert_array_equal(_lagstats.profile_moments(x, offsets, 6, threads=3), one)

@@ -106,6 +106,42 @@ def merge_arrays(a, b):
                        b[g, 3, l, p], b[g, 4, l, p], b[g, 5, l, p])
 
 
+@numba.njit(**JIT)
+def _merge_lags(acc, g, p, h, M, SX, SY, SXX, SYY, SXY):
+    """Merge per-lag raw sums about ``h`` into ``acc[g, :, p, :]`` (lag-last layout), branch-free.
+
+    A lag with no pairs (``M = 0``) leaves ``acc`` unchanged; an empty ``acc``
+    (n = 0) takes the new moments as they are: the same Chan et al. update as
+    :func:`_merge`, written so that the loop over lags vectorises.
+    """
+    A0 = acc[g, 0, p]
+    A1 = acc[g, 1, p]
+    A2 = acc[g, 2, p]
+    A3 = acc[g, 3, p]
+    A4 = acc[g, 4, p]
+    A5 = acc[g, 5, p]
+    for L in range(M.shape[0]):
+        m = M[L]
+        inv = 1.0 / max(m, 1.0)
+        ax = SX[L] * inv
+        ay = SY[L] * inv
+        cxx = SXX[L] - SX[L] * ax
+        cyy = SYY[L] - SY[L] * ay
+        cxy = SXY[L] - SX[L] * ay
+        na = A0[L]
+        nn = na + m
+        fb = m / max(nn, 1.0)
+        fc = na * fb
+        dx = (h + ax) - A1[L]
+        dy = (h + ay) - A2[L]
+        A0[L] = nn
+        A1[L] += dx * fb
+        A2[L] += dy * fb
+        A3[L] += cxx + dx * dx * fc
+        A4[L] += cyy + dy * dy * fc
+        A5[L] += cxy + dx * dy * fc
+
+
 #: values sampled per (segment, series) to choose the shift
 SHIFT_SAMPLE = 15
 
