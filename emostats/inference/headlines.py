@@ -231,10 +231,11 @@ class Headlines:
             deg = w <= DEGENERATE_RTOL * np.maximum(w.max(axis=1, keepdims=True), 0.0)
             # u' Sigma u = L' D^-1 cov(probe_act) D^-1 L (probe_act_i = s_i p_i . h); |u_j|^2 = L_j' (V V') L_j
             # with u_j = sum_i L_ij p_i, emotion_pcs's PC direction
-            Cs = C[ok] * inv_s[None, :, None] * inv_s[None, None, :]
-            G = np.broadcast_to(self._pc_norm2, Cs.shape)
-            A = np.concatenate([Cxy[ok], Cxx[ok], Cyy[ok], Cs, G], axis=1)  # (n, 5 P, P)
-            q = np.einsum("jkim,jim->jkm", np.matmul(A, L).reshape(ok.size, 5, P, P), L)
+            with np.errstate(invalid="ignore", over="ignore"):  # inf scale (constant probe): NaN, dropped below
+                Cs = C[ok] * inv_s[None, :, None] * inv_s[None, None, :]
+                G = np.broadcast_to(self._pc_norm2, Cs.shape)
+                A = np.concatenate([Cxy[ok], Cxx[ok], Cyy[ok], Cs, G], axis=1)  # (n, 5 P, P)
+                q = np.einsum("jkim,jim->jkm", np.matmul(A, L).reshape(ok.size, 5, P, P), L)
             with np.errstate(invalid="ignore", divide="ignore"):
                 den = np.sqrt(q[:, 1]) * np.sqrt(q[:, 2])
                 r_all[ok] = np.where(deg | ~(den > 0), np.nan, q[:, 0] / den)

@@ -148,7 +148,8 @@ def _scores_persistence(probe_act, mean, loadings, lag, threads):
 
     def chunk(block, span):
         scores = np.asarray(block, dtype=np.float64) - mean
-        scores = scores @ loadings  # one BLAS matmul per block
+        with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf tokens give NaN scores, masked by the kernel
+            scores = scores @ loadings  # one BLAS matmul per block
         return lag_moments(scores, span.offsets, lag, first_stop=span.own, threads=1 if dask_input else threads)
 
     n = probe_act.sizes["token"]
