@@ -242,7 +242,7 @@ def test_permission_denied_is_one_line(tmp_path, monkeypatch):
 BIG_STUDY = textwrap.dedent("""
     import sys, numpy as np, xarray as xr
     import emostats as es
-    n, p, seg = 200_000, 64, 10_000
+    n, p, seg = 400_000, 64, 10_000
     act = np.random.default_rng(0).standard_normal((n, p), dtype=np.float32)
     ds = xr.Dataset({"probe_act": (("token", "probe"), act)},
                     coords={"conversation": ("token", (np.arange(n) // seg).astype(np.int32)),
@@ -294,7 +294,8 @@ def _stop(proc, signum, group):
 ])
 def test_signal_inside_a_kernel(big_study, tmp_path, signum, cpu, group):
     # The moments are CPU seconds of the command (imports and opening take about 2 s, the kernel about
-    # 6 more on one thread), so they fall at the same point of the work however busy the machine is.
+    # 8 more on one thread: 400k tokens since the lane-blocked profile kernel), so they fall at the same
+    # point of the work however busy the machine is.
     out = tmp_path / "r.nc"
     proc = subprocess.Popen([sys.executable, "-m", "emostats", "run", str(big_study), "-o", str(out), *KERNEL_RUN],
                             cwd=ROOT, stderr=subprocess.PIPE, text=True, start_new_session=True,
