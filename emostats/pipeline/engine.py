@@ -12,7 +12,9 @@ seconds of every thread of the process, the figure a loaded machine distorts lea
 
 The same study and seed give the same results, bit for bit (timings and the
 creation time aside), whichever preset ran a step: every random step draws from
-``derive_seed(seed, step)`` and the kernels give the same bits for any thread count.
+``derive_seed(seed, step)`` and the Numba kernels give the same bits for any thread count.
+Steps that use BLAS (PCA, moment products) inherit OpenBLAS's dependence on its own thread
+count: on machines with different core counts those differ in the last bits (about 1e-13).
 """
 
 import datetime
