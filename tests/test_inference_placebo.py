@@ -139,3 +139,13 @@ def test_random_span_fractions_equal_one_span_at_a_time():
         Q, _ = np.linalg.qr(rng.standard_normal((H, 6)))
         np.testing.assert_allclose(got[i], np.linalg.norm(D @ Q, axis=1) / np.linalg.norm(D, axis=1),
                                    rtol=1e-12, atol=0)
+
+
+def test_basis_change_by_panels_equals_the_full_products():
+    mom = _moments(10)
+    prep = P._Prepared(mom, LAG, dtype=np.float64, panel=7)  # 30 = 4 panels of 7 and one of 2
+    U = prep.U
+    np.testing.assert_allclose(U.T @ mom["cov"].values @ U, np.diag(prep.w), atol=1e-12)
+    for k, name in enumerate(("lag_cxx", "lag_cyy", "lag_cxy")):
+        M = mom[name].values[0]
+        np.testing.assert_allclose(prep.stack[:, k * H:(k + 1) * H], U.T @ ((M + M.T) / 2) @ U, atol=1e-12)

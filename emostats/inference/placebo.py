@@ -93,24 +93,42 @@ class _Prepared:
 
     ``w`` (eigenvalues), ``U`` (eigenvectors), ``stack`` the three lag
     matrices ``U' C U`` side by side (hidden, 3 hidden) in ``dtype``, and the
-    trace. This is the setup of the placebo step: one eigendecomposition and
-    three basis changes (four products of hidden^3), done once for every kind
-    and draw, in ``dtype`` (float32 by default: half the time of float64).
+    trace. This is the setup of the placebo step, done once for every kind
+    and draw:
+
+    - the eigendecomposition, from :func:`emostats.nullmodels.leading_eigenspace`:
+      stored in ``/moments``, or cached (in the process and on disk) from an
+      earlier call on the same covariance, else computed once and cached;
+    - three basis changes: ``C U`` for the three matrices in one product
+      (3 hidden^3), then ``U' (C U)`` by blocks of its upper triangle
+      (hidden^3 each, half of a full product). Only quadratic forms of the lag
+      matrices are used, so ``Cxy`` enters as its symmetric part and every
+      matrix is symmetric. In ``dtype`` (float32 by default: half the time of
+      float64).
     """
 
-    def __init__(self, mom, lag, dtype=np.float32):
+    def __init__(self, mom, lag, dtype=np.float32, panel=1024):
+        from ..nullmodels import leading_eigenspace
+
         li = _lag_index(mom, lag)
         self.dtype = np.dtype(dtype)
-        cov = np.asarray(mom["cov"].values, dtype=np.float64)
-        self.trace = float(np.trace(cov))
-        self.w, self.U = np.linalg.eigh((cov + cov.T) / 2)  # threaded: large products
-        del cov
-        H = self.w.size
+        H = mom.sizes["hidden"]
+        self.trace = float(np.trace(np.asarray(mom["cov"].values, dtype=np.float64)))
+        self.w, self.U = leading_eigenspace(mom, H)
         U = self.U.astype(self.dtype, copy=False)
-        self.stack = np.empty((H, 3 * H), dtype=self.dtype)
-        for k, name in enumerate(("lag_cxx", "lag_cyy", "lag_cxy")):
+        mats = []
+        for name in ("lag_cxx", "lag_cyy", "lag_cxy"):
             M = np.asarray(mom[name].values[li], dtype=self.dtype)
-            np.matmul(U.T, M @ U, out=self.stack[:, k * H:(k + 1) * H])
+            mats.append((M + M.T) / 2 if name == "lag_cxy" else M)
+        X = (np.concatenate(mats, axis=0) @ U).reshape(3, H, H)  # C_k U, one product
+        del mats
+        self.stack = np.empty((H, 3 * H), dtype=self.dtype)
+        for k in range(3):
+            E = self.stack[:, k * H:(k + 1) * H]
+            for c0 in range(0, H, panel):  # the upper triangle, a panel of columns at a time, mirrored
+                c1 = min(H, c0 + panel)
+                E[:c1, c0:c1] = U[:, :c1].T @ X[k][:, c0:c1]
+                E[c0:c1, :c0] = E[:c0, c0:c1].T
 
     def block(self, n_probes, budget=BLOCK_BYTES):
         """Sets per batch: their lag products (P x 3 hidden each) within ``budget`` bytes."""
