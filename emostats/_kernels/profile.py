@@ -135,6 +135,29 @@ def _masked_profile(x, a, n, f, p, max_lag, dz, mk, M, SX, SY, SXX, SYY, SXY):
 
 
 @numba.njit(**JIT)
+def _lag_sums(c1, c2, e1, e2, xc, stride, j, n, f, top, nl, M, SX, SY, SXX, SYY, SXY):
+    """The per-lag sums of one (segment, probe) from its prefix sums ``c1``, ``c2`` (x side), suffix
+    sums ``e1``, ``e2`` (y side) and lagged cross-products ``xc``, all read at ``stride * i + j``
+    (lane-interleaved buffers: ``stride`` lanes, lane ``j``; one probe's row: 1, 0); lags past
+    ``top`` (the segment's last) are zero. Both profile kernels finish through this."""
+    for L in range(top + 1):
+        m = min(n - L, f)
+        M[L] = m
+        SX[L] = c1[stride * m + j]
+        SY[L] = e1[stride * L + j] - e1[stride * (m + L) + j]
+        SXX[L] = c2[stride * m + j]
+        SYY[L] = e2[stride * L + j] - e2[stride * (m + L) + j]
+        SXY[L] = xc[stride * L + j]
+    for L in range(top + 1, nl):
+        M[L] = 0.0
+        SX[L] = 0.0
+        SY[L] = 0.0
+        SXX[L] = 0.0
+        SYY[L] = 0.0
+        SXY[L] = 0.0
+
+
+@numba.njit(**JIT)
 def profile_range(x, offsets, group, max_lag, first_stop, ref, acc, s0, s1, p0, p1):
     """Moments for every lag 0..max_lag of segments ``s0:s1`` and probes ``p0:p1`` into ``acc``.
 
@@ -225,21 +248,7 @@ def _profile_lanes(x, offsets, group, max_lag, first_stop, ref, acc, s0, s1, p0,
                     hp = _masked_profile(x, a, n, f, p, max_lag, dz, mk, M, SX, SY, SXX, SYY, SXY)
                     _merge_lags(acc, g, p, hp - ref[p], M, SX, SY, SXX, SYY, SXY)
                     continue
-                for L in range(top + 1):
-                    m = min(n - L, f)
-                    M[L] = m
-                    SX[L] = c1[B * m + j]
-                    SY[L] = e1[B * L + j] - e1[B * (m + L) + j]
-                    SXX[L] = c2[B * m + j]
-                    SYY[L] = e2[B * L + j] - e2[B * (m + L) + j]
-                    SXY[L] = xl[B * L + j]
-                for L in range(top + 1, nl):
-                    M[L] = 0.0
-                    SX[L] = 0.0
-                    SY[L] = 0.0
-                    SXX[L] = 0.0
-                    SYY[L] = 0.0
-                    SXY[L] = 0.0
+                _lag_sums(c1, c2, e1, e2, xl, B, j, n, f, top, nl, M, SX, SY, SXX, SYY, SXY)
                 _merge_lags(acc, g, p, h[j] - ref[p], M, SX, SY, SXX, SYY, SXY)
 
 
@@ -356,19 +365,5 @@ def _profile_rows(x, offsets, group, max_lag, first_stop, ref, acc, s0, s1, p0, 
                     _merge_lags(acc, g, p, hp - ref[p], M, SX, SY, SXX, SYY, SXY)
                     continue
                 _xcorr(row, n, f, max_lag, xc)
-                for L in range(top + 1):
-                    m = min(n - L, f)
-                    M[L] = m
-                    SX[L] = c1[m]
-                    SY[L] = e1[L] - e1[m + L]
-                    SXX[L] = c2[m]
-                    SYY[L] = e2[L] - e2[m + L]
-                    SXY[L] = xc[L]
-                for L in range(top + 1, nl):
-                    M[L] = 0.0
-                    SX[L] = 0.0
-                    SY[L] = 0.0
-                    SXX[L] = 0.0
-                    SYY[L] = 0.0
-                    SXY[L] = 0.0
+                _lag_sums(c1, c2, e1, e2, xc, 1, 0, n, f, top, nl, M, SX, SY, SXX, SYY, SXY)
                 _merge_lags(acc, g, p, h[j] - ref[p], M, SX, SY, SXX, SYY, SXY)
