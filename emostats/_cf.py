@@ -32,7 +32,7 @@ import shlex
 import numpy as np
 import xarray as xr
 
-__all__ = ["CF_VERSION", "cf_label", "portable", "LONG_NAMES"]
+__all__ = ["CF_VERSION", "cf_label", "portable", "portable_command", "LONG_NAMES"]
 
 #: the CF version the files meet (the root attribute ``Conventions``)
 CF_VERSION = "CF-1.8"
@@ -113,7 +113,9 @@ def portable(value):
     return rel if not rel.startswith("..") else os.path.basename(value.rstrip("/"))
 
 
-def _portable_command(command):
+def portable_command(command):
+    """``command`` with every absolute path argument (also ``--opt=/path``) made :func:`portable`;
+    a command that does not split as shell words is returned as it is."""
     try:
         args = shlex.split(command)
     except ValueError:
@@ -146,7 +148,7 @@ def _portable_attrs(attrs):
         if isinstance(out.get(key), str):
             out[key] = ";".join(portable(p) for p in out[key].split(";"))
     if isinstance(out.get("command"), str):
-        out["command"] = _portable_command(out["command"])
+        out["command"] = portable_command(out["command"])
     for key, value in out.items():
         if isinstance(value, str) and "/" in value:
             out[key] = _portable_text(value)

@@ -2,35 +2,17 @@
 
 :func:`round_mantissa` rounds activations and moments to fewer mantissa bits, so
 that zlib compresses them (``--mantissa-bits``, ``--moment-bits``);
-:func:`portable` and :func:`portable_command` make the paths and the command line
+:func:`portable` and :func:`portable_command` (those of :mod:`emostats._cf`, which
+also cleans the attributes of every saved file) make the paths and the command line
 recorded in the study's attributes relative, or bare file names, so a file made on
 one machine names no folder of that machine.
 """
 
 import numpy as np
 
+from emostats._cf import portable, portable_command  # the one rule for paths in any emostats file
+
 __all__ = ["round_mantissa", "portable", "portable_command"]
-
-
-def portable(path):
-    """A path as it may be stored in a shared file: relative to the working folder when below it, else
-    its name (a file made on one machine names no folder of that machine)."""
-    import os
-    path = str(path)
-    if not path or not os.path.isabs(path):
-        return path
-    rel = os.path.relpath(path)
-    return rel if not rel.startswith("..") else os.path.basename(path.rstrip("/"))
-
-
-def portable_command(command):
-    """``command`` with every absolute path argument (also ``--opt=/path``) made :func:`portable`."""
-    import shlex
-    out = []
-    for arg in shlex.split(command):
-        opt, eq, value = arg.partition("=")
-        out.append(f"{opt}={portable(value)}" if eq and opt.startswith("-") else portable(arg))
-    return " ".join(shlex.quote(a) for a in out)
 
 
 def round_mantissa(a, bits):
